@@ -1,0 +1,435 @@
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{ConfigError, ConfigErrors};
+use crate::placement::{self, GroupSpec};
+
+/// Where a region's data may live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Residency {
+    /// A legal pin: no replica, snapshot or log entry of the region's data leaves its nodes.
+    Hard,
+    /// Placed in the region in practice; may borrow nodes from other regions.
+    BestEffort,
+}
+
+impl Residency {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hard => "hard",
+            Self::BestEffort => "best-effort",
+        }
+    }
+}
+
+/// Raft timing and log-compaction settings. Defaults live in [`Default`], in one place.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftTuning {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot once this many entries were applied since the last one.
+    pub snapshot_logs_since_last: u64,
+    /// Entries kept in the log behind the snapshot (lets slightly lagging followers
+    /// catch up from the log rather than by snapshot).
+    pub max_logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            snapshot_logs_since_last: 10_000,
+            max_logs_kept_after_snapshot: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegion {
+    pub name: String,
+    pub residency: Residency,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub id: u64,
+    pub region: String,
+    /// Address other nodes use for Raft traffic and internal forwarding (gRPC).
+    pub raft_addr: String,
+    /// Client HTTP JSON API.
+    pub http_addr: String,
+    /// Client gRPC API.
+    pub grpc_addr: String,
+    /// Relative paths are resolved against the config file's directory.
+    pub data_dir: PathBuf,
+}
+
+/// The config file as written. Turn it into a [`ClusterConfig`] with [`RawConfig::validate`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub cluster_name: String,
+    pub replication_factor: usize,
+    /// 32-byte cluster master key (KEK); mode 0600 or stricter.
+    pub master_key_file: PathBuf,
+    /// Operator bearer token for admin calls; mode 0600 or stricter.
+    pub admin_token_file: PathBuf,
+    /// Home region of tenants that name none; defaults to the first region.
+    #[serde(default)]
+    pub default_region: Option<String>,
+    #[serde(default)]
+    pub raft: RaftTuning,
+    #[serde(default)]
+    pub regions: Vec<RawRegion>,
+    #[serde(default)]
+    pub nodes: Vec<RawNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionConfig {
+    pub name: String,
+    pub residency: Residency,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub region: String,
+    pub raft_addr: String,
+    pub http_addr: String,
+    pub grpc_addr: String,
+    pub data_dir: PathBuf,
+}
+
+/// A validated cluster config. Only [`RawConfig::validate`] constructs one.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub cluster_name: String,
+    pub replication_factor: usize,
+    pub master_key_file: PathBuf,
+    pub admin_token_file: PathBuf,
+    pub default_region: String,
+    pub raft: RaftTuning,
+    pub regions: Vec<RegionConfig>,
+    pub nodes: Vec<NodeConfig>,
+    groups: Vec<GroupSpec>,
+}
+
+impl ClusterConfig {
+    /// Reads, parses and validates a config file. Relative paths in it are resolved
+    /// against the file's directory.
+    ///
+    /// # Errors
+    /// Every problem found, each naming its field.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            path: Some(shown.clone()),
+            errors: vec![ConfigError::new("<file>", format!("cannot read: {e}"))],
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, base).map_err(|mut e| {
+            e.path = Some(shown);
+            e
+        })
+    }
+
+    /// Parses and validates config text; `base` resolves relative paths.
+    ///
+    /// # Errors
+    /// Every problem found, each naming its field.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors {
+            path: None,
+            errors: vec![ConfigError::new(
+                "<toml>",
+                e.to_string().trim_end().replace('\n', " "),
+            )],
+        })?;
+        raw.validate(base)
+    }
+
+    #[must_use]
+    pub fn node(&self, id: u64) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    #[must_use]
+    pub fn region(&self, name: &str) -> Option<&RegionConfig> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// The Raft groups of the cluster: `meta` first, then one per region.
+    #[must_use]
+    pub fn groups(&self) -> &[GroupSpec] {
+        &self.groups
+    }
+
+    #[must_use]
+    pub fn group(&self, id: crate::GroupId) -> Option<&GroupSpec> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    /// The data group that holds a region's data.
+    #[must_use]
+    pub fn region_group(&self, region: &str) -> Option<&GroupSpec> {
+        self.groups
+            .iter()
+            .find(|g| g.region.as_deref() == Some(region))
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn valid_addr(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
+        None => false,
+    }
+}
+
+impl RawConfig {
+    /// Validates the config, resolving relative paths against `base`.
+    ///
+    /// # Errors
+    /// Every problem found, each naming its field.
+    #[allow(clippy::too_many_lines)] // one flat list of rules reads best
+    pub fn validate(self, base: &Path) -> Result<ClusterConfig, ConfigErrors> {
+        let mut errs = Vec::new();
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        if !valid_name(&self.cluster_name) {
+            errs.push(ConfigError::new(
+                "cluster_name",
+                "must be 1-63 characters of a-z, 0-9, '-' or '_'",
+            ));
+        }
+        if self.replication_factor == 0 {
+            errs.push(ConfigError::new("replication_factor", "must be at least 1"));
+        }
+        if self.master_key_file.as_os_str().is_empty() {
+            errs.push(ConfigError::new("master_key_file", "must not be empty"));
+        }
+        if self.admin_token_file.as_os_str().is_empty() {
+            errs.push(ConfigError::new("admin_token_file", "must not be empty"));
+        }
+
+        let t = &self.raft;
+        if t.heartbeat_interval_ms == 0 {
+            errs.push(ConfigError::new(
+                "raft.heartbeat_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        if t.election_timeout_min_ms <= t.heartbeat_interval_ms {
+            errs.push(ConfigError::new(
+                "raft.election_timeout_min_ms",
+                format!(
+                    "must be greater than raft.heartbeat_interval_ms ({})",
+                    t.heartbeat_interval_ms
+                ),
+            ));
+        }
+        if t.election_timeout_max_ms <= t.election_timeout_min_ms {
+            errs.push(ConfigError::new(
+                "raft.election_timeout_max_ms",
+                format!(
+                    "must be greater than raft.election_timeout_min_ms ({})",
+                    t.election_timeout_min_ms
+                ),
+            ));
+        }
+        if t.snapshot_logs_since_last == 0 {
+            errs.push(ConfigError::new(
+                "raft.snapshot_logs_since_last",
+                "must be at least 1",
+            ));
+        }
+
+        if self.regions.is_empty() {
+            errs.push(ConfigError::new("regions", "at least one [[regions]] is required"));
+        }
+        let mut region_index: HashMap<&str, usize> = HashMap::new();
+        for (i, r) in self.regions.iter().enumerate() {
+            if !valid_name(&r.name) {
+                errs.push(ConfigError::new(
+                    format!("regions[{i}].name"),
+                    format!(
+                        "{:?} must be 1-63 characters of a-z, 0-9, '-' or '_'",
+                        r.name
+                    ),
+                ));
+            }
+            if let Some(first) = region_index.insert(&r.name, i) {
+                errs.push(ConfigError::new(
+                    format!("regions[{i}].name"),
+                    format!("duplicate region {:?} (also regions[{first}])", r.name),
+                ));
+            }
+        }
+
+        if self.nodes.is_empty() {
+            errs.push(ConfigError::new("nodes", "at least one [[nodes]] is required"));
+        }
+        let mut ids: HashMap<u64, usize> = HashMap::new();
+        let mut addrs: HashMap<&str, String> = HashMap::new();
+        let mut dirs: HashMap<PathBuf, usize> = HashMap::new();
+        let mut per_region: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.id == 0 {
+                errs.push(ConfigError::new(
+                    format!("nodes[{i}].id"),
+                    "must be at least 1",
+                ));
+            }
+            if let Some(first) = ids.insert(n.id, i) {
+                errs.push(ConfigError::new(
+                    format!("nodes[{i}].id"),
+                    format!("duplicate node id {} (also nodes[{first}])", n.id),
+                ));
+            }
+            if region_index.contains_key(n.region.as_str()) {
+                *per_region.entry(&n.region).or_default() += 1;
+            } else {
+                errs.push(ConfigError::new(
+                    format!("nodes[{i}].region"),
+                    format!("unknown region {:?}: not declared in [[regions]]", n.region),
+                ));
+            }
+            for (field, addr) in [
+                ("raft_addr", &n.raft_addr),
+                ("http_addr", &n.http_addr),
+                ("grpc_addr", &n.grpc_addr),
+            ] {
+                let name = format!("nodes[{i}].{field}");
+                if !valid_addr(addr) {
+                    errs.push(ConfigError::new(
+                        name.clone(),
+                        format!("{addr:?} is not a host:port address"),
+                    ));
+                }
+                if let Some(first) = addrs.insert(addr.as_str(), name.clone()) {
+                    errs.push(ConfigError::new(
+                        name,
+                        format!("duplicate address {addr} (also {first})"),
+                    ));
+                }
+            }
+            if n.data_dir.as_os_str().is_empty() {
+                errs.push(ConfigError::new(
+                    format!("nodes[{i}].data_dir"),
+                    "must not be empty",
+                ));
+            } else if let Some(first) = dirs.insert(resolve(&n.data_dir), i) {
+                errs.push(ConfigError::new(
+                    format!("nodes[{i}].data_dir"),
+                    format!(
+                        "duplicate data_dir {} (also nodes[{first}])",
+                        n.data_dir.display()
+                    ),
+                ));
+            }
+        }
+
+        if self.replication_factor > self.nodes.len() && !self.nodes.is_empty() {
+            errs.push(ConfigError::new(
+                "replication_factor",
+                format!(
+                    "{} is larger than the number of nodes ({})",
+                    self.replication_factor,
+                    self.nodes.len()
+                ),
+            ));
+        }
+        for (i, r) in self.regions.iter().enumerate() {
+            let count = per_region.get(r.name.as_str()).copied().unwrap_or(0);
+            if r.residency == Residency::Hard && count < self.replication_factor {
+                errs.push(ConfigError::new(
+                    format!("regions[{i}]"),
+                    format!(
+                        "region {} is hard-pinned but has {count} node(s); needs {} \
+                         (the replication factor) of its own",
+                        r.name, self.replication_factor
+                    ),
+                ));
+            }
+        }
+
+        let default_region = match &self.default_region {
+            Some(name) if !region_index.contains_key(name.as_str()) => {
+                errs.push(ConfigError::new(
+                    "default_region",
+                    format!("unknown region {name:?}: not declared in [[regions]]"),
+                ));
+                String::new()
+            }
+            Some(name) => name.clone(),
+            None => self
+                .regions
+                .first()
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
+        };
+
+        if !errs.is_empty() {
+            return Err(ConfigErrors {
+                path: None,
+                errors: errs,
+            });
+        }
+
+        let regions: Vec<RegionConfig> = self
+            .regions
+            .into_iter()
+            .map(|r| RegionConfig {
+                name: r.name,
+                residency: r.residency,
+            })
+            .collect();
+        let nodes: Vec<NodeConfig> = self
+            .nodes
+            .into_iter()
+            .map(|n| NodeConfig {
+                data_dir: resolve(&n.data_dir),
+                id: n.id,
+                region: n.region,
+                raft_addr: n.raft_addr,
+                http_addr: n.http_addr,
+                grpc_addr: n.grpc_addr,
+            })
+            .collect();
+        let groups = placement::place(&regions, &nodes, self.replication_factor);
+        Ok(ClusterConfig {
+            cluster_name: self.cluster_name,
+            replication_factor: self.replication_factor,
+            master_key_file: resolve(&self.master_key_file),
+            admin_token_file: resolve(&self.admin_token_file),
+            default_region,
+            raft: self.raft,
+            regions,
+            nodes,
+            groups,
+        })
+    }
+}

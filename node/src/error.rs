@@ -1,0 +1,54 @@
+//! The service layer's errors and their one mapping each to HTTP problem codes.
+
+use cairn_raft::RaftNodeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("missing X-Tenant header")]
+    MissingTenant,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("key not found")]
+    KeyNotFound,
+    #[error("expected revision {expected}, current revision is {current}")]
+    RevisionMismatch { expected: u64, current: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal,
+}
+
+impl ServiceError {
+    /// (HTTP status, stable problem code).
+    #[must_use]
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            Self::Unauthorized => (401, "unauthorized"),
+            Self::InvalidRequest(_) => (400, "invalid_request"),
+            Self::MissingTenant => (400, "missing_tenant"),
+            Self::PayloadTooLarge(_) => (413, "payload_too_large"),
+            Self::KeyNotFound => (404, "key_not_found"),
+            Self::RevisionMismatch { .. } => (412, "revision_mismatch"),
+            Self::Unavailable(_) => (503, "unavailable"),
+            Self::Internal => (500, "internal"),
+        }
+    }
+}
+
+impl From<RaftNodeError> for ServiceError {
+    fn from(e: RaftNodeError) -> Self {
+        match e {
+            RaftNodeError::NoLeader { .. }
+            | RaftNodeError::OutcomeUnknown { .. }
+            | RaftNodeError::ShuttingDown => Self::Unavailable(e.to_string()),
+            RaftNodeError::UnknownGroup(_) | RaftNodeError::Internal(_) => {
+                tracing::error!(error = %e, "raft request failed");
+                Self::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Health, readiness, cluster status and init.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cairn_raft::{GroupStatus, InitError};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{bearer, AppState};
+use crate::error::ServiceError;
+use crate::http::problem::Problem;
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.services.raft().is_ready() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        Problem::new(
+            503,
+            "not_ready",
+            "this node does not know a leader for every group it belongs to",
+        )
+        .into_response()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub region: String,
+    pub cluster: String,
+    pub ready: bool,
+    pub groups: Vec<GroupStatus>,
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<NodeStatus>, ServiceError> {
+    let s = &state.services;
+    s.authorize_admin(bearer(&headers))?;
+    let region = s
+        .config()
+        .node(s.node_id())
+        .map(|n| n.region.clone())
+        .unwrap_or_default();
+    Ok(Json(NodeStatus {
+        id: s.node_id(),
+        region,
+        cluster: s.config().cluster_name.clone(),
+        ready: s.raft().is_ready(),
+        groups: s.raft().status(),
+    }))
+}
+
+pub async fn init(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.services.authorize_admin(bearer(&headers)) {
+        return e.into_response();
+    }
+    match state.services.raft().init_cluster().await {
+        Ok(report) => {
+            let groups: Vec<_> = report
+                .into_iter()
+                .map(|(group, outcome)| json!({"group": group, "outcome": format!("{outcome:?}")}))
+                .collect();
+            (StatusCode::OK, Json(json!({"groups": groups}))).into_response()
+        }
+        Err(e @ InitError::AlreadyInitialized) => {
+            Problem::new(409, "already_initialized", e.to_string()).into_response()
+        }
+        Err(e @ InitError::Unreachable { .. }) => {
+            Problem::new(503, "node_unreachable", e.to_string()).into_response()
+        }
+        Err(e @ InitError::Failed { .. }) => {
+            tracing::error!(error = %e, "cluster init failed");
+            Problem::new(500, "init_failed", e.to_string()).into_response()
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `/v1/kv/{key}`: tenant key-value over HTTP.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::{bearer, AppState};
+use crate::error::ServiceError;
+use crate::http::body::StrictJson;
+use crate::service::KvEntry;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutBody {
+    value: String,
+    #[serde(default)]
+    expected_revision: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteParams {
+    #[serde(default)]
+    expected_revision: Option<u64>,
+}
+
+/// Authorizes the operator and returns the tenant named by `X-Tenant`.
+fn tenant(state: &AppState, headers: &HeaderMap) -> Result<String, ServiceError> {
+    state.services.authorize_admin(bearer(headers))?;
+    let tenant = headers
+        .get("x-tenant")
+        .ok_or(ServiceError::MissingTenant)?
+        .to_str()
+        .map_err(|_| ServiceError::InvalidRequest("X-Tenant is not valid text".to_owned()))?;
+    Ok(tenant.to_owned())
+}
+
+fn key(path: Result<Path<String>, PathRejection>) -> Result<String, ServiceError> {
+    path.map(|Path(k)| k)
+        .map_err(|e| ServiceError::InvalidRequest(format!("invalid key in path: {e}")))
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<StrictJson<PutBody>, ServiceError>,
+) -> Result<Json<KvEntry>, ServiceError> {
+    let tenant = tenant(&state, &headers)?;
+    let key = key(path)?;
+    let StrictJson(body) = body?;
+    let entry = state
+        .services
+        .kv_put(&tenant, &key, body.value, body.expected_revision)
+        .await?;
+    Ok(Json(entry))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<KvEntry>, ServiceError> {
+    let tenant = tenant(&state, &headers)?;
+    let key = key(path)?;
+    Ok(Json(state.services.kv_get(&tenant, &key).await?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<axum::extract::Query<DeleteParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ServiceError> {
+    let tenant = tenant(&state, &headers)?;
+    let key = key(path)?;
+    let params = params
+        .map_err(|e| ServiceError::InvalidRequest(format!("invalid query: {e}")))?
+        .0;
+    state
+        .services
+        .kv_delete(&tenant, &key, params.expected_revision)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,92 @@
+//! `cairn`: run a node, initialise a cluster, show its status, drive a benchmark.
+
+mod cli;
+mod error;
+mod grpc;
+mod http;
+mod server;
+mod service;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Cairn: a clustered, encrypted identity store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node of the cluster.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        id: u64,
+    },
+    /// Initialise a new cluster's Raft groups from the config, exactly once.
+    /// Every node must be running.
+    Init(cli::init::Args),
+    /// Show every node's view of every group, as a table.
+    Status(cli::status::Args),
+    /// Load-test the KV API and print throughput and latency percentiles.
+    Bench(cli::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Cmd::Node { config, id } => {
+                let cfg = cairn_cluster_config::ClusterConfig::load(&config)?;
+                server::run(cfg, id, shutdown_signal()).await
+            }
+            Cmd::Init(args) => cli::init::run(args).await,
+            Cmd::Status(args) => cli::status::run(args).await,
+            Cmd::Bench(args) => cli::bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

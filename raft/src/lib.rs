@@ -1,0 +1,30 @@
+//! Cairn consensus: every Raft group of a node, on openraft 0.9 over the `storage`
+//! engine, with a gRPC peer network shared by all groups.
+//!
+//! Layout:
+//! - [`types`]: the openraft type config, the replicated [`Command`]s and [`Query`]s.
+//! - [`log_store`]: `RaftLogStorage` over [`cairn_storage::GroupLog`].
+//! - [`state_machine`]: `RaftStateMachine` over [`cairn_storage::GroupState`].
+//! - [`network`]: the peer client (one connection per peer, tagged with the group).
+//! - [`server`]: the peer gRPC service that routes messages to the local groups.
+//! - [`node`]: [`RaftNode`], which owns the groups and gives the rest of the node
+//!   leader-transparent writes, linearizable reads, init and status.
+
+pub mod error;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod server;
+pub mod state_machine;
+pub mod status;
+pub mod types;
+
+pub mod proto {
+    #![allow(clippy::all, clippy::pedantic)]
+    tonic::include_proto!("cairn.peer.v1");
+}
+
+pub use error::{InitError, RaftNodeError};
+pub use node::RaftNode;
+pub use status::{GroupStatus, PeerProgress};
+pub use types::{Command, CommandResult, Query, QueryResult, TypeConfig};

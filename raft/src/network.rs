@@ -1,0 +1,245 @@
+//! The peer network, client side: one lazily connected HTTP/2 channel per peer,
+//! shared by every group (each message carries its group id). openraft gets a
+//! [`RaftNetworkFactory`] per group that hands out connections over those channels.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cairn_storage::codec;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::proto::peer_client::PeerClient;
+use crate::proto::GroupMessage;
+use crate::types::{Node, NodeId, TypeConfig};
+
+/// Which peer RPC to call.
+#[derive(Debug, Clone, Copy)]
+pub enum Rpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+    Forward,
+    Query,
+    ReadIndex,
+    InitGroup,
+    GroupState,
+}
+
+/// Why a peer call failed at the transport level.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerCallError {
+    /// Certainly not delivered: no such peer, or the connection could not be made.
+    #[error("peer {node} not reachable: {detail}")]
+    NotSent { node: NodeId, detail: String },
+    /// Maybe delivered: the call failed after the request may have been sent.
+    #[error("call to peer {node} failed: {detail}")]
+    Failed { node: NodeId, detail: String },
+    #[error("undecodable reply from peer {node}: {detail}")]
+    BadReply { node: NodeId, detail: String },
+}
+
+/// Channels to every other node of the cluster.
+pub struct Peers {
+    me: NodeId,
+    clients: HashMap<NodeId, PeerClient<Channel>>,
+}
+
+impl Peers {
+    /// Prepares (lazily connecting) channels to each `(id, raft_addr)`.
+    ///
+    /// # Errors
+    /// An address that is not a valid URI authority.
+    pub fn new(me: NodeId, nodes: &[(NodeId, String)]) -> Result<Self, String> {
+        let mut clients = HashMap::new();
+        for (id, addr) in nodes {
+            if *id == me {
+                continue;
+            }
+            let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| format!("node {id} raft_addr {addr}: {e}"))?
+                .connect_timeout(Duration::from_millis(500))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(5))
+                .keep_alive_timeout(Duration::from_secs(5));
+            let client = PeerClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20);
+            clients.insert(*id, client);
+        }
+        Ok(Self { me, clients })
+    }
+
+    #[must_use]
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// Calls `rpc` on `node` for `group`, encoding `req` and decoding the reply.
+    ///
+    /// # Errors
+    /// [`PeerCallError`] — the reply's own application-level result is in `Resp`.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        node: NodeId,
+        rpc: Rpc,
+        group: u64,
+        hops: u32,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerCallError> {
+        let Some(client) = self.clients.get(&node) else {
+            return Err(PeerCallError::NotSent {
+                node,
+                detail: "not a peer of this node".to_owned(),
+            });
+        };
+        let payload = codec::encode("peer request", req).map_err(|e| PeerCallError::NotSent {
+            node,
+            detail: e.to_string(),
+        })?;
+        let mut request = tonic::Request::new(GroupMessage {
+            group,
+            from: self.me,
+            hops,
+            payload,
+        });
+        request.set_timeout(timeout);
+        let mut client = client.clone();
+        let reply = match rpc {
+            Rpc::AppendEntries => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::InstallSnapshot => client.install_snapshot(request).await,
+            Rpc::Forward => client.forward(request).await,
+            Rpc::Query => client.query(request).await,
+            Rpc::ReadIndex => client.read_index(request).await,
+            Rpc::InitGroup => client.init_group(request).await,
+            Rpc::GroupState => client.group_state(request).await,
+        };
+        let reply = reply.map_err(|status| classify(node, &status))?;
+        codec::decode("peer reply", &reply.into_inner().payload).map_err(|e| {
+            PeerCallError::BadReply {
+                node,
+                detail: e.to_string(),
+            }
+        })
+    }
+}
+
+/// A failed connection attempt means the request never left this node; anything
+/// else (reset stream, deadline) may have reached the peer.
+fn classify(node: NodeId, status: &tonic::Status) -> PeerCallError {
+    let mut detail = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    let not_sent = status.code() == tonic::Code::Unavailable
+        && (detail.contains("connect") || detail.contains("Connection refused"));
+    if not_sent || status.code() == tonic::Code::NotFound {
+        PeerCallError::NotSent { node, detail }
+    } else {
+        PeerCallError::Failed { node, detail }
+    }
+}
+
+/// openraft's view of the network for one group.
+pub struct NetworkFactory {
+    peers: std::sync::Arc<Peers>,
+    group: u64,
+}
+
+impl NetworkFactory {
+    #[must_use]
+    pub fn new(peers: std::sync::Arc<Peers>, group: u64) -> Self {
+        Self { peers, group }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, _node: &Node) -> PeerConnection {
+        PeerConnection {
+            peers: std::sync::Arc::clone(&self.peers),
+            group: self.group,
+            target,
+        }
+    }
+}
+
+/// One group's connection to one peer (a view over the shared channel).
+pub struct PeerConnection {
+    peers: std::sync::Arc<Peers>,
+    group: u64,
+    target: NodeId,
+}
+
+impl PeerConnection {
+    async fn raft_call<Req, Resp, E>(
+        &self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, Node, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let reply: Result<Resp, E> = self
+            .peers
+            .call(self.target, rpc, self.group, 0, req, option.hard_ttl())
+            .await
+            .map_err(|e| match e {
+                PeerCallError::NotSent { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                _ => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.raft_call(Rpc::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.raft_call(Rpc::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.raft_call(Rpc::Vote, &rpc, &option).await
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        // A dead peer is retried every 200 ms: quick to notice its return, cheap meanwhile.
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}

@@ -1,0 +1,504 @@
+//! [`RaftNode`]: the Raft groups hosted by this node and the operations the rest of
+//! the node needs from them — writes and linearizable reads that work from any node,
+//! `cairn init`, status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_cluster_config::{ClusterConfig, GroupId, GroupSpec};
+use cairn_storage::{Engine, GroupState};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::error::{InitError, RaftNodeError};
+use crate::log_store::LogStore;
+use crate::network::{NetworkFactory, PeerCallError, Peers, Rpc};
+use crate::state_machine::StateMachine;
+use crate::status::{GroupStatus, PeerProgress};
+use crate::types::{Command, CommandResult, NodeId, Query, QueryResult, Raft};
+
+/// How long a client request may wait for a leader before failing.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest a leader waits for a proposed entry to commit before the outcome is unknown.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(4);
+/// Forwarding hops allowed (non-member → member → leader, plus one leader change).
+const MAX_HOPS: u32 = 3;
+/// Peer-call deadline for a forwarded request (covers COMMIT_TIMEOUT on the leader).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One hosted group.
+struct Group {
+    spec: GroupSpec,
+    raft: Raft,
+    state: GroupState,
+    committed: Arc<AtomicU64>,
+}
+
+/// What `InitGroup` did on the node that received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InitOutcome {
+    Initialized,
+    AlreadyInitialized,
+}
+
+/// The Raft groups of one node.
+pub struct RaftNode {
+    id: NodeId,
+    groups: HashMap<GroupId, Group>,
+    specs: Vec<GroupSpec>,
+    peers: Arc<Peers>,
+    addrs: BTreeMap<NodeId, String>,
+    /// Round-robin cursor for picking a member of a group this node is not in.
+    next_member: AtomicUsize,
+}
+
+impl RaftNode {
+    /// Starts an openraft instance for every group in which this node votes.
+    ///
+    /// # Errors
+    /// Invalid Raft settings or a storage failure while loading a group.
+    pub async fn start(
+        cfg: &ClusterConfig,
+        id: NodeId,
+        engine: &Engine,
+    ) -> Result<Arc<Self>, RaftNodeError> {
+        let addrs: BTreeMap<NodeId, String> = cfg
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.raft_addr.clone()))
+            .collect();
+        let peer_list: Vec<(NodeId, String)> =
+            addrs.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let peers = Arc::new(Peers::new(id, &peer_list).map_err(RaftNodeError::Internal)?);
+        let tuning = &cfg.raft;
+        let mut groups = HashMap::new();
+        for spec in cfg.groups().iter().filter(|g| g.has_voter(id)) {
+            let config = openraft::Config {
+                cluster_name: format!("{}/{}", cfg.cluster_name, spec.name),
+                heartbeat_interval: tuning.heartbeat_interval_ms,
+                election_timeout_min: tuning.election_timeout_min_ms,
+                election_timeout_max: tuning.election_timeout_max_ms,
+                install_snapshot_timeout: 10_000,
+                snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_logs_since_last),
+                max_in_snapshot_log_to_keep: tuning.max_logs_kept_after_snapshot,
+                ..openraft::Config::default()
+            }
+            .validate()
+            .map_err(|e| RaftNodeError::Internal(format!("raft config: {e}")))?;
+            let log_store = LogStore::new(engine.log(spec.id.0));
+            let committed = log_store.committed_gauge();
+            let sm = StateMachine::new(engine.state(spec.id.0));
+            let network = NetworkFactory::new(Arc::clone(&peers), spec.id.0);
+            let raft = Raft::new(id, Arc::new(config), network, log_store, sm)
+                .await
+                .map_err(|e| RaftNodeError::Internal(format!("group {}: {e}", spec.name)))?;
+            groups.insert(
+                spec.id,
+                Group {
+                    spec: spec.clone(),
+                    raft,
+                    state: engine.state(spec.id.0),
+                    committed,
+                },
+            );
+        }
+        Ok(Arc::new(Self {
+            id,
+            groups,
+            specs: cfg.groups().to_vec(),
+            peers,
+            addrs,
+            next_member: AtomicUsize::new(0),
+        }))
+    }
+
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn spec(&self, group: GroupId) -> Result<&GroupSpec, RaftNodeError> {
+        self.specs
+            .iter()
+            .find(|s| s.id == group)
+            .ok_or(RaftNodeError::UnknownGroup(group.0))
+    }
+
+    /// A member of `group` to relay through, for a node that is not one.
+    fn pick_member(&self, group: GroupId) -> Result<NodeId, RaftNodeError> {
+        let spec = self.spec(group)?;
+        let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+        spec.voters
+            .get(n % spec.voters.len().max(1))
+            .copied()
+            .ok_or(RaftNodeError::NoLeader { group: group.0 })
+    }
+
+    /// Applies `cmd` to `group` through its leader, wherever that is, retrying while
+    /// no leader is known. Returns the result decided by the log.
+    ///
+    /// # Errors
+    /// [`RaftNodeError::NoLeader`] after the deadline (nothing applied),
+    /// [`RaftNodeError::OutcomeUnknown`] if the command may have been applied.
+    pub async fn write(&self, group: GroupId, cmd: Command) -> Result<CommandResult, RaftNodeError> {
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.write_once(group, &cmd, 0).await {
+                Err(e) if e.is_retryable() && Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt: propose locally if this node leads, otherwise forward once.
+    pub(crate) async fn write_once(
+        &self,
+        group: GroupId,
+        cmd: &Command,
+        hops: u32,
+    ) -> Result<CommandResult, RaftNodeError> {
+        let target = match self.groups.get(&group) {
+            Some(g) => {
+                let proposal = tokio::time::timeout(COMMIT_TIMEOUT, g.raft.client_write(cmd.clone()));
+                match proposal.await {
+                    Ok(Ok(resp)) => return Ok(resp.data),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                        f.leader_id.filter(|l| *l != self.id)
+                    }
+                    Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                        return Err(RaftNodeError::Internal(e.to_string()))
+                    }
+                    Ok(Err(RaftError::Fatal(_))) => return Err(RaftNodeError::ShuttingDown),
+                    Err(_elapsed) => {
+                        return Err(RaftNodeError::OutcomeUnknown {
+                            group: group.0,
+                            detail: "not committed within the deadline (quorum lost?)".to_owned(),
+                        })
+                    }
+                }
+            }
+            None => Some(self.pick_member(group)?),
+        };
+        match target {
+            Some(node) if hops < MAX_HOPS => {
+                let reply: Result<Result<CommandResult, RaftNodeError>, PeerCallError> = self
+                    .peers
+                    .call(node, Rpc::Forward, group.0, hops + 1, cmd, FORWARD_TIMEOUT)
+                    .await;
+                match reply {
+                    Ok(answer) => answer,
+                    Err(PeerCallError::NotSent { .. }) => Err(RaftNodeError::NoLeader { group: group.0 }),
+                    Err(e) => Err(RaftNodeError::OutcomeUnknown {
+                        group: group.0,
+                        detail: e.to_string(),
+                    }),
+                }
+            }
+            _ => Err(RaftNodeError::NoLeader { group: group.0 }),
+        }
+    }
+
+    /// Runs `query` against `group`'s state, linearizably, from any node.
+    ///
+    /// # Errors
+    /// [`RaftNodeError::NoLeader`] if no leader confirmed the read in time.
+    pub async fn query(&self, group: GroupId, query: Query) -> Result<QueryResult, RaftNodeError> {
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.query_once(group, &query, 0).await {
+                // Reads change nothing: every failure may be retried.
+                Err(e) if !matches!(e, RaftNodeError::UnknownGroup(_) | RaftNodeError::ShuttingDown)
+                    && Instant::now() + pause < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(RaftNodeError::OutcomeUnknown { group, .. }) => {
+                    return Err(RaftNodeError::NoLeader { group })
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub(crate) async fn query_once(
+        &self,
+        group: GroupId,
+        query: &Query,
+        hops: u32,
+    ) -> Result<QueryResult, RaftNodeError> {
+        let Some(g) = self.groups.get(&group) else {
+            if hops >= MAX_HOPS {
+                return Err(RaftNodeError::NoLeader { group: group.0 });
+            }
+            let member = self.pick_member(group)?;
+            return self
+                .peers
+                .call::<_, Result<QueryResult, RaftNodeError>>(
+                    member,
+                    Rpc::Query,
+                    group.0,
+                    hops + 1,
+                    query,
+                    FORWARD_TIMEOUT,
+                )
+                .await
+                .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?;
+        };
+        // Read index: the leader confirms it still leads (a quorum round) and names
+        // the commit index; once this replica has applied that far, its state
+        // reflects every write acknowledged before the read began.
+        let read_index = self.read_index(group, hops).await?;
+        g.raft
+            .wait(Some(REQUEST_DEADLINE))
+            .applied_index_at_least(Some(read_index), "linearizable read")
+            .await
+            .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?;
+        let state = g.state.clone();
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || execute(&state, &query))
+            .await
+            .map_err(|e| RaftNodeError::Internal(e.to_string()))?
+    }
+
+    /// The read index of `group`, from its leader (this node or a peer).
+    pub(crate) async fn read_index(&self, group: GroupId, hops: u32) -> Result<u64, RaftNodeError> {
+        let g = self
+            .groups
+            .get(&group)
+            .ok_or(RaftNodeError::UnknownGroup(group.0))?;
+        let leader = g.raft.metrics().borrow().current_leader;
+        match leader {
+            Some(l) if l == self.id => {
+                let (read_log_id, _) = g
+                    .raft
+                    .get_read_log_id()
+                    .await
+                    .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?;
+                Ok(read_log_id.map_or(0, |l| l.index))
+            }
+            Some(l) if hops < MAX_HOPS => self
+                .peers
+                .call::<_, Result<u64, RaftNodeError>>(
+                    l,
+                    Rpc::ReadIndex,
+                    group.0,
+                    hops + 1,
+                    &(),
+                    FORWARD_TIMEOUT,
+                )
+                .await
+                .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?,
+            _ => Err(RaftNodeError::NoLeader { group: group.0 }),
+        }
+    }
+
+    /// Answers a peer's `ReadIndex`: only the leader may.
+    pub(crate) async fn leader_read_index(&self, group: GroupId) -> Result<u64, RaftNodeError> {
+        let g = self
+            .groups
+            .get(&group)
+            .ok_or(RaftNodeError::UnknownGroup(group.0))?;
+        let (read_log_id, _) = g
+            .raft
+            .get_read_log_id()
+            .await
+            .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?;
+        Ok(read_log_id.map_or(0, |l| l.index))
+    }
+
+    pub(crate) fn raft(&self, group: u64) -> Option<&Raft> {
+        self.groups.get(&GroupId(group)).map(|g| &g.raft)
+    }
+
+    /// Initialises a group's membership on this node (it must be a voter).
+    pub(crate) async fn init_local(
+        &self,
+        group: GroupId,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<InitOutcome, String> {
+        let g = self
+            .groups
+            .get(&group)
+            .ok_or_else(|| format!("node {} is not a voter of group {group}", self.id))?;
+        match g.raft.initialize(members).await {
+            Ok(()) => Ok(InitOutcome::Initialized),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                Ok(InitOutcome::AlreadyInitialized)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Whether this node's replica of `group` has a membership (was initialised).
+    pub(crate) async fn is_initialized_local(&self, group: GroupId) -> Result<bool, String> {
+        let g = self
+            .groups
+            .get(&group)
+            .ok_or_else(|| format!("node {} is not a voter of group {group}", self.id))?;
+        g.raft.is_initialized().await.map_err(|e| e.to_string())
+    }
+
+    /// `cairn init`: initialises every group's membership from the config, exactly once.
+    /// Every voter must be up; groups already initialised are left alone.
+    ///
+    /// # Errors
+    /// [`InitError::AlreadyInitialized`] if every group already was; a node unreachable;
+    /// a group failing to initialise.
+    pub async fn init_cluster(&self) -> Result<Vec<(String, InitOutcome)>, InitError> {
+        let mut report = Vec::new();
+        for spec in &self.specs {
+            let mut initialized = false;
+            for &voter in &spec.voters {
+                let state = if voter == self.id {
+                    self.is_initialized_local(spec.id).await
+                } else {
+                    self.peers
+                        .call::<_, Result<bool, String>>(
+                            voter,
+                            Rpc::GroupState,
+                            spec.id.0,
+                            0,
+                            &(),
+                            Duration::from_secs(3),
+                        )
+                        .await
+                        .map_err(|e| InitError::Unreachable {
+                            node: voter,
+                            detail: e.to_string(),
+                        })?
+                };
+                initialized |= state.map_err(|detail| InitError::Failed {
+                    group: spec.id.0,
+                    node: voter,
+                    detail,
+                })?;
+            }
+            if initialized {
+                report.push((spec.name.clone(), InitOutcome::AlreadyInitialized));
+                continue;
+            }
+            let members: BTreeMap<NodeId, BasicNode> = spec
+                .voters
+                .iter()
+                .map(|v| (*v, BasicNode::new(self.addrs.get(v).cloned().unwrap_or_default())))
+                .collect();
+            let first = spec.voters.first().copied().unwrap_or(self.id);
+            let outcome = if first == self.id {
+                self.init_local(spec.id, members).await
+            } else {
+                self.peers
+                    .call::<_, Result<InitOutcome, String>>(
+                        first,
+                        Rpc::InitGroup,
+                        spec.id.0,
+                        0,
+                        &members,
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .map_err(|e| InitError::Unreachable {
+                        node: first,
+                        detail: e.to_string(),
+                    })?
+            }
+            .map_err(|detail| InitError::Failed {
+                group: spec.id.0,
+                node: first,
+                detail,
+            })?;
+            report.push((spec.name.clone(), outcome));
+        }
+        if report
+            .iter()
+            .all(|(_, o)| *o == InitOutcome::AlreadyInitialized)
+        {
+            return Err(InitError::AlreadyInitialized);
+        }
+        Ok(report)
+    }
+
+    /// True once every hosted group knows a leader.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.groups
+            .values()
+            .all(|g| g.raft.metrics().borrow().current_leader.is_some())
+    }
+
+    /// Status of every group hosted here.
+    #[must_use]
+    pub fn status(&self) -> Vec<GroupStatus> {
+        let mut out: Vec<GroupStatus> = self.groups.values().map(group_status).collect();
+        out.sort_by_key(|s| s.group);
+        out
+    }
+
+    /// Stops every group's Raft instance.
+    pub async fn shutdown(&self) {
+        for g in self.groups.values() {
+            if let Err(e) = g.raft.shutdown().await {
+                tracing::warn!(group = %g.spec.name, error = %e, "raft shutdown");
+            }
+        }
+    }
+}
+
+fn group_status(g: &Group) -> GroupStatus {
+    let m = g.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let last_log = m.last_log_index.unwrap_or(0);
+    let replication = m
+        .replication
+        .as_ref()
+        .map(|r| {
+            r.iter()
+                .map(|(node, matched)| PeerProgress {
+                    node: *node,
+                    matched_index: matched.map(|l| l.index),
+                    lag: last_log.saturating_sub(matched.map_or(0, |l| l.index)),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let role = format!("{:?}", m.state).to_lowercase();
+    GroupStatus {
+        group: g.spec.id.0,
+        name: g.spec.name.clone(),
+        region: g.spec.region.clone(),
+        residency: g.spec.residency.map(|r| r.as_str().to_owned()),
+        role,
+        leader: m.current_leader,
+        term: m.current_term,
+        commit_index: g.committed.load(Ordering::Relaxed),
+        applied_index: m.last_applied.map_or(0, |l| l.index),
+        last_log_index: last_log,
+        snapshot_index: m.snapshot.map(|l| l.index),
+        purged_index: m.purged.map(|l| l.index),
+        voters: membership.voter_ids().collect(),
+        learners: membership.learner_ids().collect(),
+        borrowed: g.spec.borrowed.clone(),
+        replication,
+    }
+}
+
+fn execute(state: &GroupState, query: &Query) -> Result<QueryResult, RaftNodeError> {
+    match query {
+        Query::KvGet { tenant, key } => state
+            .kv_get(tenant, key)
+            .map(QueryResult::Kv)
+            .map_err(|e| {
+                tracing::error!(error = %e, "kv read failed");
+                RaftNodeError::Internal("storage read failed".to_owned())
+            }),
+    }
+}

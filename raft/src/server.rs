@@ -1,0 +1,99 @@
+//! The peer gRPC service: decodes each message, routes it to the named local group,
+//! and encodes the group's answer (including its errors) for the caller.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cairn_cluster_config::GroupId;
+use cairn_storage::codec;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::{Request, Response, Status};
+
+use crate::node::RaftNode;
+use crate::proto::peer_server::{Peer, PeerServer};
+use crate::proto::{GroupMessage, Reply};
+use crate::types::{Command, NodeId, Query, Raft, TypeConfig};
+
+/// Serves the peer protocol for one node.
+pub struct PeerService {
+    node: Arc<RaftNode>,
+}
+
+impl PeerService {
+    #[must_use]
+    pub fn new(node: Arc<RaftNode>) -> PeerServer<Self> {
+        PeerServer::new(Self { node })
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
+    }
+
+    fn raft(&self, group: u64) -> Result<&Raft, Status> {
+        self.node
+            .raft(group)
+            .ok_or_else(|| Status::not_found(format!("group {group} is not hosted on this node")))
+    }
+}
+
+fn decode<T: DeserializeOwned>(msg: &GroupMessage) -> Result<T, Status> {
+    codec::decode("peer request", &msg.payload)
+        .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Response<Reply>, Status> {
+    let payload = codec::encode("peer reply", value).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(Reply { payload }))
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&msg)?;
+        reply(&self.raft(msg.group)?.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let rpc: VoteRequest<NodeId> = decode(&msg)?;
+        reply(&self.raft(msg.group)?.vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(&msg)?;
+        reply(&self.raft(msg.group)?.install_snapshot(rpc).await)
+    }
+
+    async fn forward(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let cmd: Command = decode(&msg)?;
+        reply(&self.node.write_once(GroupId(msg.group), &cmd, msg.hops).await)
+    }
+
+    async fn query(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let query: Query = decode(&msg)?;
+        reply(&self.node.query_once(GroupId(msg.group), &query, msg.hops).await)
+    }
+
+    async fn read_index(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let () = decode(&msg)?;
+        reply(&self.node.leader_read_index(GroupId(msg.group)).await)
+    }
+
+    async fn init_group(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let members: BTreeMap<NodeId, BasicNode> = decode(&msg)?;
+        reply(&self.node.init_local(GroupId(msg.group), members).await)
+    }
+
+    async fn group_state(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let () = decode(&msg)?;
+        reply(&self.node.is_initialized_local(GroupId(msg.group)).await)
+    }
+}

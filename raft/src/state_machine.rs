@@ -1,0 +1,188 @@
+//! `RaftStateMachine` for one group, over the node's shared RocksDB.
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cairn_storage::{codec, GroupState};
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::log_store::io_err;
+use crate::types::{
+    Command, CommandResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
+};
+
+/// What the state machine has applied, stored atomically with the applied writes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Applied {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// A snapshot as stored in the `snapshot` column family.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// A group's state machine. Clones share the same state (and snapshot counter).
+#[derive(Clone)]
+pub struct StateMachine {
+    state: GroupState,
+    snapshot_seq: Arc<AtomicU64>,
+}
+
+fn sm_err(verb: ErrorVerb, e: &impl std::error::Error) -> StorageError {
+    io_err(ErrorSubject::StateMachine, verb, e)
+}
+
+fn snap_err(verb: ErrorVerb, e: &impl std::error::Error) -> StorageError {
+    io_err(ErrorSubject::Snapshot(None), verb, e)
+}
+
+impl StateMachine {
+    #[must_use]
+    pub fn new(state: GroupState) -> Self {
+        Self {
+            state,
+            snapshot_seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn applied(&self) -> Result<Applied, StorageError> {
+        match self.state.applied().map_err(|e| sm_err(ErrorVerb::Read, &e))? {
+            Some(bytes) => {
+                codec::decode("applied state", &bytes).map_err(|e| sm_err(ErrorVerb::Read, &e))
+            }
+            None => Ok(Applied::default()),
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let (applied, data) = self
+            .state
+            .export()
+            .map_err(|e| snap_err(ErrorVerb::Read, &e))?;
+        let applied: Applied = match applied {
+            Some(bytes) => codec::decode("applied state", &bytes)
+                .map_err(|e| snap_err(ErrorVerb::Read, &e))?,
+            None => Applied::default(),
+        };
+        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match applied.last_applied {
+            Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
+            None => format!("none-{seq}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: applied.last_applied,
+            last_membership: applied.membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot { meta, data };
+        let blob = codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        self.state
+            .save_snapshot(&blob)
+            .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let a = self.applied()?;
+        Ok((a.last_applied, a.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut applied = self.applied()?;
+        let mut batch = self.state.batch();
+        let mut results = Vec::new();
+        for entry in entries {
+            applied.last_applied = Some(entry.log_id);
+            let result = match entry.payload {
+                EntryPayload::Blank => CommandResult::None,
+                EntryPayload::Membership(m) => {
+                    applied.membership = StoredMembership::new(Some(entry.log_id), m);
+                    CommandResult::None
+                }
+                EntryPayload::Normal(Command::Kv(cmd)) => CommandResult::Kv(
+                    batch
+                        .apply_kv(entry.log_id.index, &cmd)
+                        .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+                ),
+            };
+            results.push(result);
+        }
+        let bytes =
+            codec::encode("applied state", &applied).map_err(|e| sm_err(ErrorVerb::Write, &e))?;
+        batch
+            .set_applied(&bytes)
+            .map_err(|e| sm_err(ErrorVerb::Write, &e))?;
+        batch.commit().map_err(|e| sm_err(ErrorVerb::Write, &e))?;
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let applied = Applied {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        let applied_bytes =
+            codec::encode("applied state", &applied).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        self.state
+            .import(&data, &applied_bytes)
+            .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        let blob = codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        self.state
+            .save_snapshot(&blob)
+            .map_err(|e| snap_err(ErrorVerb::Write, &e))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let Some(blob) = self
+            .state
+            .load_snapshot()
+            .map_err(|e| snap_err(ErrorVerb::Read, &e))?
+        else {
+            return Ok(None);
+        };
+        let stored: StoredSnapshot =
+            codec::decode("snapshot", &blob).map_err(|e| snap_err(ErrorVerb::Read, &e))?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}

@@ -1,0 +1,55 @@
+//! The openraft type configuration and the application payloads it replicates.
+
+use std::io::Cursor;
+
+use cairn_storage::{KvCommand, KvOutcome, KvRecord};
+use serde::{Deserialize, Serialize};
+
+/// A state change, replicated through a group's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Kv(KvCommand),
+}
+
+/// What applying a [`Command`] decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Blank and membership entries have no result.
+    None,
+    Kv(KvOutcome),
+}
+
+/// A linearizable read of a group's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    KvGet { tenant: String, key: Vec<u8> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryResult {
+    Kv(Option<KvRecord>),
+}
+
+openraft::declare_raft_types!(
+    /// Cairn's openraft configuration: u64 node ids, nodes addressed by their peer
+    /// address, snapshots as in-memory buffers.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type NodeId = u64;
+pub type Node = openraft::BasicNode;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Node>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Node>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Local cluster: scripts/cluster.sh up|down|status [--config FILE]
+#   up      install build deps, build, create .cluster/ (keys, data dirs, logs),
+#           start every node of the config, init the cluster once, wait until ready
+#   down    SIGTERM every node and wait (data is kept)
+#   status  cairn status
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/env.sh
+
+cmd="${1:-}"
+shift || true
+config="scripts/cluster-3.toml"
+while (($#)); do
+  case "$1" in
+    --config) config="$2"; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+config="$(cd "$(dirname "$config")" && pwd)/$(basename "$config")"
+state="$root/.cluster"
+bin="$CARGO_TARGET_DIR/debug/cairn"
+
+node_ids() { grep -E '^\s*id\s*=' "$config" | sed -E 's/[^0-9]//g'; }
+http_addr() {
+  awk -v id="$1" '/^\[\[nodes\]\]/{n=0} /^\s*id\s*=/{gsub(/[^0-9]/,"",$0); n=($0==id)} n && /^\s*http_addr/{gsub(/.*= *"|".*/,""); print; exit}' "$config"
+}
+pid_of() { cat "$state/node-$1.pid" 2>/dev/null || true; }
+alive() { local p; p="$(pid_of "$1")"; [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+up() {
+  scripts/setup.sh
+  echo "building cairn (target dir $CARGO_TARGET_DIR)..." >&2
+  cargo build -q -p cairn-node --bin cairn
+  mkdir -p "$state"
+  chmod 700 "$state"
+  if [ ! -f "$state/master.key" ]; then
+    (umask 077; head -c 32 /dev/urandom >"$state/master.key")
+  fi
+  if [ ! -f "$state/admin.token" ]; then
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$state/admin.token")
+  fi
+  for id in $(node_ids); do
+    if alive "$id"; then
+      echo "node $id already running (pid $(pid_of "$id"))"
+      continue
+    fi
+    nohup "$bin" node --config "$config" --id "$id" >>"$state/node-$id.log" 2>&1 &
+    echo $! >"$state/node-$id.pid"
+    echo "node $id started (pid $!, log .cluster/node-$id.log)"
+  done
+  # Exactly-once bootstrap: init is refused (409) once the cluster has a membership.
+  if out="$("$bin" init --config "$config" 2>&1)"; then
+    echo "$out"
+  elif grep -q already_initialized <<<"$out"; then
+    echo "cluster already initialised"
+  else
+    echo "$out" >&2
+    exit 1
+  fi
+  for id in $(node_ids); do
+    addr="$(http_addr "$id")"
+    for _ in $(seq 1 100); do
+      curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break
+      alive "$id" || { echo "node $id exited; see .cluster/node-$id.log" >&2; tail -5 "$state/node-$id.log" >&2; exit 1; }
+      sleep 0.2
+    done
+    curl -fsS "http://$addr/readyz" >/dev/null || { echo "node $id not ready" >&2; exit 1; }
+  done
+  echo
+  echo "cluster ready. Endpoints:"
+  for id in $(node_ids); do
+    echo "  node $id: http://$(http_addr "$id")  grpc $(awk -v id="$id" '/^\[\[nodes\]\]/{n=0} /^\s*id\s*=/{gsub(/[^0-9]/,"",$0); n=($0==id)} n && /^\s*grpc_addr/{gsub(/.*= *"|".*/,""); print; exit}' "$config")"
+  done
+  echo "admin token: $state/admin.token"
+}
+
+down() {
+  for id in $(node_ids); do
+    if alive "$id"; then
+      kill -TERM "$(pid_of "$id")"
+      for _ in $(seq 1 100); do alive "$id" || break; sleep 0.1; done
+      if alive "$id"; then
+        echo "node $id did not stop in 10 s; sending SIGKILL" >&2
+        kill -KILL "$(pid_of "$id")" || true
+      fi
+      echo "node $id stopped"
+    fi
+    rm -f "$state/node-$id.pid"
+  done
+}
+
+case "$cmd" in
+  up) up ;;
+  down) down ;;
+  status)
+    [ -x "$bin" ] || cargo build -q -p cairn-node --bin cairn
+    "$bin" status --config "$config"
+    ;;
+  *) echo "usage: scripts/cluster.sh up|down|status [--config FILE]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,131 @@
+//! On-disk key encoding. All integers are big-endian so that RocksDB's bytewise order
+//! is numeric order and each group's rows form one contiguous range.
+//!
+//! ```text
+//! cf raft_log   [group u64][index u64]                      -> entry (bincode)
+//! cf raft_state [group u64][tag u8]                         -> vote | committed | purged
+//! cf sm         [group u64][0x01]                           -> applied state (bincode)
+//!               [group u64][0x10][len u16][tenant][key]     -> KvRecord (bincode)
+//! cf snapshot   [group u64]                                 -> current snapshot (meta + data)
+//! cf node       "identity"                                  -> NodeIdentity (bincode)
+//! ```
+
+pub const CF_LOG: &str = "raft_log";
+pub const CF_STATE: &str = "raft_state";
+pub const CF_SM: &str = "sm";
+pub const CF_SNAPSHOT: &str = "snapshot";
+pub const CF_NODE: &str = "node";
+pub const ALL_CFS: [&str; 5] = [CF_LOG, CF_STATE, CF_SM, CF_SNAPSHOT, CF_NODE];
+
+pub const SM_APPLIED: u8 = 0x01;
+pub const SM_KV: u8 = 0x10;
+
+/// Longest tenant name the KV keyspace can encode (length is a u16).
+pub const MAX_TENANT_LEN: usize = u16::MAX as usize;
+
+#[must_use]
+pub fn group_prefix(group: u64) -> [u8; 8] {
+    group.to_be_bytes()
+}
+
+#[must_use]
+pub fn log_key(group: u64, index: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&group.to_be_bytes());
+    k[8..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// A key greater than every `[group][index u64]` log key of `group` and smaller
+/// than any key of the next group: the exclusive end of the group's log range.
+#[must_use]
+pub fn log_end(group: u64) -> Vec<u8> {
+    let mut k = log_key(group, u64::MAX).to_vec();
+    k.push(0);
+    k
+}
+
+/// Decodes the index of a `raft_log` key.
+#[must_use]
+pub fn log_index(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(8..16)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+#[must_use]
+pub fn state_key(group: u64, tag: u8) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..8].copy_from_slice(&group.to_be_bytes());
+    k[8] = tag;
+    k
+}
+
+/// First key of a group's state machine rows.
+#[must_use]
+pub fn sm_start(group: u64) -> Vec<u8> {
+    group_prefix(group).to_vec()
+}
+
+/// One past the last key of a group's state machine rows (next group's prefix, or
+/// the prefix followed by 0xff.. for the largest group id).
+#[must_use]
+pub fn sm_end(group: u64) -> Vec<u8> {
+    match group.checked_add(1) {
+        Some(next) => next.to_be_bytes().to_vec(),
+        None => {
+            let mut k = group.to_be_bytes().to_vec();
+            k.extend_from_slice(&[0xff; 8]);
+            k
+        }
+    }
+}
+
+/// Tenant KV key: the tenant's namespace is length-prefixed, so no tenant's keys
+/// can be a prefix-extension of another tenant's.
+///
+/// # Panics
+/// Never for tenants of at most [`MAX_TENANT_LEN`] bytes, which callers validate.
+#[must_use]
+pub fn kv_key(group: u64, tenant: &str, key: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(tenant.len()).unwrap_or(u16::MAX);
+    let mut k = Vec::with_capacity(8 + 1 + 2 + tenant.len() + key.len());
+    k.extend_from_slice(&group.to_be_bytes());
+    k.push(SM_KV);
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(&tenant.as_bytes()[..usize::from(len)]);
+    k.extend_from_slice(key);
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keys_sort_numerically_and_stay_inside_their_group() {
+        let mut keys = vec![
+            log_key(1, 256),
+            log_key(1, 1),
+            log_key(0, u64::MAX),
+            log_key(2, 0),
+            log_key(1, 255),
+        ];
+        keys.sort();
+        let decoded: Vec<_> = keys.iter().map(|k| (k[..8].to_vec(), log_index(k))).collect();
+        assert_eq!(decoded[0].1, Some(u64::MAX));
+        assert_eq!(decoded[1].1, Some(1));
+        assert_eq!(decoded[2].1, Some(255));
+        assert_eq!(decoded[3].1, Some(256));
+        assert!(log_end(1).as_slice() > log_key(1, u64::MAX).as_slice());
+        assert!(log_end(1).as_slice() < log_key(2, 0).as_slice());
+    }
+
+    #[test]
+    fn tenant_namespaces_cannot_overlap() {
+        // "ab" + key "c" must differ from "a" + key "bc".
+        assert_ne!(kv_key(1, "ab", b"c"), kv_key(1, "a", b"bc"));
+        let k = kv_key(1, "t", b"k");
+        assert!(k.as_slice() >= sm_start(1).as_slice() && k.as_slice() < sm_end(1).as_slice());
+        assert!(sm_end(u64::MAX).as_slice() > kv_key(u64::MAX, "t", b"k").as_slice());
+    }
+}

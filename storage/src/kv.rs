@@ -1,0 +1,151 @@
+//! Tenant key-value commands and their deterministic application.
+//!
+//! A command's revision is the Raft log index of the entry that carried it: unique
+//! and increasing within a group, the same on every replica (etcd's `mod_revision`).
+
+use std::collections::HashMap;
+
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{kv_key, state_key, CF_SM, SM_APPLIED};
+use crate::state::GroupState;
+use crate::{codec, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvCommand {
+    /// Writes `value`. With `expected_revision`, only if the key's current revision
+    /// equals it (`0`: only if the key does not exist).
+    Put {
+        tenant: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expected_revision: Option<u64>,
+    },
+    /// Deletes the key (absent keys are not an error), with the same optional guard.
+    Delete {
+        tenant: String,
+        key: Vec<u8>,
+        expected_revision: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvOutcome {
+    Written { revision: u64 },
+    Deleted { existed: bool },
+    /// The guard failed; `current` is the key's revision (`0`: absent). Nothing changed.
+    RevisionMismatch { current: u64 },
+}
+
+/// A stored value and the revision that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvRecord {
+    pub revision: u64,
+    pub value: Vec<u8>,
+}
+
+/// The writes of one `apply` call, committed atomically with the new applied state.
+/// Reads see earlier commands of the same batch.
+pub struct ApplyBatch<'a> {
+    state: &'a GroupState,
+    batch: WriteBatch,
+    pending: HashMap<Vec<u8>, Option<KvRecord>>,
+}
+
+impl<'a> ApplyBatch<'a> {
+    pub(crate) fn new(state: &'a GroupState) -> Self {
+        Self {
+            state,
+            batch: WriteBatch::default(),
+            pending: HashMap::new(),
+        }
+    }
+
+    fn current(&self, key: &[u8]) -> Result<Option<KvRecord>> {
+        match self.pending.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.state.kv_get_raw(key),
+        }
+    }
+
+    /// Applies one KV command at `revision`.
+    ///
+    /// # Errors
+    /// Reading the current value failed or found a corrupt record.
+    pub fn apply_kv(&mut self, revision: u64, cmd: &KvCommand) -> Result<KvOutcome> {
+        let group = self.state.group();
+        let cf = self.state.engine().cf(CF_SM)?;
+        match cmd {
+            KvCommand::Put {
+                tenant,
+                key,
+                value,
+                expected_revision,
+            } => {
+                let k = kv_key(group, tenant, key);
+                let current = self.current(&k)?;
+                let current_rev = current.as_ref().map_or(0, |r| r.revision);
+                if let Some(expected) = expected_revision {
+                    if *expected != current_rev {
+                        return Ok(KvOutcome::RevisionMismatch {
+                            current: current_rev,
+                        });
+                    }
+                }
+                let record = KvRecord {
+                    revision,
+                    value: value.clone(),
+                };
+                self.batch.put_cf(cf, &k, codec::encode("kv record", &record)?);
+                self.pending.insert(k, Some(record));
+                Ok(KvOutcome::Written { revision })
+            }
+            KvCommand::Delete {
+                tenant,
+                key,
+                expected_revision,
+            } => {
+                let k = kv_key(group, tenant, key);
+                let current = self.current(&k)?;
+                let current_rev = current.as_ref().map_or(0, |r| r.revision);
+                if let Some(expected) = expected_revision {
+                    if *expected != current_rev {
+                        return Ok(KvOutcome::RevisionMismatch {
+                            current: current_rev,
+                        });
+                    }
+                }
+                if current.is_some() {
+                    self.batch.delete_cf(cf, &k);
+                    self.pending.insert(k, None);
+                }
+                Ok(KvOutcome::Deleted {
+                    existed: current.is_some(),
+                })
+            }
+        }
+    }
+
+    /// Sets the applied state written with this batch.
+    ///
+    /// # Errors
+    /// Missing column family (corrupt DB).
+    pub fn set_applied(&mut self, bytes: &[u8]) -> Result<()> {
+        let cf = self.state.engine().cf(CF_SM)?;
+        self.batch
+            .put_cf(cf, state_key(self.state.group(), SM_APPLIED), bytes);
+        Ok(())
+    }
+
+    /// Writes the batch. Not synced: the entries are already durable in the log, and a
+    /// node that loses unsynced applies after a crash re-applies them from the log
+    /// (entries are only purged behind a synced snapshot).
+    ///
+    /// # Errors
+    /// RocksDB write failure.
+    pub fn commit(self) -> Result<()> {
+        self.state.engine().db().write(self.batch)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! Cairn storage engine: one RocksDB per node holding every Raft group's log, vote,
+//! state machine and snapshot, in shared column families under big-endian
+//! group-prefixed keys.
+//!
+//! Layout:
+//! - [`Engine`]: opens the DB, owns the column families, checks the node identity.
+//! - [`GroupLog`]: a group's Raft log and hard state (vote, committed, purged) as raw bytes.
+//! - [`GroupState`]: a group's state machine rows, applied state, snapshots.
+//! - [`kv`]: the tenant key-value commands and how they apply ([`ApplyBatch`]).
+//! - [`keys`]: the on-disk key encoding (drawn in `docs/on-disk-layout.md`).
+//!
+//! This crate knows nothing of openraft, networking or HTTP: the `raft` crate
+//! encodes entries and votes and hands bytes to it.
+
+pub mod codec;
+mod engine;
+mod error;
+mod identity;
+pub mod keys;
+pub mod kv;
+mod log;
+mod state;
+
+pub use engine::Engine;
+pub use error::StorageError;
+pub use identity::NodeIdentity;
+pub use kv::{ApplyBatch, KvCommand, KvOutcome, KvRecord};
+pub use log::{GroupLog, HardState};
+pub use state::GroupState;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,358 @@
+//! Shared support for Cairn's integration tests: a cluster of real `cairn node`
+//! processes on loopback ports, with real data dirs in a temporary directory.
+//!
+//! The `cairn` binary is found via `CAIRN_BIN`, or next to the test executable's
+//! target directory (`cargo build -p cairn-node` builds it; `scripts/test.sh` does).
+
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef0123";
+
+pub struct TestNode {
+    pub id: u64,
+    pub raft: String,
+    pub http: String,
+    pub grpc: String,
+    child: Option<Child>,
+}
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub nodes: Vec<TestNode>,
+    bin: PathBuf,
+    client: reqwest::Client,
+}
+
+/// The `cairn` binary under test.
+///
+/// # Panics
+/// If it cannot be found: build it first.
+#[must_use]
+pub fn cairn_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CAIRN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/cairn
+    let candidate = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("cairn"))
+        .expect("target dir");
+    assert!(
+        candidate.exists(),
+        "{} not found: run `cargo build -p cairn-node` first (scripts/test.sh does)",
+        candidate.display()
+    );
+    candidate
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+    l.local_addr().expect("addr").port()
+}
+
+impl TestCluster {
+    /// Writes a config for `n` nodes in one hard region, plus `extra_toml` (e.g. a
+    /// `[raft]` table), and the key files. Starts nothing.
+    #[must_use]
+    pub fn new(n: u64, extra_toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut nodes = Vec::new();
+        for id in 1..=n {
+            nodes.push(TestNode {
+                id,
+                raft: format!("127.0.0.1:{}", free_port()),
+                http: format!("127.0.0.1:{}", free_port()),
+                grpc: format!("127.0.0.1:{}", free_port()),
+                child: None,
+            });
+        }
+        let write_secret = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).expect("write secret");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        };
+        write_secret("master.key", &[42u8; 32]);
+        write_secret("admin.token", TOKEN.as_bytes());
+        let config = dir.path().join("cluster.toml");
+        let mut cluster = Self {
+            dir,
+            config,
+            nodes,
+            bin: cairn_bin(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .expect("client"),
+        };
+        let text = cluster.config_text("test", extra_toml);
+        std::fs::write(&cluster.config, text).expect("write config");
+        cluster
+    }
+
+    /// The config text for this cluster's nodes, under another cluster name if asked.
+    #[must_use]
+    pub fn config_text(&self, cluster_name: &str, extra_toml: &str) -> String {
+        let rf = self.nodes.len().min(3);
+        let mut t = format!(
+            "cluster_name = \"{cluster_name}\"\nreplication_factor = {rf}\n\
+             master_key_file = \"master.key\"\nadmin_token_file = \"admin.token\"\n\
+             {extra_toml}\n[[regions]]\nname = \"local\"\nresidency = \"hard\"\n"
+        );
+        for n in &self.nodes {
+            let _ = write!(
+                t,
+                "[[nodes]]\nid = {}\nregion = \"local\"\nraft_addr = \"{}\"\nhttp_addr = \"{}\"\n\
+                 grpc_addr = \"{}\"\ndata_dir = \"node-{}\"\n",
+                n.id, n.raft, n.http, n.grpc, n.id
+            );
+        }
+        t
+    }
+
+    fn node(&self, id: u64) -> &TestNode {
+        self.nodes.iter().find(|n| n.id == id).expect("node id")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut TestNode {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
+    }
+
+    /// Starts node `id` (appending to its log file in the test dir).
+    pub fn start(&mut self, id: u64) {
+        let log = self.dir.path().join(format!("node-{id}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(&self.bin)
+            .args(["node", "--config"])
+            .arg(&self.config)
+            .args(["--id", &id.to_string()])
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn cairn node");
+        self.node_mut(id).child = Some(child);
+    }
+
+    pub fn start_all(&mut self) {
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        for id in ids {
+            self.start(id);
+        }
+    }
+
+    /// Runs `cairn init` and returns its output.
+    #[must_use]
+    pub fn init(&self) -> Output {
+        Command::new(&self.bin)
+            .args(["init", "--config"])
+            .arg(&self.config)
+            .output()
+            .expect("run cairn init")
+    }
+
+    /// Starts every node, initialises the cluster and waits until all are ready.
+    pub async fn boot(&mut self) {
+        self.start_all();
+        let out = self.init();
+        assert!(
+            out.status.success(),
+            "cairn init failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for id in self.ids() {
+            self.wait_ready(id).await;
+        }
+    }
+
+    #[must_use]
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.node_mut(id).child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
+    pub fn terminate(&mut self, id: u64) -> bool {
+        let Some(mut c) = self.node_mut(id).child.take() else {
+            return false;
+        };
+        let sent = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether node `id`'s process has exited, and with what status.
+    pub fn exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        self.node_mut(id).child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    #[must_use]
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{id}.log"))).unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn url(&self, id: u64, path: &str) -> String {
+        format!("http://{}{path}", self.node(id).http)
+    }
+
+    #[must_use]
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub async fn wait_ready(&self, id: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.client.get(self.url(id, "/readyz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} not ready in 30 s; log:\n{}",
+                self.log(id)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `PUT /v1/kv/{key}` through node `via`, as the operator for `tenant`.
+    pub async fn put(&self, via: u64, tenant: &str, key: &str, value: &str) -> reqwest::Response {
+        self.client
+            .put(self.url(via, &format!("/v1/kv/{key}")))
+            .bearer_auth(TOKEN)
+            .header("x-tenant", tenant)
+            .json(&serde_json::json!({ "value": value }))
+            .send()
+            .await
+            .expect("put request")
+    }
+
+    pub async fn get(&self, via: u64, tenant: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(via, &format!("/v1/kv/{key}")))
+            .bearer_auth(TOKEN)
+            .header("x-tenant", tenant)
+            .send()
+            .await
+            .expect("get request")
+    }
+
+    /// Writes until acknowledged (retrying only 503s, which guarantee nothing was
+    /// applied or leave the outcome unknown for an idempotent put), returning the body.
+    pub async fn put_ok(&self, via: u64, tenant: &str, key: &str, value: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.put(via, tenant, key, value).await;
+            let status = r.status();
+            if status.is_success() {
+                return r.json().await.expect("json");
+            }
+            let body = r.text().await.unwrap_or_default();
+            assert!(
+                status == 503 && Instant::now() < deadline,
+                "put {key} via {via}: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reads a key's value through node `via`, retrying 503s.
+    pub async fn get_value(&self, via: u64, tenant: &str, key: &str) -> Option<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.get(via, tenant, key).await;
+            match r.status().as_u16() {
+                200 => return Some(r.json().await.expect("json")),
+                404 => return None,
+                503 if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                s => panic!("get {key} via {via}: {s} {}", r.text().await.unwrap_or_default()),
+            }
+        }
+    }
+
+    /// `/v1/cluster/status` of node `id`.
+    pub async fn status(&self, id: u64) -> Value {
+        self.client
+            .get(self.url(id, "/v1/cluster/status"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("status request")
+            .json()
+            .await
+            .expect("status json")
+    }
+
+    /// Node `id`'s status for the group named `name`.
+    pub async fn group_status(&self, id: u64, name: &str) -> Value {
+        let s = self.status(id).await;
+        s["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("node {id} has no group {name}: {s}"))
+    }
+
+    /// The leader of group `name` as seen by node `via`, waiting for one.
+    pub async fn leader(&self, via: u64, name: &str) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(l) = self.group_status(via, name).await["leader"].as_u64() {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader for {name}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}

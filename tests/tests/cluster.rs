@@ -1,0 +1,203 @@
+//! A real 3-node cluster: replication through every node, leader failover, catch-up
+//! by snapshot after log compaction, whole-cluster restart, exactly-once bootstrap,
+//! and data-dir identity.
+
+use std::time::Duration;
+
+use cairn_tests::TestCluster;
+
+/// Snapshots every 20 entries and keeps no log behind them, so a node that misses
+/// more than a few writes can only catch up by snapshot.
+const COMPACTING: &str = "[raft]\nsnapshot_logs_since_last = 20\nmax_logs_kept_after_snapshot = 0\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_survive_leader_kill_and_catch_up_by_snapshot() {
+    let mut c = TestCluster::new(3, COMPACTING);
+    c.boot().await;
+
+    // Writes through every node are readable through every node.
+    for via in c.ids() {
+        let body = c.put_ok(via, "acme", &format!("through-{via}"), &format!("v{via}")).await;
+        assert!(body["revision"].as_u64().is_some_and(|r| r > 0), "{body}");
+    }
+    for via in c.ids() {
+        for from in c.ids() {
+            let v = c.get_value(via, "acme", &format!("through-{from}")).await;
+            assert_eq!(v.expect("present")["value"], format!("v{from}"));
+        }
+    }
+
+    // Kill the data group's leader; keep writing through the survivors.
+    let leader = c.leader(1, "local").await;
+    let before_kill = c.group_status(leader, "local").await["last_log_index"]
+        .as_u64()
+        .expect("index");
+    c.kill(leader);
+    let survivors: Vec<u64> = c.ids().into_iter().filter(|id| *id != leader).collect();
+    for i in 0..80 {
+        let via = survivors[i % survivors.len()];
+        c.put_ok(via, "acme", &format!("after-{i}"), &format!("a{i}")).await;
+    }
+    let new_leader = c.leader(survivors[0], "local").await;
+    assert_ne!(new_leader, leader, "a survivor took over");
+    let leader_status = c.group_status(new_leader, "local").await;
+    assert!(
+        leader_status["purged_index"].as_u64().unwrap_or(0) > before_kill,
+        "the survivors compacted their logs past the killed node's position: {leader_status}"
+    );
+
+    // The killed node comes back and catches up — by snapshot, since the entries it
+    // missed are gone from every log.
+    c.start(leader);
+    c.wait_ready(leader).await;
+    let target = leader_status["commit_index"].as_u64().expect("commit");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = c.group_status(leader, "local").await;
+        if s["applied_index"].as_u64().unwrap_or(0) >= target {
+            assert!(
+                s["snapshot_index"].as_u64().unwrap_or(0) > before_kill,
+                "caught up by installing a snapshot: {s}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no catch-up: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Reads through the restarted node see everything (served from its own replica).
+    for i in 0..80 {
+        let v = c.get_value(leader, "acme", &format!("after-{i}")).await;
+        assert_eq!(v.expect("present")["value"], format!("a{i}"));
+    }
+    for from in c.ids() {
+        assert!(c.get_value(leader, "acme", &format!("through-{from}")).await.is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_restart_keeps_every_acknowledged_write_and_never_rebootstraps() {
+    let mut c = TestCluster::new(3, "");
+    c.boot().await;
+    let mut acked = Vec::new();
+    for i in 0..30u64 {
+        let via = c.ids()[usize::try_from(i % 3).expect("small")];
+        let body = c.put_ok(via, "t1", &format!("k{i}"), &format!("value-{i}")).await;
+        acked.push((format!("k{i}"), body["revision"].as_u64().expect("revision")));
+    }
+    let term_before = c.group_status(1, "local").await["term"].as_u64().expect("term");
+
+    // SIGKILL everything at once: only what was synced survives, and that must be
+    // every acknowledged write.
+    for id in c.ids() {
+        c.kill(id);
+    }
+    c.start_all();
+    for id in c.ids() {
+        c.wait_ready(id).await;
+    }
+    for (i, (key, revision)) in acked.iter().enumerate() {
+        let via = c.ids()[i % 3];
+        let v = c.get_value(via, "t1", key).await.expect("acknowledged write survived");
+        assert_eq!(v["value"], format!("value-{i}"));
+        assert_eq!(v["revision"].as_u64(), Some(*revision));
+    }
+    let s = c.group_status(2, "local").await;
+    assert!(s["term"].as_u64().expect("term") >= term_before);
+    assert_eq!(s["voters"], serde_json::json!([1, 2, 3]));
+
+    // Bootstrap happens exactly once: a second init is refused.
+    let out = c.init();
+    assert!(!out.status.success(), "second init must be refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already_initialized"), "{err}");
+
+    // A single restarted node resumes from its data dir; it does not re-bootstrap.
+    let applied_before = c.group_status(3, "local").await["applied_index"]
+        .as_u64()
+        .expect("applied");
+    assert!(c.terminate(3), "SIGTERM exits cleanly");
+    c.start(3);
+    c.wait_ready(3).await;
+    let s = c.group_status(3, "local").await;
+    assert!(s["applied_index"].as_u64().expect("applied") >= applied_before, "{s}");
+    assert_eq!(s["voters"], serde_json::json!([1, 2, 3]));
+    assert_eq!(
+        c.log(3).matches("fresh=true").count(),
+        1,
+        "the data dir was fresh only at the first start"
+    );
+    let v = c.get_value(3, "t1", "k0").await.expect("present");
+    assert_eq!(v["value"], "value-0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_of_another_node_or_cluster_is_refused() {
+    let mut c = TestCluster::new(2, "");
+    c.start(1);
+    c.wait_ready_or_running(1).await;
+    assert!(c.terminate(1));
+
+    // Node 2 pointed at node 1's data dir.
+    let swapped = c
+        .config_text("test", "")
+        .replace("data_dir = \"node-2\"", "data_dir = \"node-x\"")
+        .replace("data_dir = \"node-1\"", "data_dir = \"node-2\"")
+        .replace("data_dir = \"node-x\"", "data_dir = \"node-1\"");
+    std::fs::write(&c.config, swapped).expect("write config");
+    c.start(2);
+    let status = c.wait_exit(2).await;
+    assert!(!status.success());
+    assert!(
+        c.log(2).contains("data dir belongs to another node"),
+        "{}",
+        c.log(2)
+    );
+
+    // Node 1 of another cluster on the same data dir.
+    std::fs::write(&c.config, c.config_text("other", "")).expect("write config");
+    c.start(1);
+    let status = c.wait_exit(1).await;
+    assert!(!status.success());
+    assert!(c.log(1).contains("cluster \"test\""), "{}", c.log(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_to_start_with_a_bad_master_key_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut c = TestCluster::new(1, "");
+    let key = c.dir.path().join("master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    c.start(1);
+    assert!(!c.wait_exit(1).await.success());
+    assert!(c.log(1).contains("chmod 600"), "{}", c.log(1));
+}
+
+trait WaitExt {
+    async fn wait_exit(&mut self, id: u64) -> std::process::ExitStatus;
+    async fn wait_ready_or_running(&mut self, id: u64);
+}
+
+impl WaitExt for TestCluster {
+    async fn wait_exit(&mut self, id: u64) -> std::process::ExitStatus {
+        for _ in 0..200 {
+            if let Some(s) = self.exited(id) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("node {id} did not exit; log:\n{}", self.log(id));
+    }
+
+    /// An uninitialised single node serves /healthz (it has no leader yet).
+    async fn wait_ready_or_running(&mut self, id: u64) {
+        for _ in 0..200 {
+            if let Ok(r) = self.client().get(self.url(id, "/healthz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("node {id} never served /healthz; log:\n{}", self.log(id));
+    }
+}
