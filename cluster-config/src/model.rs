@@ -268,7 +268,10 @@ impl RawConfig {
         }
 
         if self.regions.is_empty() {
-            errs.push(ConfigError::new("regions", "at least one [[regions]] is required"));
+            errs.push(ConfigError::new(
+                "regions",
+                "at least one [[regions]] is required",
+            ));
         }
         let mut region_index: HashMap<&str, usize> = HashMap::new();
         for (i, r) in self.regions.iter().enumerate() {
@@ -290,7 +293,10 @@ impl RawConfig {
         }
 
         if self.nodes.is_empty() {
-            errs.push(ConfigError::new("nodes", "at least one [[nodes]] is required"));
+            errs.push(ConfigError::new(
+                "nodes",
+                "at least one [[nodes]] is required",
+            ));
         }
         let mut ids: HashMap<u64, usize> = HashMap::new();
         let mut addrs: HashMap<&str, String> = HashMap::new();

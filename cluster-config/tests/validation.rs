@@ -111,7 +111,9 @@ fn refuses_replication_factor_larger_than_node_count() {
         &three_nodes().replace("replication_factor = 3", "replication_factor = 5"),
         "replication_factor",
     );
-    assert!(errs.to_string().contains("larger than the number of nodes (3)"));
+    assert!(errs
+        .to_string()
+        .contains("larger than the number of nodes (3)"));
 }
 
 #[test]
@@ -132,14 +134,22 @@ fn refuses_duplicate_node_ids() {
 
 #[test]
 fn refuses_duplicate_addresses() {
-    let text = three_nodes().replace("http_addr = \"127.0.0.1:8003\"", "http_addr = \"127.0.0.1:8002\"");
+    let text = three_nodes().replace(
+        "http_addr = \"127.0.0.1:8003\"",
+        "http_addr = \"127.0.0.1:8002\"",
+    );
     let errs = refused(&text, "nodes[2].http_addr");
-    assert!(errs.to_string().contains("duplicate address 127.0.0.1:8002"));
+    assert!(errs
+        .to_string()
+        .contains("duplicate address 127.0.0.1:8002"));
 }
 
 #[test]
 fn refuses_an_address_used_for_two_roles() {
-    let text = three_nodes().replace("grpc_addr = \"127.0.0.1:9001\"", "grpc_addr = \"127.0.0.1:7001\"");
+    let text = three_nodes().replace(
+        "grpc_addr = \"127.0.0.1:9001\"",
+        "grpc_addr = \"127.0.0.1:7001\"",
+    );
     refused(&text, "nodes[0].grpc_addr");
 }
 
@@ -162,7 +172,10 @@ fn refuses_duplicate_data_dirs() {
 #[test]
 fn refuses_node_in_unknown_region() {
     let errs = refused(
-        &three_nodes().replace("region = \"local\"\nraft_addr = \"127.0.0.1:7003\"", "region = \"mars\"\nraft_addr = \"127.0.0.1:7003\""),
+        &three_nodes().replace(
+            "region = \"local\"\nraft_addr = \"127.0.0.1:7003\"",
+            "region = \"mars\"\nraft_addr = \"127.0.0.1:7003\"",
+        ),
         "nodes[2].region",
     );
     assert!(errs.to_string().contains("\"mars\""));
@@ -207,7 +220,8 @@ fn refuses_unknown_default_region() {
 
 #[test]
 fn refuses_election_timeout_not_above_heartbeat() {
-    let text = three_nodes() + "[raft]\nheartbeat_interval_ms = 500\nelection_timeout_min_ms = 400\n";
+    let text =
+        three_nodes() + "[raft]\nheartbeat_interval_ms = 500\nelection_timeout_min_ms = 400\n";
     refused(&text, "raft.election_timeout_min_ms");
 }
 

@@ -77,7 +77,9 @@ mod tests {
     #[test]
     fn refuses_missing_file_without_leaking_contents() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = MasterKey::load(&dir.path().join("absent")).err().expect("refused");
+        let err = MasterKey::load(&dir.path().join("absent"))
+            .err()
+            .expect("refused");
         assert!(matches!(err, SecretFileError::Io { .. }));
         let path = write(&dir, "k", b"super-secret-but-wrong-length", 0o600);
         let err = MasterKey::load(&path).err().expect("refused");

@@ -21,8 +21,7 @@ pub struct KvService {
 impl KvService {
     #[must_use]
     pub fn server(services: Services) -> KvServer<Self> {
-        KvServer::new(Self { services })
-            .max_decoding_message_size(crate::service::MAX_BODY_BYTES)
+        KvServer::new(Self { services }).max_decoding_message_size(crate::service::MAX_BODY_BYTES)
     }
 
     fn tenant(&self, md: &MetadataMap) -> Result<String, ServiceError> {
@@ -66,7 +65,10 @@ fn entry(e: KvEntry) -> proto::KvEntry {
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn put(&self, req: Request<proto::PutRequest>) -> Result<Response<proto::KvEntry>, Status> {
+    async fn put(
+        &self,
+        req: Request<proto::PutRequest>,
+    ) -> Result<Response<proto::KvEntry>, Status> {
         let tenant = self.tenant(req.metadata()).map_err(|e| status(&e))?;
         let r = req.into_inner();
         self.services
@@ -76,7 +78,10 @@ impl Kv for KvService {
             .map_err(|e| status(&e))
     }
 
-    async fn get(&self, req: Request<proto::GetRequest>) -> Result<Response<proto::KvEntry>, Status> {
+    async fn get(
+        &self,
+        req: Request<proto::GetRequest>,
+    ) -> Result<Response<proto::KvEntry>, Status> {
         let tenant = self.tenant(req.metadata()).map_err(|e| status(&e))?;
         let r = req.into_inner();
         self.services

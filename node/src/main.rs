@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cairn", version, about = "Cairn: a clustered, encrypted identity store")]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: a clustered, encrypted identity store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -45,9 +49,13 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

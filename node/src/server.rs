@@ -1,7 +1,7 @@
 //! `cairn node`: open the data dir, start the groups, serve peers, HTTP and gRPC,
 //! and shut down cleanly when `shutdown` resolves.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
@@ -44,7 +44,11 @@ pub async fn run(
     let identity = NodeIdentity {
         cluster_name: cfg.cluster_name.clone(),
         node_id: id,
-        groups: cfg.groups().iter().map(|g| (g.id.0, g.name.clone())).collect(),
+        groups: cfg
+            .groups()
+            .iter()
+            .map(|g| (g.id.0, g.name.clone()))
+            .collect(),
     };
     let fresh = engine.claim(&identity)?;
     tracing::info!(
@@ -95,7 +99,8 @@ pub async fn run(
     );
     let http_task = tokio::spawn(
         axum::serve(http_listener, crate::http::router(services))
-            .with_graceful_shutdown(stopped(client_stop_rx)),
+            .with_graceful_shutdown(stopped(client_stop_rx))
+            .into_future(),
     );
     tracing::info!(
         node = id,

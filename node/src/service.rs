@@ -38,7 +38,12 @@ struct Inner {
 
 impl Services {
     #[must_use]
-    pub fn new(raft: Arc<RaftNode>, cfg: Arc<ClusterConfig>, admin: AdminToken, node_id: u64) -> Self {
+    pub fn new(
+        raft: Arc<RaftNode>,
+        cfg: Arc<ClusterConfig>,
+        admin: AdminToken,
+        node_id: u64,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 raft,
@@ -210,7 +215,9 @@ fn validate_tenant(tenant: &str) -> Result<(), ServiceError> {
 
 fn validate_key(key: &str) -> Result<(), ServiceError> {
     if key.is_empty() {
-        return Err(ServiceError::InvalidRequest("key must not be empty".to_owned()));
+        return Err(ServiceError::InvalidRequest(
+            "key must not be empty".to_owned(),
+        ));
     }
     if key.len() > MAX_KEY_BYTES {
         return Err(ServiceError::PayloadTooLarge(format!(
@@ -233,7 +240,10 @@ mod tests {
     #[test]
     fn key_and_tenant_validation() {
         assert!(validate_key("a/b c").is_ok());
-        assert!(matches!(validate_key(""), Err(ServiceError::InvalidRequest(_))));
+        assert!(matches!(
+            validate_key(""),
+            Err(ServiceError::InvalidRequest(_))
+        ));
         assert!(validate_key(&"k".repeat(512)).is_ok());
         assert!(matches!(
             validate_key(&"k".repeat(513)),

@@ -37,5 +37,9 @@ pub enum InitError {
     )]
     Unreachable { node: u64, detail: String },
     #[error("initialising group {group} on node {node} failed: {detail}")]
-    Failed { group: u64, node: u64, detail: String },
+    Failed {
+        group: u64,
+        node: u64,
+        detail: String,
+    },
 }

@@ -24,16 +24,16 @@ pub struct LogStore {
 pub(crate) fn io_err(
     subject: ErrorSubject<u64>,
     verb: ErrorVerb,
-    e: &impl std::error::Error,
+    e: &(impl std::error::Error + 'static),
 ) -> StorageError {
     StorageIOError::new(subject, verb, openraft::AnyError::new(e)).into()
 }
 
-fn read_err(e: &impl std::error::Error) -> StorageError {
+fn read_err(e: &(impl std::error::Error + 'static)) -> StorageError {
     io_err(ErrorSubject::Logs, ErrorVerb::Read, e)
 }
 
-fn write_err(e: &impl std::error::Error) -> StorageError {
+fn write_err(e: &(impl std::error::Error + 'static)) -> StorageError {
     io_err(ErrorSubject::Logs, ErrorVerb::Write, e)
 }
 
@@ -89,7 +89,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry>, StorageError> {
         let (start, end) = bounds(&range);
         let rows = self.log.range(start, end).map_err(|e| read_err(&e))?;
-        rows.iter().map(|(_, bytes)| Self::decode_entry(bytes)).collect()
+        rows.iter()
+            .map(|(_, bytes)| Self::decode_entry(bytes))
+            .collect()
     }
 }
 

@@ -71,8 +71,7 @@ impl RaftNode {
             .iter()
             .map(|n| (n.id, n.raft_addr.clone()))
             .collect();
-        let peer_list: Vec<(NodeId, String)> =
-            addrs.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let peer_list: Vec<(NodeId, String)> = addrs.iter().map(|(k, v)| (*k, v.clone())).collect();
         let peers = Arc::new(Peers::new(id, &peer_list).map_err(RaftNodeError::Internal)?);
         let tuning = &cfg.raft;
         let mut groups = HashMap::new();
@@ -144,7 +143,11 @@ impl RaftNode {
     /// # Errors
     /// [`RaftNodeError::NoLeader`] after the deadline (nothing applied),
     /// [`RaftNodeError::OutcomeUnknown`] if the command may have been applied.
-    pub async fn write(&self, group: GroupId, cmd: Command) -> Result<CommandResult, RaftNodeError> {
+    pub async fn write(
+        &self,
+        group: GroupId,
+        cmd: Command,
+    ) -> Result<CommandResult, RaftNodeError> {
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let mut pause = Duration::from_millis(10);
         loop {
@@ -167,7 +170,8 @@ impl RaftNode {
     ) -> Result<CommandResult, RaftNodeError> {
         let target = match self.groups.get(&group) {
             Some(g) => {
-                let proposal = tokio::time::timeout(COMMIT_TIMEOUT, g.raft.client_write(cmd.clone()));
+                let proposal =
+                    tokio::time::timeout(COMMIT_TIMEOUT, g.raft.client_write(cmd.clone()));
                 match proposal.await {
                     Ok(Ok(resp)) => return Ok(resp.data),
                     Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
@@ -195,7 +199,9 @@ impl RaftNode {
                     .await;
                 match reply {
                     Ok(answer) => answer,
-                    Err(PeerCallError::NotSent { .. }) => Err(RaftNodeError::NoLeader { group: group.0 }),
+                    Err(PeerCallError::NotSent { .. }) => {
+                        Err(RaftNodeError::NoLeader { group: group.0 })
+                    }
                     Err(e) => Err(RaftNodeError::OutcomeUnknown {
                         group: group.0,
                         detail: e.to_string(),
@@ -216,8 +222,11 @@ impl RaftNode {
         loop {
             match self.query_once(group, &query, 0).await {
                 // Reads change nothing: every failure may be retried.
-                Err(e) if !matches!(e, RaftNodeError::UnknownGroup(_) | RaftNodeError::ShuttingDown)
-                    && Instant::now() + pause < deadline =>
+                Err(e)
+                    if !matches!(
+                        e,
+                        RaftNodeError::UnknownGroup(_) | RaftNodeError::ShuttingDown
+                    ) && Instant::now() + pause < deadline =>
                 {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(100));
@@ -390,7 +399,12 @@ impl RaftNode {
             let members: BTreeMap<NodeId, BasicNode> = spec
                 .voters
                 .iter()
-                .map(|v| (*v, BasicNode::new(self.addrs.get(v).cloned().unwrap_or_default())))
+                .map(|v| {
+                    (
+                        *v,
+                        BasicNode::new(self.addrs.get(v).cloned().unwrap_or_default()),
+                    )
+                })
                 .collect();
             let first = spec.voters.first().copied().unwrap_or(self.id);
             let outcome = if first == self.id {
@@ -493,12 +507,11 @@ fn group_status(g: &Group) -> GroupStatus {
 
 fn execute(state: &GroupState, query: &Query) -> Result<QueryResult, RaftNodeError> {
     match query {
-        Query::KvGet { tenant, key } => state
-            .kv_get(tenant, key)
-            .map(QueryResult::Kv)
-            .map_err(|e| {
+        Query::KvGet { tenant, key } => {
+            state.kv_get(tenant, key).map(QueryResult::Kv).map_err(|e| {
                 tracing::error!(error = %e, "kv read failed");
                 RaftNodeError::Internal("storage read failed".to_owned())
-            }),
+            })
+        }
     }
 }

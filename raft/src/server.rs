@@ -38,12 +38,12 @@ impl PeerService {
 }
 
 fn decode<T: DeserializeOwned>(msg: &GroupMessage) -> Result<T, Status> {
-    codec::decode("peer request", &msg.payload)
-        .map_err(|e| Status::invalid_argument(e.to_string()))
+    codec::decode("peer request", &msg.payload).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<Reply>, Status> {
-    let payload = codec::encode("peer reply", value).map_err(|e| Status::internal(e.to_string()))?;
+    let payload =
+        codec::encode("peer reply", value).map_err(|e| Status::internal(e.to_string()))?;
     Ok(Response::new(Reply { payload }))
 }
 
@@ -61,7 +61,10 @@ impl Peer for PeerService {
         reply(&self.raft(msg.group)?.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+    async fn install_snapshot(
+        &self,
+        req: Request<GroupMessage>,
+    ) -> Result<Response<Reply>, Status> {
         let msg = req.into_inner();
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&msg)?;
         reply(&self.raft(msg.group)?.install_snapshot(rpc).await)
@@ -70,13 +73,23 @@ impl Peer for PeerService {
     async fn forward(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
         let msg = req.into_inner();
         let cmd: Command = decode(&msg)?;
-        reply(&self.node.write_once(GroupId(msg.group), &cmd, msg.hops).await)
+        reply(
+            &self
+                .node
+                .write_once(GroupId(msg.group), &cmd, msg.hops)
+                .await,
+        )
     }
 
     async fn query(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
         let msg = req.into_inner();
         let query: Query = decode(&msg)?;
-        reply(&self.node.query_once(GroupId(msg.group), &query, msg.hops).await)
+        reply(
+            &self
+                .node
+                .query_once(GroupId(msg.group), &query, msg.hops)
+                .await,
+        )
     }
 
     async fn read_index(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {

@@ -36,11 +36,11 @@ pub struct StateMachine {
     snapshot_seq: Arc<AtomicU64>,
 }
 
-fn sm_err(verb: ErrorVerb, e: &impl std::error::Error) -> StorageError {
+fn sm_err(verb: ErrorVerb, e: &(impl std::error::Error + 'static)) -> StorageError {
     io_err(ErrorSubject::StateMachine, verb, e)
 }
 
-fn snap_err(verb: ErrorVerb, e: &impl std::error::Error) -> StorageError {
+fn snap_err(verb: ErrorVerb, e: &(impl std::error::Error + 'static)) -> StorageError {
     io_err(ErrorSubject::Snapshot(None), verb, e)
 }
 
@@ -54,7 +54,11 @@ impl StateMachine {
     }
 
     fn applied(&self) -> Result<Applied, StorageError> {
-        match self.state.applied().map_err(|e| sm_err(ErrorVerb::Read, &e))? {
+        match self
+            .state
+            .applied()
+            .map_err(|e| sm_err(ErrorVerb::Read, &e))?
+        {
             Some(bytes) => {
                 codec::decode("applied state", &bytes).map_err(|e| sm_err(ErrorVerb::Read, &e))
             }
@@ -70,8 +74,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             .export()
             .map_err(|e| snap_err(ErrorVerb::Read, &e))?;
         let applied: Applied = match applied {
-            Some(bytes) => codec::decode("applied state", &bytes)
-                .map_err(|e| snap_err(ErrorVerb::Read, &e))?,
+            Some(bytes) => {
+                codec::decode("applied state", &bytes).map_err(|e| snap_err(ErrorVerb::Read, &e))?
+            }
             None => Applied::default(),
         };
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
@@ -85,7 +90,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             snapshot_id,
         };
         let stored = StoredSnapshot { meta, data };
-        let blob = codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        let blob =
+            codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
         self.state
             .save_snapshot(&blob)
             .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
@@ -164,7 +170,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: meta.clone(),
             data,
         };
-        let blob = codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        let blob =
+            codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
         self.state
             .save_snapshot(&blob)
             .map_err(|e| snap_err(ErrorVerb::Write, &e))

@@ -12,10 +12,16 @@ use openraft::{ErrorSubject, ErrorVerb, StorageError, StorageIOError};
 struct RocksBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RocksBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<u64>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<u64>> {
         let io = |e: &dyn std::error::Error| -> StorageError<u64> {
-            StorageIOError::new(ErrorSubject::Store, ErrorVerb::Write, openraft::AnyError::error(e))
-                .into()
+            StorageIOError::new(
+                ErrorSubject::Store,
+                ErrorVerb::Write,
+                openraft::AnyError::error(e),
+            )
+            .into()
         };
         let dir = tempfile::tempdir().map_err(|e| io(&e))?;
         let engine = Engine::open(dir.path()).map_err(|e| io(&e))?;
@@ -27,6 +33,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Roc
 }
 
 #[test]
-fn openraft_storage_suite_passes_on_rocksdb() -> Result<(), StorageError<u64>> {
-    Suite::test_all(RocksBuilder)
+fn openraft_storage_suite_passes_on_rocksdb() {
+    if let Err(e) = Suite::test_all(RocksBuilder) {
+        panic!("openraft storage suite failed: {e}");
+    }
 }

@@ -91,7 +91,8 @@ impl Engine {
             }),
             None => {
                 let bytes = codec::encode("node identity", expected)?;
-                self.db.put_cf_opt(self.cf(CF_NODE)?, IDENTITY_KEY, bytes, &synced())?;
+                self.db
+                    .put_cf_opt(self.cf(CF_NODE)?, IDENTITY_KEY, bytes, &synced())?;
                 Ok(true)
             }
         }

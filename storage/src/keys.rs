@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn log_keys_sort_numerically_and_stay_inside_their_group() {
-        let mut keys = vec![
+        let mut keys = [
             log_key(1, 256),
             log_key(1, 1),
             log_key(0, u64::MAX),
@@ -111,7 +111,10 @@ mod tests {
             log_key(1, 255),
         ];
         keys.sort();
-        let decoded: Vec<_> = keys.iter().map(|k| (k[..8].to_vec(), log_index(k))).collect();
+        let decoded: Vec<_> = keys
+            .iter()
+            .map(|k| (k[..8].to_vec(), log_index(k)))
+            .collect();
         assert_eq!(decoded[0].1, Some(u64::MAX));
         assert_eq!(decoded[1].1, Some(1));
         assert_eq!(decoded[2].1, Some(255));

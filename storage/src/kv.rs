@@ -32,10 +32,16 @@ pub enum KvCommand {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOutcome {
-    Written { revision: u64 },
-    Deleted { existed: bool },
+    Written {
+        revision: u64,
+    },
+    Deleted {
+        existed: bool,
+    },
     /// The guard failed; `current` is the key's revision (`0`: absent). Nothing changed.
-    RevisionMismatch { current: u64 },
+    RevisionMismatch {
+        current: u64,
+    },
 }
 
 /// A stored value and the revision that wrote it.
@@ -97,7 +103,8 @@ impl<'a> ApplyBatch<'a> {
                     revision,
                     value: value.clone(),
                 };
-                self.batch.put_cf(cf, &k, codec::encode("kv record", &record)?);
+                self.batch
+                    .put_cf(cf, &k, codec::encode("kv record", &record)?);
                 self.pending.insert(k, Some(record));
                 Ok(KvOutcome::Written { revision })
             }

@@ -64,11 +64,11 @@ impl GroupLog {
         opts.set_iterate_upper_bound(log_key(self.group, end).to_vec());
         let from = log_key(self.group, start);
         let mut out = Vec::new();
-        for item in self
-            .engine
-            .db()
-            .iterator_cf_opt(cf, opts, IteratorMode::From(&from, Direction::Forward))
-        {
+        for item in self.engine.db().iterator_cf_opt(
+            cf,
+            opts,
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
             let (k, v) = item?;
             if let Some(index) = log_index(&k) {
                 out.push((index, v.into_vec()));
@@ -86,10 +86,11 @@ impl GroupLog {
         let mut opts = ReadOptions::default();
         opts.set_iterate_lower_bound(log_key(self.group, 0).to_vec());
         let end = log_end(self.group);
-        let mut iter = self
-            .engine
-            .db()
-            .iterator_cf_opt(cf, opts, IteratorMode::From(&end, Direction::Reverse));
+        let mut iter = self.engine.db().iterator_cf_opt(
+            cf,
+            opts,
+            IteratorMode::From(&end, Direction::Reverse),
+        );
         match iter.next() {
             Some(item) => {
                 let (k, v) = item?;
@@ -106,7 +107,7 @@ impl GroupLog {
     pub fn truncate_from(&self, from: u64) -> Result<()> {
         let cf = self.engine.cf(CF_LOG)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf, log_key(self.group, from), log_end(self.group));
+        batch.delete_range_cf(cf, log_key(self.group, from).to_vec(), log_end(self.group));
         self.engine.db().write_opt(batch, &synced())?;
         Ok(())
     }
@@ -120,12 +121,16 @@ impl GroupLog {
         let log_cf = self.engine.cf(CF_LOG)?;
         let state_cf = self.engine.cf(CF_STATE)?;
         let mut batch = WriteBatch::default();
-        batch.put_cf(state_cf, state_key(self.group, HardState::Purged as u8), marker);
+        batch.put_cf(
+            state_cf,
+            state_key(self.group, HardState::Purged as u8),
+            marker,
+        );
         let end = match upto.checked_add(1) {
             Some(next) => log_key(self.group, next).to_vec(),
             None => log_end(self.group),
         };
-        batch.delete_range_cf(log_cf, log_key(self.group, 0), end);
+        batch.delete_range_cf(log_cf, log_key(self.group, 0).to_vec(), end);
         self.engine.db().write_opt(batch, &synced())?;
         Ok(())
     }
@@ -178,10 +183,22 @@ mod tests {
         a.truncate_from(8).expect("truncate");
         assert_eq!(a.last().expect("last").map(|e| e.0), Some(7));
         a.purge_upto(4, b"p").expect("purge");
-        let left: Vec<u64> = a.range(0, u64::MAX).expect("range").iter().map(|e| e.0).collect();
+        let left: Vec<u64> = a
+            .range(0, u64::MAX)
+            .expect("range")
+            .iter()
+            .map(|e| e.0)
+            .collect();
         assert_eq!(left, vec![5, 6, 7]);
-        assert_eq!(a.hard_state(HardState::Purged).expect("read"), Some(b"p".to_vec()));
-        assert_eq!(b.range(0, u64::MAX).expect("range").len(), 1, "group 2 untouched");
+        assert_eq!(
+            a.hard_state(HardState::Purged).expect("read"),
+            Some(b"p".to_vec())
+        );
+        assert_eq!(
+            b.range(0, u64::MAX).expect("range").len(),
+            1,
+            "group 2 untouched"
+        );
         a.purge_upto(7, b"q").expect("purge all");
         assert_eq!(a.last().expect("last"), None);
         assert_eq!(b.last().expect("last").map(|e| e.0), Some(1));

@@ -202,7 +202,8 @@ mod tests {
         for (sm, v) in [(&g1, "one"), (&g2, "two")] {
             let mut b = sm.batch();
             b.apply_kv(1, &put("t", "k", v, None)).expect("apply");
-            b.apply_kv(2, &put("t", "only-before", v, None)).expect("apply");
+            b.apply_kv(2, &put("t", "only-before", v, None))
+                .expect("apply");
             b.set_applied(b"x").expect("applied");
             b.commit().expect("commit");
         }
@@ -221,8 +222,14 @@ mod tests {
             target.kv_get("t", b"k").expect("get").map(|r| r.value),
             Some(b"one".to_vec())
         );
-        assert_eq!(target.applied().expect("applied").as_deref(), Some(b"y".as_slice()));
-        assert!(target.import(b"\xff\xff", b"y").is_err(), "garbage is refused");
+        assert_eq!(
+            target.applied().expect("applied").as_deref(),
+            Some(b"y".as_slice())
+        );
+        assert!(
+            target.import(b"\xff\xff", b"y").is_err(),
+            "garbage is refused"
+        );
         assert_eq!(
             g2.kv_get("t", b"k").expect("get").map(|r| r.value),
             Some(b"two".to_vec())

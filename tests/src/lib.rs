@@ -55,9 +55,16 @@ pub fn cairn_bin() -> PathBuf {
     candidate
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
-    l.local_addr().expect("addr").port()
+/// `n` distinct free loopback ports (all held open until every one is chosen, so the
+/// kernel cannot hand out the same port twice).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
 }
 
 impl TestCluster {
@@ -66,16 +73,18 @@ impl TestCluster {
     #[must_use]
     pub fn new(n: u64, extra_toml: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut nodes = Vec::new();
-        for id in 1..=n {
-            nodes.push(TestNode {
+        let ports = free_ports(usize::try_from(n * 3).expect("small"));
+        let nodes: Vec<TestNode> = ports
+            .chunks(3)
+            .zip(1..=n)
+            .map(|(p, id)| TestNode {
                 id,
-                raft: format!("127.0.0.1:{}", free_port()),
-                http: format!("127.0.0.1:{}", free_port()),
-                grpc: format!("127.0.0.1:{}", free_port()),
+                raft: format!("127.0.0.1:{}", p[0]),
+                http: format!("127.0.0.1:{}", p[1]),
+                grpc: format!("127.0.0.1:{}", p[2]),
                 child: None,
-            });
-        }
+            })
+            .collect();
         let write_secret = |name: &str, bytes: &[u8]| {
             let p = dir.path().join(name);
             std::fs::write(&p, bytes).expect("write secret");
@@ -84,7 +93,7 @@ impl TestCluster {
         write_secret("master.key", &[42u8; 32]);
         write_secret("admin.token", TOKEN.as_bytes());
         let config = dir.path().join("cluster.toml");
-        let mut cluster = Self {
+        let cluster = Self {
             dir,
             config,
             nodes,
@@ -219,7 +228,10 @@ impl TestCluster {
 
     /// Whether node `id`'s process has exited, and with what status.
     pub fn exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
-        self.node_mut(id).child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.node_mut(id)
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     #[must_use]
@@ -306,7 +318,10 @@ impl TestCluster {
                 503 if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                s => panic!("get {key} via {via}: {s} {}", r.text().await.unwrap_or_default()),
+                s => panic!(
+                    "get {key} via {via}: {s} {}",
+                    r.text().await.unwrap_or_default()
+                ),
             }
         }
     }

@@ -8,7 +8,8 @@ use cairn_tests::TestCluster;
 
 /// Snapshots every 20 entries and keeps no log behind them, so a node that misses
 /// more than a few writes can only catch up by snapshot.
-const COMPACTING: &str = "[raft]\nsnapshot_logs_since_last = 20\nmax_logs_kept_after_snapshot = 0\n";
+const COMPACTING: &str =
+    "[raft]\nsnapshot_logs_since_last = 20\nmax_logs_kept_after_snapshot = 0\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_survive_leader_kill_and_catch_up_by_snapshot() {
@@ -17,7 +18,9 @@ async fn three_nodes_replicate_survive_leader_kill_and_catch_up_by_snapshot() {
 
     // Writes through every node are readable through every node.
     for via in c.ids() {
-        let body = c.put_ok(via, "acme", &format!("through-{via}"), &format!("v{via}")).await;
+        let body = c
+            .put_ok(via, "acme", &format!("through-{via}"), &format!("v{via}"))
+            .await;
         assert!(body["revision"].as_u64().is_some_and(|r| r > 0), "{body}");
     }
     for via in c.ids() {
@@ -36,15 +39,25 @@ async fn three_nodes_replicate_survive_leader_kill_and_catch_up_by_snapshot() {
     let survivors: Vec<u64> = c.ids().into_iter().filter(|id| *id != leader).collect();
     for i in 0..80 {
         let via = survivors[i % survivors.len()];
-        c.put_ok(via, "acme", &format!("after-{i}"), &format!("a{i}")).await;
+        c.put_ok(via, "acme", &format!("after-{i}"), &format!("a{i}"))
+            .await;
     }
     let new_leader = c.leader(survivors[0], "local").await;
     assert_ne!(new_leader, leader, "a survivor took over");
-    let leader_status = c.group_status(new_leader, "local").await;
-    assert!(
-        leader_status["purged_index"].as_u64().unwrap_or(0) > before_kill,
-        "the survivors compacted their logs past the killed node's position: {leader_status}"
-    );
+    // openraft purges behind the snapshot once no replication stream is reading the
+    // range (the stream to the dead node retries every backoff period): wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let leader_status = loop {
+        let s = c.group_status(new_leader, "local").await;
+        if s["purged_index"].as_u64().unwrap_or(0) > before_kill {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leader never compacted its log past the killed node's position: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
 
     // The killed node comes back and catches up — by snapshot, since the entries it
     // missed are gone from every log.
@@ -70,7 +83,10 @@ async fn three_nodes_replicate_survive_leader_kill_and_catch_up_by_snapshot() {
         assert_eq!(v.expect("present")["value"], format!("a{i}"));
     }
     for from in c.ids() {
-        assert!(c.get_value(leader, "acme", &format!("through-{from}")).await.is_some());
+        assert!(c
+            .get_value(leader, "acme", &format!("through-{from}"))
+            .await
+            .is_some());
     }
 }
 
@@ -81,10 +97,17 @@ async fn whole_cluster_restart_keeps_every_acknowledged_write_and_never_rebootst
     let mut acked = Vec::new();
     for i in 0..30u64 {
         let via = c.ids()[usize::try_from(i % 3).expect("small")];
-        let body = c.put_ok(via, "t1", &format!("k{i}"), &format!("value-{i}")).await;
-        acked.push((format!("k{i}"), body["revision"].as_u64().expect("revision")));
+        let body = c
+            .put_ok(via, "t1", &format!("k{i}"), &format!("value-{i}"))
+            .await;
+        acked.push((
+            format!("k{i}"),
+            body["revision"].as_u64().expect("revision"),
+        ));
     }
-    let term_before = c.group_status(1, "local").await["term"].as_u64().expect("term");
+    let term_before = c.group_status(1, "local").await["term"]
+        .as_u64()
+        .expect("term");
 
     // SIGKILL everything at once: only what was synced survives, and that must be
     // every acknowledged write.
@@ -97,7 +120,10 @@ async fn whole_cluster_restart_keeps_every_acknowledged_write_and_never_rebootst
     }
     for (i, (key, revision)) in acked.iter().enumerate() {
         let via = c.ids()[i % 3];
-        let v = c.get_value(via, "t1", key).await.expect("acknowledged write survived");
+        let v = c
+            .get_value(via, "t1", key)
+            .await
+            .expect("acknowledged write survived");
         assert_eq!(v["value"], format!("value-{i}"));
         assert_eq!(v["revision"].as_u64(), Some(*revision));
     }
@@ -119,7 +145,10 @@ async fn whole_cluster_restart_keeps_every_acknowledged_write_and_never_rebootst
     c.start(3);
     c.wait_ready(3).await;
     let s = c.group_status(3, "local").await;
-    assert!(s["applied_index"].as_u64().expect("applied") >= applied_before, "{s}");
+    assert!(
+        s["applied_index"].as_u64().expect("applied") >= applied_before,
+        "{s}"
+    );
     assert_eq!(s["voters"], serde_json::json!([1, 2, 3]));
     assert_eq!(
         c.log(3).matches("fresh=true").count(),

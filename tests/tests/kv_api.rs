@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 async fn problem(r: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status);
     assert_eq!(
-        r.headers()["content-type"], "application/problem+json",
+        r.headers()["content-type"],
+        "application/problem+json",
         "problem documents are RFC 9457"
     );
     let body: Value = r.json().await.expect("problem json");
@@ -33,16 +34,28 @@ async fn kv_api_success_paths_errors_and_tenant_isolation() {
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert!(r.headers().contains_key("x-request-id"));
     let got: Value = r.json().await.expect("json");
-    assert_eq!(got, json!({"key": "greeting", "value": "hello", "revision": rev}));
+    assert_eq!(
+        got,
+        json!({"key": "greeting", "value": "hello", "revision": rev})
+    );
 
     // Keys may contain slashes and escaped characters.
     c.put_ok(3, "alpha", "a/b%20c", "nested").await;
-    assert_eq!(c.get_value(1, "alpha", "a/b%20c").await.expect("present")["key"], "a/b c");
+    assert_eq!(
+        c.get_value(1, "alpha", "a/b%20c").await.expect("present")["key"],
+        "a/b c"
+    );
 
     // Tenants are isolated: the same key holds two values.
     c.put_ok(2, "beta", "greeting", "bonjour").await;
-    assert_eq!(c.get_value(3, "alpha", "greeting").await.expect("a")["value"], "hello");
-    assert_eq!(c.get_value(3, "beta", "greeting").await.expect("b")["value"], "bonjour");
+    assert_eq!(
+        c.get_value(3, "alpha", "greeting").await.expect("a")["value"],
+        "hello"
+    );
+    assert_eq!(
+        c.get_value(3, "beta", "greeting").await.expect("b")["value"],
+        "bonjour"
+    );
     problem(c.get(1, "gamma", "greeting").await, 404, "key_not_found").await;
 
     // Compare-and-set.
@@ -55,13 +68,37 @@ async fn kv_api_success_paths_errors_and_tenant_isolation() {
     };
     let ok = cas(2, "greeting", "hi", rev).await.expect("cas");
     assert_eq!(ok.status(), 200);
-    let new_rev = ok.json::<Value>().await.expect("json")["revision"].as_u64().expect("rev");
+    let new_rev = ok.json::<Value>().await.expect("json")["revision"]
+        .as_u64()
+        .expect("rev");
     assert!(new_rev > rev);
-    let stale = problem(cas(3, "greeting", "lost", rev).await.expect("cas"), 412, "revision_mismatch").await;
-    assert!(stale["detail"].as_str().expect("detail").contains(&new_rev.to_string()));
-    assert_eq!(c.get_value(1, "alpha", "greeting").await.expect("v")["value"], "hi");
-    problem(cas(1, "greeting", "create", 0).await.expect("cas"), 412, "revision_mismatch").await;
-    assert_eq!(cas(1, "fresh-key", "created", 0).await.expect("cas").status(), 200);
+    let stale = problem(
+        cas(3, "greeting", "lost", rev).await.expect("cas"),
+        412,
+        "revision_mismatch",
+    )
+    .await;
+    assert!(stale["detail"]
+        .as_str()
+        .expect("detail")
+        .contains(&new_rev.to_string()));
+    assert_eq!(
+        c.get_value(1, "alpha", "greeting").await.expect("v")["value"],
+        "hi"
+    );
+    problem(
+        cas(1, "greeting", "create", 0).await.expect("cas"),
+        412,
+        "revision_mismatch",
+    )
+    .await;
+    assert_eq!(
+        cas(1, "fresh-key", "created", 0)
+            .await
+            .expect("cas")
+            .status(),
+        200
+    );
 
     // Delete: 204, then 404; a guarded delete with a stale revision is 412.
     let del = |via: u64, key: &str| {
@@ -72,7 +109,11 @@ async fn kv_api_success_paths_errors_and_tenant_isolation() {
     };
     assert_eq!(del(3, "greeting").await.expect("delete").status(), 204);
     problem(c.get(1, "alpha", "greeting").await, 404, "key_not_found").await;
-    assert_eq!(del(2, "greeting").await.expect("delete").status(), 204, "idempotent");
+    assert_eq!(
+        del(2, "greeting").await.expect("delete").status(),
+        204,
+        "idempotent"
+    );
     let guarded = http
         .delete(format!("{}?expected_revision=1", kv(1, "fresh-key")))
         .bearer_auth(TOKEN)
@@ -81,18 +122,46 @@ async fn kv_api_success_paths_errors_and_tenant_isolation() {
         .await
         .expect("delete");
     problem(guarded, 412, "revision_mismatch").await;
-    assert_eq!(c.get_value(2, "beta", "greeting").await.expect("b")["value"], "bonjour");
+    assert_eq!(
+        c.get_value(2, "beta", "greeting").await.expect("b")["value"],
+        "bonjour"
+    );
 
     // Limits: value > 64 KiB, body > 1 MiB, key > 512 bytes -> 413.
     let big = "x".repeat(64 * 1024 + 1);
-    problem(c.put(1, "alpha", "big", &big).await, 413, "payload_too_large").await;
+    problem(
+        c.put(1, "alpha", "big", &big).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
     let huge = "x".repeat(1024 * 1024 + 10);
-    problem(c.put(2, "alpha", "huge", &huge).await, 413, "payload_too_large").await;
-    problem(c.put(3, "alpha", &"k".repeat(513), "v").await, 413, "payload_too_large").await;
-    assert_eq!(c.put(1, "alpha", "max", &"x".repeat(64 * 1024)).await.status(), 200);
+    problem(
+        c.put(2, "alpha", "huge", &huge).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
+    problem(
+        c.put(3, "alpha", &"k".repeat(513), "v").await,
+        413,
+        "payload_too_large",
+    )
+    .await;
+    assert_eq!(
+        c.put(1, "alpha", "max", &"x".repeat(64 * 1024))
+            .await
+            .status(),
+        200
+    );
 
     // Authentication: missing or wrong token -> 401; missing tenant -> 400.
-    let r = http.get(kv(1, "fresh-key")).header("x-tenant", "alpha").send().await.expect("get");
+    let r = http
+        .get(kv(1, "fresh-key"))
+        .header("x-tenant", "alpha")
+        .send()
+        .await
+        .expect("get");
     assert!(r.headers().contains_key("www-authenticate"));
     problem(r, 401, "unauthorized").await;
     let r = http
@@ -103,11 +172,21 @@ async fn kv_api_success_paths_errors_and_tenant_isolation() {
         .await
         .expect("get");
     problem(r, 401, "unauthorized").await;
-    let r = http.get(kv(3, "fresh-key")).bearer_auth(TOKEN).send().await.expect("get");
+    let r = http
+        .get(kv(3, "fresh-key"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("get");
     problem(r, 400, "missing_tenant").await;
 
     // Bad bodies: malformed JSON, unknown fields, wrong types -> 400; nothing written.
-    for body in [r#"{"value": "#, r#"{"value": "v", "colour": 1}"#, r#"{"value": 5}"#, ""] {
+    for body in [
+        r#"{"value": "#,
+        r#"{"value": "v", "colour": 1}"#,
+        r#"{"value": 5}"#,
+        "",
+    ] {
         let r = http
             .put(kv(1, "bad"))
             .bearer_auth(TOKEN)
@@ -132,15 +211,37 @@ async fn status_and_readiness_describe_every_group() {
     c.start_all();
     // Before init there is no leader: not ready.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let r = c.client().get(c.url(1, "/readyz")).send().await.expect("readyz");
+    let r = c
+        .client()
+        .get(c.url(1, "/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(r.status(), 503);
-    assert_eq!(c.client().get(c.url(1, "/healthz")).send().await.expect("h").status(), 200);
+    assert_eq!(
+        c.client()
+            .get(c.url(1, "/healthz"))
+            .send()
+            .await
+            .expect("h")
+            .status(),
+        200
+    );
     let out = c.init();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for id in c.ids() {
         c.wait_ready(id).await;
     }
-    let r = c.client().get(c.url(2, "/v1/cluster/status")).send().await.expect("status");
+    let r = c
+        .client()
+        .get(c.url(2, "/v1/cluster/status"))
+        .send()
+        .await
+        .expect("status");
     assert_eq!(r.status(), 401, "status needs the admin token");
 
     let leader = c.leader(1, "local").await;
@@ -149,15 +250,32 @@ async fn status_and_readiness_describe_every_group() {
     assert_eq!(s["region"], "local");
     let groups = s["groups"].as_array().expect("groups");
     assert_eq!(groups.len(), 2, "meta + one region group: {s}");
-    let data = groups.iter().find(|g| g["name"] == "local").expect("local group");
-    for field in ["group", "leader", "term", "commit_index", "applied_index", "voters", "learners"] {
+    let data = groups
+        .iter()
+        .find(|g| g["name"] == "local")
+        .expect("local group");
+    for field in [
+        "group",
+        "leader",
+        "term",
+        "commit_index",
+        "applied_index",
+        "voters",
+        "learners",
+    ] {
         assert!(data.get(field).is_some(), "missing {field}: {data}");
     }
     assert_eq!(data["voters"], json!([1, 2, 3]));
     assert_eq!(data["residency"], "hard");
     let replication = data["replication"].as_array().expect("replication");
-    assert_eq!(replication.len(), 3, "the leader reports every member's progress");
-    assert!(replication.iter().all(|p| p.get("matched_index").is_some() && p.get("lag").is_some()));
+    assert_eq!(
+        replication.len(),
+        3,
+        "the leader reports every member's progress"
+    );
+    assert!(replication
+        .iter()
+        .all(|p| p.get("matched_index").is_some() && p.get("lag").is_some()));
 
     // `cairn status` prints a table with a row per node and group.
     let out = std::process::Command::new(cairn_tests::cairn_bin())
@@ -167,7 +285,10 @@ async fn status_and_readiness_describe_every_group() {
         .expect("cairn status");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("LEADER") && text.contains("meta") && text.contains("local (hard)"), "{text}");
+    assert!(
+        text.contains("LEADER") && text.contains("meta") && text.contains("local (hard)"),
+        "{text}"
+    );
     assert!(text.contains("all 3 nodes reachable"), "{text}");
 
     // An unreachable node is named.

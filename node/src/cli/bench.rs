@@ -138,7 +138,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let done = Instant::now();
                 if t0 >= measure_from && done <= end {
                     if ok {
-                        let us = u64::try_from(done.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
+                        let us =
+                            u64::try_from(done.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
                         out.latencies_us.push(us);
                     } else {
                         out.errors += 1;
@@ -188,7 +189,10 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let s = summarize((1..=100).collect()).expect("summary");
-        assert_eq!((s.count, s.p50, s.p90, s.p99, s.max), (100, 50, 90, 99, 100));
+        assert_eq!(
+            (s.count, s.p50, s.p90, s.p99, s.max),
+            (100, 50, 90, 99, 100)
+        );
         let s = summarize(vec![7]).expect("summary");
         assert_eq!((s.p50, s.p99, s.max), (7, 7, 7));
         let s = summarize(vec![5, 1, 3, 2, 4]).expect("summary");

@@ -21,7 +21,9 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let (cfg, token) = super::load(&args.config)?;
     let node = match args.node {
-        Some(id) => cfg.node(id).with_context(|| format!("node {id} not in config"))?,
+        Some(id) => cfg
+            .node(id)
+            .with_context(|| format!("node {id} not in config"))?,
         None => cfg.nodes.iter().min_by_key(|n| n.id).context("no nodes")?,
     };
     let url = format!("http://{}/v1/cluster/init", node.http_addr);
@@ -35,7 +37,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let body: serde_json::Value = resp.json().await.unwrap_or_default();
                 if status.is_success() {
                     for g in body["groups"].as_array().into_iter().flatten() {
-                        println!("group {}: {}", g["group"].as_str().unwrap_or("?"), g["outcome"].as_str().unwrap_or("?"));
+                        println!(
+                            "group {}: {}",
+                            g["group"].as_str().unwrap_or("?"),
+                            g["outcome"].as_str().unwrap_or("?")
+                        );
                     }
                     println!("cluster {} initialised", cfg.cluster_name);
                     return Ok(());

@@ -69,7 +69,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         });
                     let voters = g["voters"]
                         .as_array()
-                        .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+                        .map(|v| {
+                            v.iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
                         .unwrap_or_default();
                     let name = g["name"].as_str().unwrap_or("?");
                     let group = match g["residency"].as_str() {
@@ -122,7 +127,13 @@ fn error_row(n: &cairn_cluster_config::NodeConfig, err: &str) -> Vec<String> {
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(String::len).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let sep: String = widths
         .iter()

@@ -8,9 +8,10 @@ pub mod problem;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use tracing::Instrument;
 
 use crate::service::{Services, MAX_BODY_BYTES};
 use problem::Problem;
@@ -34,7 +35,10 @@ pub fn router(services: Services) -> Router {
         .route("/readyz", get(cluster::readyz))
         .route("/v1/cluster/status", get(cluster::status))
         .route("/v1/cluster/init", post(cluster::init))
-        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -47,7 +51,11 @@ async fn not_found() -> Problem {
 }
 
 async fn method_not_allowed() -> Problem {
-    Problem::new(405, "method_not_allowed", "method not allowed on this route")
+    Problem::new(
+        405,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }
 
 /// Echoes (or assigns) a request id, logs the request, and adds security headers to
@@ -60,26 +68,26 @@ async fn common_headers(req: Request, next: Next) -> Response {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 64
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map_or_else(|| cairn_crypto::random_hex(8), str::to_owned);
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("http", %request_id, %method);
-    let mut resp = {
-        let _guard = span.enter();
-        tracing::debug!(%path, "request");
-        drop(_guard);
-        next.run(req).await.into_response()
-    };
+    let span = tracing::info_span!("http", %request_id, method = %req.method());
+    let mut resp = next.run(req).instrument(span).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(REQUEST_ID.clone(), v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
