@@ -23,12 +23,25 @@ config="$(cd "$(dirname "$config")" && pwd)/$(basename "$config")"
 state="$root/.cluster"
 bin="$CARGO_TARGET_DIR/debug/cairn"
 
-node_ids() { grep -E '^\s*id\s*=' "$config" | sed -E 's/[^0-9]//g'; }
-http_addr() {
-  awk -v id="$1" '/^\[\[nodes\]\]/{n=0} /^\s*id\s*=/{gsub(/[^0-9]/,"",$0); n=($0==id)} n && /^\s*http_addr/{gsub(/.*= *"|".*/,""); print; exit}' "$config"
+node_ids() { grep -E '^[[:space:]]*id[[:space:]]*=' "$config" | sed -E 's/#.*//; s/[^0-9]//g'; }
+# node_field ID FIELD: a quoted field of the [[nodes]] entry with that id.
+node_field() {
+  awk -v id="$1" -v field="$2" '
+    /^\[\[nodes\]\]/ { n = 0 }
+    /^[[:space:]]*id[[:space:]]*=/ { v = $0; sub(/#.*/, "", v); gsub(/[^0-9]/, "", v); n = (v == id) }
+    n && $0 ~ "^[[:space:]]*" field "[[:space:]]*=" { sub(/^[^"]*"/, ""); sub(/".*/, ""); print; exit }
+  ' "$config"
 }
+http_addr() { node_field "$1" http_addr; }
 pid_of() { cat "$state/node-$1.pid" 2>/dev/null || true; }
-alive() { local p; p="$(pid_of "$1")"; [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# A live (not zombie) cairn process with the recorded pid: pids are reused.
+alive() {
+  local p
+  p="$(pid_of "$1")"
+  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
+  [ "$(ps -p "$p" -o stat= 2>/dev/null | cut -c1)" != "Z" ] || return 1
+  tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "cairn node"
+}
 
 up() {
   scripts/setup.sh
@@ -72,7 +85,7 @@ up() {
   echo
   echo "cluster ready. Endpoints:"
   for id in $(node_ids); do
-    echo "  node $id: http://$(http_addr "$id")  grpc $(awk -v id="$id" '/^\[\[nodes\]\]/{n=0} /^\s*id\s*=/{gsub(/[^0-9]/,"",$0); n=($0==id)} n && /^\s*grpc_addr/{gsub(/.*= *"|".*/,""); print; exit}' "$config")"
+    echo "  node $id: http://$(http_addr "$id")  grpc $(node_field "$id" grpc_addr)"
   done
   echo "admin token: $state/admin.token"
 }
