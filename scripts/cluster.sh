@@ -46,7 +46,7 @@ alive() {
 up() {
   scripts/setup.sh
   echo "building cairn (target dir $CARGO_TARGET_DIR)..." >&2
-  cargo build -q -p cairn-node --bin cairn
+  cargo build -p cairn-node --bin cairn
   mkdir -p "$state"
   chmod 700 "$state"
   if [ ! -f "$state/master.key" ]; then

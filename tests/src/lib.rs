@@ -13,6 +13,12 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
+/// Generated gRPC client for the `cairn.v1` API.
+pub mod proto {
+    #![allow(clippy::all, clippy::pedantic)]
+    tonic::include_proto!("cairn.v1");
+}
+
 pub const TOKEN: &str = "test-admin-token-0123456789abcdef0123";
 
 pub struct TestNode {
@@ -164,14 +170,20 @@ impl TestCluster {
         }
     }
 
+    /// Runs `cairn <command> --config <this cluster's config>` and returns its output.
+    #[must_use]
+    pub fn cli(&self, command: &str) -> Output {
+        Command::new(&self.bin)
+            .args([command, "--config"])
+            .arg(&self.config)
+            .output()
+            .unwrap_or_else(|e| panic!("run cairn {command}: {e}"))
+    }
+
     /// Runs `cairn init` and returns its output.
     #[must_use]
     pub fn init(&self) -> Output {
-        Command::new(&self.bin)
-            .args(["init", "--config"])
-            .arg(&self.config)
-            .output()
-            .expect("run cairn init")
+        self.cli("init")
     }
 
     /// Starts every node, initialises the cluster and waits until all are ready.
@@ -242,6 +254,13 @@ impl TestCluster {
     #[must_use]
     pub fn url(&self, id: u64, path: &str) -> String {
         format!("http://{}{path}", self.node(id).http)
+    }
+
+    /// A gRPC KV client connected to node `id`.
+    pub async fn grpc(&self, id: u64) -> proto::kv_client::KvClient<tonic::transport::Channel> {
+        proto::kv_client::KvClient::connect(format!("http://{}", self.node(id).grpc))
+            .await
+            .expect("grpc connect")
     }
 
     #[must_use]

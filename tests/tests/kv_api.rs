@@ -278,11 +278,7 @@ async fn status_and_readiness_describe_every_group() {
         .all(|p| p.get("matched_index").is_some() && p.get("lag").is_some()));
 
     // `cairn status` prints a table with a row per node and group.
-    let out = std::process::Command::new(cairn_tests::cairn_bin())
-        .args(["status", "--config"])
-        .arg(&c.config)
-        .output()
-        .expect("cairn status");
+    let out = c.cli("status");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -293,11 +289,7 @@ async fn status_and_readiness_describe_every_group() {
 
     // An unreachable node is named.
     c.kill(3);
-    let out = std::process::Command::new(cairn_tests::cairn_bin())
-        .args(["status", "--config"])
-        .arg(&c.config)
-        .output()
-        .expect("cairn status");
+    let out = c.cli("status");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("unreachable nodes: [3]"), "{text}");
 }
