@@ -16,7 +16,7 @@ for run in $(seq 1 "$runs"); do
 import json, sys
 for node in json.load(sys.stdin):
     for g in node.get("groups", []):
-        if g["name"] != "meta" and g["role"] == "leader":
+        if g["group"] != "meta" and g["role"] == "leader":
             print(node["id"]); sys.exit(0)
 sys.exit(1)')"
   survivor=$(( leader % 3 + 1 ))

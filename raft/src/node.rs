@@ -453,7 +453,7 @@ impl RaftNode {
     #[must_use]
     pub fn status(&self) -> Vec<GroupStatus> {
         let mut out: Vec<GroupStatus> = self.groups.values().map(group_status).collect();
-        out.sort_by_key(|s| s.group);
+        out.sort_by_key(|s| s.group_id);
         out
     }
 
@@ -486,8 +486,8 @@ fn group_status(g: &Group) -> GroupStatus {
         .unwrap_or_default();
     let role = format!("{:?}", m.state).to_lowercase();
     GroupStatus {
-        group: g.spec.id.0,
-        name: g.spec.name.clone(),
+        group: g.spec.name.clone(),
+        group_id: g.spec.id.0,
         region: g.spec.region.clone(),
         residency: g.spec.residency.map(|r| r.as_str().to_owned()),
         role,

@@ -3,8 +3,9 @@ use serde::{Deserialize, Serialize};
 /// One group as seen from this node (the `/v1/cluster/status` and `cairn status` rows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupStatus {
-    pub group: u64,
-    pub name: String,
+    /// The group's name: `meta`, or the region's name for a region's data group.
+    pub group: String,
+    pub group_id: u64,
     pub region: Option<String>,
     pub residency: Option<String>,
     /// This node's role: leader, follower, candidate or learner.

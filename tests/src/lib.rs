@@ -363,7 +363,7 @@ impl TestCluster {
         let s = self.status(id).await;
         s["groups"]
             .as_array()
-            .and_then(|gs| gs.iter().find(|g| g["name"] == name).cloned())
+            .and_then(|gs| gs.iter().find(|g| g["group"] == name).cloned())
             .unwrap_or_else(|| panic!("node {id} has no group {name}: {s}"))
     }
 

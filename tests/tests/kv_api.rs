@@ -250,12 +250,14 @@ async fn status_and_readiness_describe_every_group() {
     assert_eq!(s["region"], "local");
     let groups = s["groups"].as_array().expect("groups");
     assert_eq!(groups.len(), 2, "meta + one region group: {s}");
+    assert!(groups.iter().any(|g| g["group"] == "meta"), "{s}");
     let data = groups
         .iter()
-        .find(|g| g["name"] == "local")
+        .find(|g| g["group"] == "local")
         .expect("local group");
     for field in [
         "group",
+        "group_id",
         "leader",
         "term",
         "commit_index",

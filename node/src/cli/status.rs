@@ -76,7 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                                 .join(",")
                         })
                         .unwrap_or_default();
-                    let name = g["name"].as_str().unwrap_or("?");
+                    let name = g["group"].as_str().unwrap_or("?");
                     let group = match g["residency"].as_str() {
                         Some(r) => format!("{name} ({r})"),
                         None => name.to_owned(),
