@@ -6,10 +6,13 @@
 //! - [`AdminToken`]: the operator bearer token, from a 0600 file; verification in
 //!   constant time.
 //! - [`secret_file`]: the shared file loader (mode check, no secret in errors).
+//! - [`envelope`]: tenant data keys, HKDF purpose subkeys, XChaCha20-Poly1305
+//!   sealing bound to (tenant, group, key path, key version), blind indexes.
 //!
 //! Pure: no network, no storage. Errors never contain key bytes or secrets.
 
 mod admin_token;
+pub mod envelope;
 mod master_key;
 pub mod secret_file;
 
