@@ -136,8 +136,21 @@ impl Peers {
 }
 
 /// A failed connection attempt means the request never left this node; anything
-/// else (reset stream, deadline) may have reached the peer.
+/// else (a connection closed mid-call, a reset stream, a deadline) may have reached
+/// the peer. Only the former may be retried without risking a double apply, so the
+/// match is deliberately narrow: hyper-util's connector failure and a refused
+/// connection, which can only happen while connecting.
 fn classify(node: NodeId, status: &tonic::Status) -> PeerCallError {
+    let detail = error_chain(status);
+    let not_sent = status.code() == tonic::Code::Unavailable && is_connect_failure(&detail);
+    if not_sent || status.code() == tonic::Code::NotFound {
+        PeerCallError::NotSent { node, detail }
+    } else {
+        PeerCallError::Failed { node, detail }
+    }
+}
+
+fn error_chain(status: &tonic::Status) -> String {
     let mut detail = status.message().to_owned();
     let mut source = std::error::Error::source(status);
     while let Some(s) = source {
@@ -145,13 +158,11 @@ fn classify(node: NodeId, status: &tonic::Status) -> PeerCallError {
         detail.push_str(&s.to_string());
         source = s.source();
     }
-    let not_sent = status.code() == tonic::Code::Unavailable
-        && (detail.contains("connect") || detail.contains("Connection refused"));
-    if not_sent || status.code() == tonic::Code::NotFound {
-        PeerCallError::NotSent { node, detail }
-    } else {
-        PeerCallError::Failed { node, detail }
-    }
+    detail
+}
+
+fn is_connect_failure(detail: &str) -> bool {
+    detail.contains("tcp connect error") || detail.contains("Connection refused")
 }
 
 /// openraft's view of the network for one group.
@@ -241,5 +252,26 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     fn backoff(&self) -> openraft::network::Backoff {
         // A dead peer is retried every 200 ms: quick to notice its return, cheap meanwhile.
         openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_connect_failure;
+
+    #[test]
+    fn only_connect_failures_count_as_not_sent() {
+        assert!(is_connect_failure(
+            "transport error: tcp connect error: Connection refused (os error 111)"
+        ));
+        assert!(is_connect_failure(
+            "error trying to connect: tcp connect error: deadline has elapsed"
+        ));
+        // The request may have been delivered before these happened.
+        assert!(!is_connect_failure(
+            "connection closed before message completed"
+        ));
+        assert!(!is_connect_failure("connection reset by peer"));
+        assert!(!is_connect_failure("Timeout expired"));
     }
 }
