@@ -287,14 +287,7 @@ impl RaftNode {
             .ok_or(RaftNodeError::UnknownGroup(group.0))?;
         let leader = g.raft.metrics().borrow().current_leader;
         match leader {
-            Some(l) if l == self.id => {
-                let (read_log_id, _) = g
-                    .raft
-                    .get_read_log_id()
-                    .await
-                    .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?;
-                Ok(read_log_id.map_or(0, |l| l.index))
-            }
+            Some(l) if l == self.id => self.leader_read_index(group).await,
             Some(l) if hops < MAX_HOPS => self
                 .peers
                 .call::<_, Result<u64, RaftNodeError>>(
@@ -311,7 +304,9 @@ impl RaftNode {
         }
     }
 
-    /// Answers a peer's `ReadIndex`: only the leader may.
+    /// The read index as only the leader can give it: confirms leadership with a
+    /// quorum, then names the index a linearizable read must wait for. Also answers
+    /// peers' `ReadIndex` calls.
     pub(crate) async fn leader_read_index(&self, group: GroupId) -> Result<u64, RaftNodeError> {
         let g = self
             .groups

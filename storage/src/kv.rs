@@ -51,6 +51,16 @@ pub struct KvRecord {
     pub value: Vec<u8>,
 }
 
+/// The compare-and-set guard: `Some(mismatch)` if `expected` is given and differs
+/// from the current revision (`0` for an absent key).
+fn guard(current: Option<&KvRecord>, expected: Option<u64>) -> Option<KvOutcome> {
+    let current = current.map_or(0, |r| r.revision);
+    match expected {
+        Some(expected) if expected != current => Some(KvOutcome::RevisionMismatch { current }),
+        _ => None,
+    }
+}
+
 /// The writes of one `apply` call, committed atomically with the new applied state.
 /// Reads see earlier commands of the same batch.
 pub struct ApplyBatch<'a> {
@@ -91,13 +101,8 @@ impl<'a> ApplyBatch<'a> {
             } => {
                 let k = kv_key(group, tenant, key);
                 let current = self.current(&k)?;
-                let current_rev = current.as_ref().map_or(0, |r| r.revision);
-                if let Some(expected) = expected_revision {
-                    if *expected != current_rev {
-                        return Ok(KvOutcome::RevisionMismatch {
-                            current: current_rev,
-                        });
-                    }
+                if let Some(mismatch) = guard(current.as_ref(), *expected_revision) {
+                    return Ok(mismatch);
                 }
                 let record = KvRecord {
                     revision,
@@ -115,13 +120,8 @@ impl<'a> ApplyBatch<'a> {
             } => {
                 let k = kv_key(group, tenant, key);
                 let current = self.current(&k)?;
-                let current_rev = current.as_ref().map_or(0, |r| r.revision);
-                if let Some(expected) = expected_revision {
-                    if *expected != current_rev {
-                        return Ok(KvOutcome::RevisionMismatch {
-                            current: current_rev,
-                        });
-                    }
+                if let Some(mismatch) = guard(current.as_ref(), *expected_revision) {
+                    return Ok(mismatch);
                 }
                 if current.is_some() {
                     self.batch.delete_cf(cf, &k);
