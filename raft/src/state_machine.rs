@@ -163,17 +163,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         let applied_bytes =
             codec::encode("applied state", &applied).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
-        self.state
-            .import(&data, &applied_bytes)
-            .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
         };
         let blob =
             codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        // Rows, applied state and the stored snapshot change in one atomic write.
         self.state
-            .save_snapshot(&blob)
+            .import(&stored.data, &applied_bytes, &blob)
             .map_err(|e| snap_err(ErrorVerb::Write, &e))
     }
 

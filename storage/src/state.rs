@@ -91,12 +91,13 @@ impl GroupState {
         Ok((applied, codec::encode("snapshot rows", &rows)?))
     }
 
-    /// Replaces the whole state machine with a snapshot's rows and applied state, in
-    /// one synced batch.
+    /// Replaces the whole state machine with a snapshot's rows and applied state, and
+    /// stores `snapshot` as the group's current snapshot, all in one synced batch: a
+    /// crash leaves either the old state and snapshot or the new ones.
     ///
     /// # Errors
     /// Undecodable snapshot data, or RocksDB write failure (the old state then stays).
-    pub fn import(&self, data: &[u8], applied: &[u8]) -> Result<()> {
+    pub fn import(&self, data: &[u8], applied: &[u8], snapshot: &[u8]) -> Result<()> {
         let rows: Rows = codec::decode("snapshot rows", data)?;
         let cf = self.engine.cf(CF_SM)?;
         let mut batch = WriteBatch::default();
@@ -115,6 +116,7 @@ impl GroupState {
             batch.put_cf(cf, key, value);
         }
         batch.put_cf(cf, state_key(self.group, SM_APPLIED), applied);
+        batch.put_cf(self.engine.cf(CF_SNAPSHOT)?, prefix, snapshot);
         self.engine.db().write_opt(batch, &synced())?;
         Ok(())
     }
@@ -216,7 +218,7 @@ mod tests {
         let mut b = target.batch();
         b.apply_kv(1, &put("t", "stale", "s", None)).expect("apply");
         b.commit().expect("commit");
-        target.import(&data, b"y").expect("import");
+        target.import(&data, b"y", b"snap").expect("import");
         assert_eq!(target.kv_get("t", b"stale").expect("get"), None);
         assert_eq!(
             target.kv_get("t", b"k").expect("get").map(|r| r.value),
@@ -226,9 +228,18 @@ mod tests {
             target.applied().expect("applied").as_deref(),
             Some(b"y".as_slice())
         );
+        assert_eq!(
+            target.load_snapshot().expect("load").as_deref(),
+            Some(b"snap".as_slice())
+        );
         assert!(
-            target.import(b"\xff\xff", b"y").is_err(),
+            target.import(b"\xff\xff", b"y", b"z").is_err(),
             "garbage is refused"
+        );
+        assert_eq!(
+            target.load_snapshot().expect("load").as_deref(),
+            Some(b"snap".as_slice()),
+            "a refused import changes nothing"
         );
         assert_eq!(
             g2.kv_get("t", b"k").expect("get").map(|r| r.value),
