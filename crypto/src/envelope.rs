@@ -93,8 +93,7 @@ impl DataKey {
     }
 
     /// The raw key, for wrapping under the KEK only.
-    #[must_use]
-    pub fn expose(&self) -> &[u8; KEY_LEN] {
+    pub(crate) fn expose(&self) -> &[u8; KEY_LEN] {
         &self.bytes
     }
 
@@ -153,24 +152,7 @@ impl SubKey {
     /// # Errors
     /// [`CryptoError::EncryptionFailed`] (only if the AEAD refuses the input size).
     pub fn seal(&self, binding: &Binding<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let cipher = XChaCha20Poly1305::new(self.bytes.as_ref().into());
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = binding.encode(self.version);
-        let ct = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| CryptoError::EncryptionFailed)?;
-        let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
-        out.push(FORMAT_V1);
-        out.extend_from_slice(&self.version.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        seal_raw(&self.bytes, self.version, &binding.encode(self.version), plaintext)
     }
 
     /// Opens a value sealed by [`SubKey::seal`] under the same binding.
@@ -183,26 +165,7 @@ impl SubKey {
         binding: &Binding<'_>,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let found = sealed_key_version(sealed)?;
-        if found != self.version {
-            return Err(CryptoError::KeyVersionMismatch {
-                found,
-                expected: self.version,
-            });
-        }
-        let nonce = XNonce::from_slice(&sealed[5..HEADER_LEN]);
-        let cipher = XChaCha20Poly1305::new(self.bytes.as_ref().into());
-        let aad = binding.encode(self.version);
-        cipher
-            .decrypt(
-                nonce,
-                Payload {
-                    msg: &sealed[HEADER_LEN..],
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::DecryptionFailed)
+        open_raw(&self.bytes, self.version, &binding.encode(self.version), sealed)
     }
 
     /// HMAC-SHA256 of `data`: a blind index (equal inputs give equal outputs under
@@ -214,6 +177,61 @@ impl SubKey {
         mac.update(data);
         mac.finalize().into_bytes().into()
     }
+}
+
+/// Seals `plaintext` under `key` with associated data `aad`, in the versioned
+/// envelope format (shared by value sealing and DEK wrapping).
+pub(crate) fn seal_raw(
+    key: &[u8; KEY_LEN],
+    version: u32,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let ct = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| CryptoError::EncryptionFailed)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Opens an envelope sealed by [`seal_raw`] under the same key, version and `aad`.
+pub(crate) fn open_raw(
+    key: &[u8; KEY_LEN],
+    version: u32,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let found = sealed_key_version(sealed)?;
+    if found != version {
+        return Err(CryptoError::KeyVersionMismatch {
+            found,
+            expected: version,
+        });
+    }
+    let nonce = XNonce::from_slice(&sealed[5..HEADER_LEN]);
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt(
+            nonce,
+            Payload {
+                msg: &sealed[HEADER_LEN..],
+                aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| CryptoError::DecryptionFailed)
 }
 
 /// The key version a sealed value names (to pick the right DEK before opening).

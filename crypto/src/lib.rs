@@ -8,11 +8,14 @@
 //! - [`secret_file`]: the shared file loader (mode check, no secret in errors).
 //! - [`envelope`]: tenant data keys, HKDF purpose subkeys, XChaCha20-Poly1305
 //!   sealing bound to (tenant, group, key path, key version), blind indexes.
+//! - [`keywrap`]: DEKs wrapped under the KEK, bound to (tenant, DEK version, KEK
+//!   version); the KEK's public fingerprint.
 //!
 //! Pure: no network, no storage. Errors never contain key bytes or secrets.
 
 mod admin_token;
 pub mod envelope;
+pub mod keywrap;
 mod master_key;
 pub mod secret_file;
 

@@ -32,9 +32,17 @@ impl MasterKey {
         Ok(Self(key))
     }
 
-    /// The key bytes, for the key-wrapping code only.
+    /// A fresh random key (tests and tooling; operators create key files).
     #[must_use]
-    pub fn expose(&self) -> &[u8; MASTER_KEY_LEN] {
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut());
+        Self(key)
+    }
+
+    /// The key bytes, for the key-wrapping code only.
+    pub(crate) fn expose(&self) -> &[u8; MASTER_KEY_LEN] {
         &self.0
     }
 }

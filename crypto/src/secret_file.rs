@@ -23,10 +23,15 @@ pub enum SecretFileError {
     Invalid { path: PathBuf, reason: String },
 }
 
+/// Longest secret file read: keys and tokens are tens of bytes, so a larger file is
+/// a mistake (e.g. a device named by accident), refused without reading it all.
+const MAX_SECRET_FILE_BYTES: u64 = 4096;
+
 /// Reads a whole secret file after checking that its mode is 0600 or stricter.
 ///
 /// # Errors
-/// The file is missing or unreadable, or group/others have any access to it.
+/// The file is missing or unreadable, group/others have any access to it, or it is
+/// larger than 4 KiB.
 pub fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretFileError> {
     let io = |source| SecretFileError::Io {
         path: path.to_path_buf(),
@@ -41,7 +46,15 @@ pub fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretFileError> {
         });
     }
     let mut buf = Zeroizing::new(Vec::new());
-    file.read_to_end(&mut buf).map_err(io)?;
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(SecretFileError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("secret file is larger than {MAX_SECRET_FILE_BYTES} bytes"),
+        });
+    }
     Ok(buf)
 }
 
