@@ -37,7 +37,7 @@ pub fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretFileError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
     let mode = file.metadata().map_err(io)?.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(SecretFileError::Permissions {

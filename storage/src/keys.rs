@@ -5,7 +5,10 @@
 //! cf raft_log   [group u64][index u64]                      -> entry (bincode)
 //! cf raft_state [group u64][tag u8]                         -> vote | committed | purged
 //! cf sm         [group u64][0x01]                           -> applied state (bincode)
-//!               [group u64][0x10][len u16][tenant][key]     -> KvRecord (bincode)
+//!               [group u64][0x10][len u16][tenant id][key]  -> KvRecord (bincode)
+//!               [group u64][0x20][tenant id]                -> TenantRecord (meta)
+//!               [group u64][0x21][tenant name]              -> tenant id (meta)
+//!               [group u64][0x22]                           -> MasterKeyState (meta)
 //! cf snapshot   [group u64]                                 -> current snapshot (meta + data)
 //! cf node       "identity"                                  -> NodeIdentity (bincode)
 //! ```
@@ -19,6 +22,12 @@ pub const ALL_CFS: [&str; 5] = [CF_LOG, CF_STATE, CF_SM, CF_SNAPSHOT, CF_NODE];
 
 pub const SM_APPLIED: u8 = 0x01;
 pub const SM_KV: u8 = 0x10;
+/// `meta` group: tenant id -> tenant record (name, wrapped data keys).
+pub const SM_TENANT: u8 = 0x20;
+/// `meta` group: tenant name -> tenant id.
+pub const SM_TENANT_NAME: u8 = 0x21;
+/// `meta` group: the current master key and its history.
+pub const SM_MASTER: u8 = 0x22;
 
 /// Longest tenant name the KV keyspace can encode (length is a u16).
 pub const MAX_TENANT_LEN: usize = u16::MAX as usize;
@@ -80,6 +89,30 @@ pub fn sm_end(group: u64) -> Vec<u8> {
     }
 }
 
+/// A state machine row key: `[group][tag][suffix]`.
+#[must_use]
+pub fn row_key(group: u64, tag: u8, suffix: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + suffix.len());
+    k.extend_from_slice(&group.to_be_bytes());
+    k.push(tag);
+    k.extend_from_slice(suffix);
+    k
+}
+
+/// The smallest key greater than every key starting with `prefix` (`None` if the
+/// prefix is all 0xff: no upper bound).
+#[must_use]
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// Tenant KV key: the tenant's namespace is length-prefixed, so no tenant's keys
 /// can be a prefix-extension of another tenant's.
 ///
@@ -121,6 +154,17 @@ mod tests {
         assert_eq!(decoded[3].1, Some(256));
         assert!(log_end(1).as_slice() > log_key(1, u64::MAX).as_slice());
         assert!(log_end(1).as_slice() < log_key(2, 0).as_slice());
+    }
+
+    #[test]
+    fn prefix_end_bounds_exactly_the_prefix() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        let p = row_key(0, SM_TENANT, b"");
+        let end = prefix_end(&p).expect("bounded");
+        assert!(row_key(0, SM_TENANT, &[0xff; 40]) < end);
+        assert!(row_key(0, SM_TENANT_NAME, b"") >= end);
     }
 
     #[test]

@@ -12,6 +12,9 @@ use crate::keys::{kv_key, state_key, CF_SM, SM_APPLIED};
 use crate::state::GroupState;
 use crate::{codec, Result};
 
+/// `tenant` is the tenant's id and `key` the stored key path (the node stores a
+/// blind index of the key name there, and the sealed record in `value`): storage
+/// treats all three as opaque bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvCommand {
     /// Writes `value`. With `expected_revision`, only if the key's current revision
@@ -66,7 +69,8 @@ fn guard(current: Option<&KvRecord>, expected: Option<u64>) -> Option<KvOutcome>
 pub struct ApplyBatch<'a> {
     state: &'a GroupState,
     batch: WriteBatch,
-    pending: HashMap<Vec<u8>, Option<KvRecord>>,
+    /// Rows written (`Some`) or deleted (`None`) earlier in this batch.
+    pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -78,11 +82,43 @@ impl<'a> ApplyBatch<'a> {
         }
     }
 
-    fn current(&self, key: &[u8]) -> Result<Option<KvRecord>> {
+    pub(crate) fn state(&self) -> &GroupState {
+        self.state
+    }
+
+    pub(crate) fn group(&self) -> u64 {
+        self.state.group()
+    }
+
+    /// A row as this batch would leave it.
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.pending.get(key) {
             Some(v) => Ok(v.clone()),
-            None => self.state.kv_get_raw(key),
+            None => self.state.get_raw(key),
         }
+    }
+
+    pub(crate) fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.batch.put_cf(self.state.engine().cf(CF_SM)?, &key, &value);
+        self.pending.insert(key, Some(value));
+        Ok(())
+    }
+
+    pub(crate) fn delete_raw(&mut self, key: Vec<u8>) -> Result<()> {
+        self.batch.delete_cf(self.state.engine().cf(CF_SM)?, &key);
+        self.pending.insert(key, None);
+        Ok(())
+    }
+
+    /// Keys written or deleted earlier in this batch.
+    pub(crate) fn pending_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.pending.keys().map(Vec::as_slice)
+    }
+
+    fn current(&self, key: &[u8]) -> Result<Option<KvRecord>> {
+        self.get_raw(key)?
+            .map(|b| codec::decode("kv record", &b))
+            .transpose()
     }
 
     /// Applies one KV command at `revision`.
@@ -91,7 +127,6 @@ impl<'a> ApplyBatch<'a> {
     /// Reading the current value failed or found a corrupt record.
     pub fn apply_kv(&mut self, revision: u64, cmd: &KvCommand) -> Result<KvOutcome> {
         let group = self.state.group();
-        let cf = self.state.engine().cf(CF_SM)?;
         match cmd {
             KvCommand::Put {
                 tenant,
@@ -108,9 +143,7 @@ impl<'a> ApplyBatch<'a> {
                     revision,
                     value: value.clone(),
                 };
-                self.batch
-                    .put_cf(cf, &k, codec::encode("kv record", &record)?);
-                self.pending.insert(k, Some(record));
+                self.put_raw(k, codec::encode("kv record", &record)?)?;
                 Ok(KvOutcome::Written { revision })
             }
             KvCommand::Delete {
@@ -124,8 +157,7 @@ impl<'a> ApplyBatch<'a> {
                     return Ok(mismatch);
                 }
                 if current.is_some() {
-                    self.batch.delete_cf(cf, &k);
-                    self.pending.insert(k, None);
+                    self.delete_raw(k)?;
                 }
                 Ok(KvOutcome::Deleted {
                     existed: current.is_some(),

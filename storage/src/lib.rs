@@ -7,6 +7,7 @@
 //! - [`GroupLog`]: a group's Raft log and hard state (vote, committed, purged) as raw bytes.
 //! - [`GroupState`]: a group's state machine rows, applied state, snapshots.
 //! - [`kv`]: the tenant key-value commands and how they apply ([`ApplyBatch`]).
+//! - [`tenants`]: the `meta` group's tenants, wrapped data keys and master key state.
 //! - [`keys`]: the on-disk key encoding (drawn in `docs/on-disk-layout.md`).
 //!
 //! This crate knows nothing of openraft, networking or HTTP: the `raft` crate
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod kv;
 mod log;
 mod state;
+pub mod tenants;
 
 pub use engine::Engine;
 pub use error::StorageError;
@@ -27,5 +29,6 @@ pub use identity::NodeIdentity;
 pub use kv::{ApplyBatch, KvCommand, KvOutcome, KvRecord};
 pub use log::{GroupLog, HardState};
 pub use state::GroupState;
+pub use tenants::{MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, TenantRecord, WrappedKey};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -58,12 +58,18 @@ impl GroupState {
         self.kv_get_raw(&kv_key(self.group, tenant, key))
     }
 
-    pub(crate) fn kv_get_raw(&self, k: &[u8]) -> Result<Option<KvRecord>> {
+    fn kv_get_raw(&self, k: &[u8]) -> Result<Option<KvRecord>> {
         let cf = self.engine.cf(CF_SM)?;
         match self.engine.db().get_pinned_cf(cf, k)? {
             Some(bytes) => Ok(Some(codec::decode("kv record", &bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// One `sm` row by full key.
+    pub(crate) fn get_raw(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.engine.cf(CF_SM)?;
+        Ok(self.engine.db().get_cf(cf, k)?)
     }
 
     /// A consistent copy of the state machine: the applied state and every row, read
