@@ -18,6 +18,14 @@ pub enum ServiceError {
     RevisionMismatch { expected: u64, current: u64 },
     #[error("{0}")]
     Unavailable(String),
+    #[error("tenant not found")]
+    TenantNotFound,
+    #[error("the stored value failed to decrypt: it is corrupt, tampered with, or not where it was written")]
+    DecryptionFailed,
+    #[error("{0}")]
+    MasterKeyUnavailable(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal,
 }
@@ -34,6 +42,10 @@ impl ServiceError {
             Self::KeyNotFound => (404, "key_not_found"),
             Self::RevisionMismatch { .. } => (412, "revision_mismatch"),
             Self::Unavailable(_) => (503, "unavailable"),
+            Self::TenantNotFound => (404, "tenant_not_found"),
+            Self::DecryptionFailed => (500, "decryption_failed"),
+            Self::MasterKeyUnavailable(_) => (503, "master_key_unavailable"),
+            Self::Conflict(_) => (409, "conflict"),
             Self::Internal => (500, "internal"),
         }
     }

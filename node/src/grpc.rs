@@ -43,7 +43,10 @@ fn status(e: &ServiceError) -> Status {
             tonic::Code::InvalidArgument
         }
         ServiceError::PayloadTooLarge(_) => tonic::Code::ResourceExhausted,
-        ServiceError::KeyNotFound => tonic::Code::NotFound,
+        ServiceError::KeyNotFound | ServiceError::TenantNotFound => tonic::Code::NotFound,
+        ServiceError::DecryptionFailed => tonic::Code::DataLoss,
+        ServiceError::MasterKeyUnavailable(_) => tonic::Code::Unavailable,
+        ServiceError::Conflict(_) => tonic::Code::Aborted,
         ServiceError::RevisionMismatch { .. } => tonic::Code::FailedPrecondition,
         ServiceError::Unavailable(_) => tonic::Code::Unavailable,
         ServiceError::Internal => tonic::Code::Internal,

@@ -4,6 +4,7 @@ mod cli;
 mod error;
 mod grpc;
 mod http;
+mod keyring;
 mod server;
 mod service;
 
@@ -39,6 +40,10 @@ enum Cmd {
     Status(cli::status::Args),
     /// Load-test the KV API and print throughput and latency percentiles.
     Bench(cli::bench::Args),
+    /// Rotate tenant data keys or the master key; show key versions.
+    Keys(cli::keys::Args),
+    /// Snapshot every group on every node and purge the log behind it.
+    Compact(cli::keys::CompactArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,8 @@ fn main() -> ExitCode {
             Cmd::Init(args) => cli::init::run(args).await,
             Cmd::Status(args) => cli::status::run(args).await,
             Cmd::Bench(args) => cli::bench::run(args).await,
+            Cmd::Keys(args) => cli::keys::run(args).await,
+            Cmd::Compact(args) => cli::keys::compact(args).await,
         }
     });
     match result {

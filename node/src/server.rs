@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::grpc::KvService;
-use crate::service::Services;
+use crate::keyring::MasterKeys;
+use crate::service::{Services, ServicesConfig};
 
 /// Runs node `id` of `cfg` until `shutdown` resolves, then stops accepting requests,
 /// finishes the ones in flight, stops Raft and flushes the database.
@@ -32,7 +33,7 @@ pub async fn run(
         .with_context(|| format!("node id {id} is not in the config's [[nodes]]"))?
         .clone();
     // Secrets first: a node with a bad key file must not start at all.
-    let _master_key = MasterKey::load(&cfg.master_key_file).context("master key")?;
+    let masters = MasterKeys::new(MasterKey::load(&cfg.master_key_file).context("master key")?);
     let admin = AdminToken::load(&cfg.admin_token_file).context("admin token")?;
 
     std::fs::create_dir_all(&me.data_dir)
@@ -51,6 +52,8 @@ pub async fn run(
             .collect(),
     };
     let fresh = engine.claim(&identity)?;
+    tracing::info!(fingerprint = masters.configured(), "master key loaded");
+    load_staged_master_key(&engine, &masters);
     tracing::info!(
         node = id,
         data_dir = %me.data_dir.display(),
@@ -71,7 +74,14 @@ pub async fn run(
 
     let cfg = Arc::new(cfg);
     let raft = RaftNode::start(&cfg, id, &engine).await?;
-    let services = Services::new(Arc::clone(&raft), Arc::clone(&cfg), admin, id);
+    let services = Services::new(ServicesConfig {
+        raft: Arc::clone(&raft),
+        cfg: Arc::clone(&cfg),
+        admin,
+        node_id: id,
+        engine: engine.clone(),
+        masters,
+    });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -127,6 +137,24 @@ pub async fn run(
     engine.flush().context("flushing the database")?;
     tracing::info!(node = id, "stopped");
     Ok(())
+}
+
+/// Adds the master key staged by a rotation (recorded in the data dir) to the
+/// node's keys. A staged file that no longer loads is logged, not fatal: it is only
+/// needed if the cluster's current master key is that one, and then every request
+/// needing it fails with `master_key_unavailable`, naming its fingerprint.
+fn load_staged_master_key(engine: &Engine, masters: &MasterKeys) {
+    match engine.staged_master_key_file() {
+        Ok(Some(path)) => match MasterKey::load(&path) {
+            Ok(key) => {
+                let fingerprint = masters.add(key);
+                tracing::info!(%fingerprint, path = %path.display(), "staged master key loaded");
+            }
+            Err(e) => tracing::warn!(error = %e, "staged master key file does not load"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the staged master key file name"),
+    }
 }
 
 fn tokio_stream_listener(

@@ -31,4 +31,4 @@ pub mod proto {
 pub use error::{InitError, RaftNodeError};
 pub use node::RaftNode;
 pub use status::{GroupStatus, PeerProgress};
-pub use types::{Command, CommandResult, Query, QueryResult, TypeConfig};
+pub use types::{Command, CommandResult, Query, QueryResult, TenantRef, TypeConfig};

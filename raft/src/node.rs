@@ -19,7 +19,7 @@ use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, PeerCallError, Peers, Rpc};
 use crate::state_machine::StateMachine;
 use crate::status::{GroupStatus, PeerProgress};
-use crate::types::{Command, CommandResult, NodeId, Query, QueryResult, Raft};
+use crate::types::{Command, CommandResult, NodeId, Query, QueryResult, Raft, TenantRef};
 
 /// How long a client request may wait for a leader before failing.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
@@ -54,6 +54,8 @@ pub struct RaftNode {
     addrs: BTreeMap<NodeId, String>,
     /// Round-robin cursor for picking a member of a group this node is not in.
     next_member: AtomicUsize,
+    /// Bumped whenever this node applies a `meta` command or installs a snapshot.
+    meta_epoch: Arc<AtomicU64>,
 }
 
 impl RaftNode {
@@ -74,6 +76,7 @@ impl RaftNode {
         let peer_list: Vec<(NodeId, String)> = addrs.iter().map(|(k, v)| (*k, v.clone())).collect();
         let peers = Arc::new(Peers::new(id, &peer_list).map_err(RaftNodeError::Internal)?);
         let tuning = &cfg.raft;
+        let meta_epoch = Arc::new(AtomicU64::new(0));
         let mut groups = HashMap::new();
         for spec in cfg.groups().iter().filter(|g| g.has_voter(id)) {
             let config = openraft::Config {
@@ -90,7 +93,7 @@ impl RaftNode {
             .map_err(|e| RaftNodeError::Internal(format!("raft config: {e}")))?;
             let log_store = LogStore::new(engine.log(spec.id.0));
             let committed = log_store.committed_gauge();
-            let sm = StateMachine::new(engine.state(spec.id.0));
+            let sm = StateMachine::new(engine.state(spec.id.0), Arc::clone(&meta_epoch));
             let network = NetworkFactory::new(Arc::clone(&peers), spec.id.0);
             let raft = Raft::new(id, Arc::new(config), network, log_store, sm)
                 .await
@@ -112,7 +115,16 @@ impl RaftNode {
             peers,
             addrs,
             next_member: AtomicUsize::new(0),
+            meta_epoch,
         }))
+    }
+
+    /// Changes whenever this node's replica of `meta` changes (an applied command
+    /// or an installed snapshot): a cache of `meta` records read when the epoch was
+    /// `e` is current while the epoch is still `e`.
+    #[must_use]
+    pub fn meta_epoch(&self) -> u64 {
+        self.meta_epoch.load(Ordering::Acquire)
     }
 
     #[must_use]
@@ -452,6 +464,54 @@ impl RaftNode {
         out
     }
 
+    /// Builds a snapshot of every group hosted here and purges the log behind it
+    /// (operators: before a backup; tests: to prove what snapshots contain).
+    ///
+    /// # Errors
+    /// A group did not finish its snapshot within the deadline.
+    pub async fn compact(&self) -> Result<Vec<(String, Option<u64>)>, RaftNodeError> {
+        let mut out = Vec::new();
+        let mut groups: Vec<&Group> = self.groups.values().collect();
+        groups.sort_by_key(|g| g.spec.id);
+        for g in groups {
+            let applied = g.raft.metrics().borrow().last_applied.map(|l| l.index);
+            g.raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| RaftNodeError::Internal(format!("{}: {e}", g.spec.name)))?;
+            let mut rx = g.raft.metrics();
+            // The watch guard is not Send: keep it inside this statement.
+            let built = match tokio::time::timeout(
+                REQUEST_DEADLINE,
+                rx.wait_for(|m| m.snapshot.map(|l| l.index) >= applied),
+            )
+            .await
+            {
+                Ok(Ok(m)) => Some(m.snapshot),
+                _ => None,
+            };
+            let snapshot = match built {
+                Some(s) => s,
+                None => {
+                    return Err(RaftNodeError::Internal(format!(
+                        "{}: snapshot not built within {REQUEST_DEADLINE:?}",
+                        g.spec.name
+                    )))
+                }
+            };
+            if let Some(s) = snapshot {
+                g.raft
+                    .trigger()
+                    .purge_log(s.index)
+                    .await
+                    .map_err(|e| RaftNodeError::Internal(format!("{}: {e}", g.spec.name)))?;
+            }
+            out.push((g.spec.name.clone(), snapshot.map(|l| l.index)));
+        }
+        Ok(out)
+    }
+
     /// Stops every group's Raft instance.
     pub async fn shutdown(&self) {
         for g in self.groups.values() {
@@ -501,12 +561,27 @@ fn group_status(g: &Group) -> GroupStatus {
 }
 
 fn execute(state: &GroupState, query: &Query) -> Result<QueryResult, RaftNodeError> {
+    let read_failed = |e: cairn_storage::StorageError| {
+        tracing::error!(error = %e, group = state.group(), "state machine read failed");
+        RaftNodeError::Internal("storage read failed".to_owned())
+    };
     match query {
-        Query::KvGet { tenant, key } => {
-            state.kv_get(tenant, key).map(QueryResult::Kv).map_err(|e| {
-                tracing::error!(error = %e, "kv read failed");
-                RaftNodeError::Internal("storage read failed".to_owned())
-            })
+        Query::KvGet { tenant, key } => state
+            .kv_get(tenant, key)
+            .map(QueryResult::Kv)
+            .map_err(read_failed),
+        Query::Tenant(by) => {
+            let tenant = match by {
+                TenantRef::Name(name) => state.tenant_by_name(name),
+                TenantRef::Id(id) => state.tenant(id),
+            }
+            .map_err(read_failed)?;
+            let master = state.master_key_state().map_err(read_failed)?;
+            Ok(QueryResult::Tenant { tenant, master })
         }
+        Query::Tenants => Ok(QueryResult::Tenants {
+            tenants: state.tenants().map_err(read_failed)?,
+            master: state.master_key_state().map_err(read_failed)?,
+        }),
     }
 }

@@ -34,6 +34,9 @@ struct StoredSnapshot {
 pub struct StateMachine {
     state: GroupState,
     snapshot_seq: Arc<AtomicU64>,
+    /// Bumped after every applied `meta` command or installed snapshot, so caches
+    /// of tenant records know when to read them again.
+    meta_epoch: Arc<AtomicU64>,
 }
 
 fn sm_err(verb: ErrorVerb, e: &(impl std::error::Error + 'static)) -> StorageError {
@@ -46,10 +49,11 @@ fn snap_err(verb: ErrorVerb, e: &(impl std::error::Error + 'static)) -> StorageE
 
 impl StateMachine {
     #[must_use]
-    pub fn new(state: GroupState) -> Self {
+    pub fn new(state: GroupState, meta_epoch: Arc<AtomicU64>) -> Self {
         Self {
             state,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
+            meta_epoch,
         }
     }
 
@@ -118,6 +122,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied = self.applied()?;
         let mut batch = self.state.batch();
         let mut results = Vec::new();
+        let mut meta_changed = false;
         for entry in entries {
             applied.last_applied = Some(entry.log_id);
             let result = match entry.payload {
@@ -131,6 +136,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         .apply_kv(entry.log_id.index, &cmd)
                         .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
                 ),
+                EntryPayload::Normal(Command::Meta(cmd)) => {
+                    meta_changed = true;
+                    CommandResult::Meta(
+                        batch
+                            .apply_meta(&cmd)
+                            .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+                    )
+                }
             };
             results.push(result);
         }
@@ -140,6 +153,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .set_applied(&bytes)
             .map_err(|e| sm_err(ErrorVerb::Write, &e))?;
         batch.commit().map_err(|e| sm_err(ErrorVerb::Write, &e))?;
+        if meta_changed {
+            self.meta_epoch.fetch_add(1, Ordering::Release);
+        }
         Ok(results)
     }
 
@@ -172,7 +188,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Rows, applied state and the stored snapshot change in one atomic write.
         self.state
             .import(&stored.data, &applied_bytes, &blob)
-            .map_err(|e| snap_err(ErrorVerb::Write, &e))
+            .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        self.meta_epoch.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {

@@ -2,13 +2,17 @@
 
 use std::io::Cursor;
 
-use cairn_storage::{KvCommand, KvOutcome, KvRecord};
+use cairn_storage::{
+    KvCommand, KvOutcome, KvRecord, MasterKeyState, MetaCommand, MetaOutcome, TenantRecord,
+};
 use serde::{Deserialize, Serialize};
 
 /// A state change, replicated through a group's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Kv(KvCommand),
+    /// Tenants and keys: proposed to the `meta` group only.
+    Meta(MetaCommand),
 }
 
 /// What applying a [`Command`] decided.
@@ -17,17 +21,40 @@ pub enum CommandResult {
     /// Blank and membership entries have no result.
     None,
     Kv(KvOutcome),
+    Meta(MetaOutcome),
+}
+
+/// How a tenant is looked up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantRef {
+    Name(String),
+    Id(String),
 }
 
 /// A linearizable read of a group's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Query {
-    KvGet { tenant: String, key: Vec<u8> },
+    KvGet {
+        tenant: String,
+        key: Vec<u8>,
+    },
+    /// A tenant's record and the master key state, read at one index (`meta`).
+    Tenant(TenantRef),
+    /// Every tenant and the master key state, read at one index (`meta`).
+    Tenants,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QueryResult {
     Kv(Option<KvRecord>),
+    Tenant {
+        tenant: Option<TenantRecord>,
+        master: Option<MasterKeyState>,
+    },
+    Tenants {
+        tenants: Vec<TenantRecord>,
+        master: Option<MasterKeyState>,
+    },
 }
 
 openraft::declare_raft_types!(

@@ -10,6 +10,7 @@ use crate::state::GroupState;
 use crate::{codec, Result, StorageError};
 
 const IDENTITY_KEY: &[u8] = b"identity";
+const STAGED_KEK_KEY: &[u8] = b"staged-master-key-file";
 
 /// A node's RocksDB. Cheap to clone; every group's log and state machine share it
 /// (and its WAL, so concurrent synced writes from several groups share one fsync).
@@ -96,6 +97,36 @@ impl Engine {
                 Ok(true)
             }
         }
+    }
+
+    /// The master key file staged on this node by a master key rotation, if any
+    /// (node-local, never replicated: it is a path, not a key).
+    ///
+    /// # Errors
+    /// Read failure or a corrupt record.
+    pub fn staged_master_key_file(&self) -> Result<Option<std::path::PathBuf>> {
+        match self.db.get_cf(self.cf(CF_NODE)?, STAGED_KEK_KEY)? {
+            Some(bytes) => {
+                let path: String = codec::decode("staged master key path", &bytes)?;
+                Ok(Some(path.into()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Records the staged master key file (synced).
+    ///
+    /// # Errors
+    /// A path that is not UTF-8, or a write failure.
+    pub fn set_staged_master_key_file(&self, path: &std::path::Path) -> Result<()> {
+        let text = path.to_str().ok_or_else(|| StorageError::Encode {
+            what: "staged master key path",
+            detail: "the path is not valid UTF-8".to_owned(),
+        })?;
+        let bytes = codec::encode("staged master key path", &text)?;
+        self.db
+            .put_cf_opt(self.cf(CF_NODE)?, STAGED_KEK_KEY, bytes, &synced())?;
+        Ok(())
     }
 
     /// Flushes memtables and syncs the WAL: used at clean shutdown so restart is fast.

@@ -83,6 +83,8 @@ pub enum MetaCommand {
     },
     /// Makes the master key `fingerprint` current (version `expected_version + 1`),
     /// replacing every stored tenant key by its re-wrapped copy in `rewrapped`.
+    /// Before the first tenant (no master key recorded), `expected_version` 0 and
+    /// nothing to re-wrap establish `fingerprint` as version 1.
     RotateMaster {
         expected_version: u32,
         fingerprint: String,
@@ -242,6 +244,21 @@ impl ApplyBatch<'_> {
                 rewrapped,
             } => {
                 let Some(mut master) = self.master()? else {
+                    // No tenant yet, so nothing to re-wrap: the rotation establishes
+                    // the master key as version 1.
+                    if *expected_version == 0 && rewrapped.is_empty() && self.tenant_ids()?.is_empty()
+                    {
+                        let state = MasterKeyState {
+                            current: MasterKeyRecord {
+                                version: 1,
+                                fingerprint: fingerprint.clone(),
+                                since: *at,
+                            },
+                            retired: Vec::new(),
+                        };
+                        self.put_raw(master_key(self.group()), codec::encode("master key state", &state)?)?;
+                        return Ok(MetaOutcome::MasterRotated(state));
+                    }
                     return Ok(MetaOutcome::MasterKeyConflict { current: None });
                 };
                 let Some(next) = expected_version.checked_add(1) else {

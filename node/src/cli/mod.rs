@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod init;
+pub mod keys;
 pub mod status;
 
 use std::path::Path;

@@ -82,3 +82,20 @@ pub async fn init(State(state): State<AppState>, headers: HeaderMap) -> Response
         }
     }
 }
+
+/// `POST /v1/cluster/compact`: snapshot every group on this node and purge the log
+/// behind the snapshot.
+pub async fn compact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    let groups = state.services.raft().compact().await?;
+    Ok(Json(json!({
+        "node": state.services.node_id(),
+        "groups": groups
+            .into_iter()
+            .map(|(group, snapshot_index)| json!({"group": group, "snapshot_index": snapshot_index}))
+            .collect::<Vec<_>>(),
+    })))
+}

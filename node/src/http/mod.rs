@@ -2,6 +2,7 @@
 
 mod body;
 mod cluster;
+mod keys;
 mod kv;
 pub mod problem;
 
@@ -35,6 +36,11 @@ pub fn router(services: Services) -> Router {
         .route("/readyz", get(cluster::readyz))
         .route("/v1/cluster/status", get(cluster::status))
         .route("/v1/cluster/init", post(cluster::init))
+        .route("/v1/cluster/compact", post(cluster::compact))
+        .route("/v1/admin/keys", get(keys::list))
+        .route("/v1/admin/keys/rotate", post(keys::rotate))
+        .route("/v1/admin/keys/master/stage", post(keys::stage_master))
+        .route("/v1/admin/keys/master/rotate", post(keys::rotate_master))
         .route(
             "/v1/kv/{*key}",
             get(kv::get).put(kv::put).delete(kv::delete),

@@ -1,0 +1,75 @@
+//! `/v1/admin/keys…`: tenant data key and master key rotation (operator token).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+
+use super::{bearer, AppState};
+use crate::error::ServiceError;
+use crate::http::body::StrictJson;
+use crate::service::{KeysView, RotatedTenantKey, StagedMasterKey};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    tenant: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageBody {
+    key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateMasterBody {
+    fingerprint: String,
+}
+
+/// `GET /v1/admin/keys`: key versions (never key material).
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<KeysView>, ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    Ok(Json(state.services.keys_view().await?))
+}
+
+/// `POST /v1/admin/keys/rotate` `{"tenant"}`: a new data key version.
+pub async fn rotate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<StrictJson<RotateBody>, ServiceError>,
+) -> Result<Json<RotatedTenantKey>, ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    let StrictJson(body) = body?;
+    Ok(Json(state.services.rotate_tenant_key(&body.tenant).await?))
+}
+
+/// `POST /v1/admin/keys/master/stage` `{"key_file"}`: load a new master key on
+/// this node (every node, before `master/rotate`).
+pub async fn stage_master(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<StrictJson<StageBody>, ServiceError>,
+) -> Result<Json<StagedMasterKey>, ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    let StrictJson(body) = body?;
+    Ok(Json(state.services.stage_master_key(&body.key_file).await?))
+}
+
+/// `POST /v1/admin/keys/master/rotate` `{"fingerprint"}`: re-wrap every data key
+/// under the staged master key.
+pub async fn rotate_master(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<StrictJson<RotateMasterBody>, ServiceError>,
+) -> Result<Json<KeysView>, ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    let StrictJson(body) = body?;
+    Ok(Json(
+        state.services.rotate_master_key(&body.fingerprint).await?,
+    ))
+}

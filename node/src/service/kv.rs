@@ -1,0 +1,241 @@
+//! Tenant key-value, sealed at the receiving node before it is proposed.
+//!
+//! What a write proposes (and so what the Raft log, snapshots and SST files hold):
+//! the tenant's id, the blind index of the key name (HMAC under the tenant's
+//! blind-index subkey) and the sealed record `{key, value}` bound to (tenant id,
+//! group, blind index, key version). No key name or value in the clear.
+
+use cairn_raft::{Command, CommandResult, Query, QueryResult};
+use cairn_storage::{codec, KvCommand, KvOutcome};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{validate_key, validate_tenant, Services, MAX_VALUE_BYTES};
+use crate::error::ServiceError;
+use crate::keyring::{OpenError, TenantKeys};
+
+/// A key's value and the revision (log index) that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KvEntry {
+    pub key: String,
+    pub value: String,
+    pub revision: u64,
+}
+
+/// The plaintext inside a sealed KV record: the key name travels with its value,
+/// so a record can be listed or exported without knowing its name beforehand.
+#[derive(Serialize, Deserialize)]
+struct KvPlain {
+    key: String,
+    value: String,
+}
+
+/// Encodes the sealed record's plaintext (held zeroized).
+fn encode_plain(key: &str, value: String) -> Result<(Zeroizing<Vec<u8>>, String), ServiceError> {
+    let plain = KvPlain {
+        key: key.to_owned(),
+        value,
+    };
+    let bytes = codec::encode("kv value", &plain).map_err(|e| {
+        tracing::error!(error = %e, "encoding a kv value");
+        ServiceError::Internal
+    })?;
+    Ok((Zeroizing::new(bytes), plain.value))
+}
+
+/// Decodes an opened record and checks it holds `key` (a record moved under
+/// another blind index would already fail to open; this is belt and braces).
+fn decode_plain(bytes: &[u8], key: &str) -> Result<String, ServiceError> {
+    let plain: KvPlain =
+        codec::decode("kv value", bytes).map_err(|_| ServiceError::DecryptionFailed)?;
+    if plain.key != key {
+        return Err(ServiceError::DecryptionFailed);
+    }
+    Ok(plain.value)
+}
+
+impl Services {
+    /// # Errors
+    /// Validation, CAS mismatch, an unavailable group or master key.
+    pub async fn kv_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        value: String,
+        expected_revision: Option<u64>,
+    ) -> Result<KvEntry, ServiceError> {
+        validate_tenant(tenant)?;
+        validate_key(key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(ServiceError::PayloadTooLarge(format!(
+                "value is {} bytes; the limit is {MAX_VALUE_BYTES}",
+                value.len()
+            )));
+        }
+        let keys = self.tenant_keys_or_create(tenant).await?;
+        let group = self.tenant_group()?;
+        let index = keys.blind_index(key.as_bytes());
+        let (plain, value) = encode_plain(key, value)?;
+        let sealed = keys.seal(group.0, &index, &plain).map_err(|e| {
+            tracing::error!(error = %e, tenant_id = keys.id(), "sealing a kv value");
+            ServiceError::Internal
+        })?;
+        let cmd = Command::Kv(KvCommand::Put {
+            tenant: keys.id().to_owned(),
+            key: index,
+            value: sealed,
+            expected_revision,
+        });
+        match self.inner.raft.write(group, cmd).await? {
+            CommandResult::Kv(KvOutcome::Written { revision }) => Ok(KvEntry {
+                key: key.to_owned(),
+                value,
+                revision,
+            }),
+            CommandResult::Kv(KvOutcome::RevisionMismatch { current }) => {
+                Err(ServiceError::RevisionMismatch {
+                    expected: expected_revision.unwrap_or(0),
+                    current,
+                })
+            }
+            other => {
+                tracing::error!(?other, "unexpected result for kv put");
+                Err(ServiceError::Internal)
+            }
+        }
+    }
+
+    /// Linearizable read.
+    ///
+    /// # Errors
+    /// Validation, not found, an unavailable group or master key, or a stored value
+    /// that fails to open (`decryption_failed`).
+    pub async fn kv_get(&self, tenant: &str, key: &str) -> Result<KvEntry, ServiceError> {
+        validate_tenant(tenant)?;
+        validate_key(key)?;
+        let Some(keys) = self.tenant_keys(tenant).await? else {
+            return Err(ServiceError::KeyNotFound);
+        };
+        let group = self.tenant_group()?;
+        let index = keys.blind_index(key.as_bytes());
+        let query = Query::KvGet {
+            tenant: keys.id().to_owned(),
+            key: index.clone(),
+        };
+        let record = match self.inner.raft.query(group, query).await? {
+            QueryResult::Kv(Some(record)) => record,
+            QueryResult::Kv(None) => return Err(ServiceError::KeyNotFound),
+            other => {
+                tracing::error!(?other, "unexpected result for kv get");
+                return Err(ServiceError::Internal);
+            }
+        };
+        let mut keys = keys;
+        let mut opened = keys.open(group.0, &index, &record.value);
+        if let Err(OpenError::UnknownVersion(_)) = opened {
+            // Sealed under a key version newer than this node's cached keys: read
+            // the tenant's keys again and retry once.
+            if let Some(fresh) = self.reload_tenant_keys(tenant).await? {
+                opened = fresh.open(group.0, &index, &record.value);
+                keys = fresh;
+            }
+        }
+        let value = opened
+            .map_err(|e| open_failed(&keys, group.0, record.revision, &e))
+            .and_then(|plain| {
+                decode_plain(&plain, key).inspect_err(|_| {
+                    tracing::error!(
+                        tenant_id = keys.id(),
+                        group = group.0,
+                        revision = record.revision,
+                        "stored kv record does not hold the requested key"
+                    );
+                })
+            });
+        Ok(KvEntry {
+            key: key.to_owned(),
+            value: value?,
+            revision: record.revision,
+        })
+    }
+
+    /// Deletes a key (absent keys succeed), optionally guarded by a revision.
+    ///
+    /// # Errors
+    /// Validation, CAS mismatch, an unavailable group or master key.
+    pub async fn kv_delete(
+        &self,
+        tenant: &str,
+        key: &str,
+        expected_revision: Option<u64>,
+    ) -> Result<(), ServiceError> {
+        validate_tenant(tenant)?;
+        validate_key(key)?;
+        let Some(keys) = self.tenant_keys(tenant).await? else {
+            // No tenant, so no key: deleting it succeeds, unless guarded by a
+            // revision other than "absent".
+            return match expected_revision {
+                Some(e) if e != 0 => Err(ServiceError::RevisionMismatch {
+                    expected: e,
+                    current: 0,
+                }),
+                _ => Ok(()),
+            };
+        };
+        let group = self.tenant_group()?;
+        let cmd = Command::Kv(KvCommand::Delete {
+            tenant: keys.id().to_owned(),
+            key: keys.blind_index(key.as_bytes()),
+            expected_revision,
+        });
+        match self.inner.raft.write(group, cmd).await? {
+            CommandResult::Kv(KvOutcome::Deleted { .. }) => Ok(()),
+            CommandResult::Kv(KvOutcome::RevisionMismatch { current }) => {
+                Err(ServiceError::RevisionMismatch {
+                    expected: expected_revision.unwrap_or(0),
+                    current,
+                })
+            }
+            other => {
+                tracing::error!(?other, "unexpected result for kv delete");
+                Err(ServiceError::Internal)
+            }
+        }
+    }
+}
+
+/// Logs (without secrets) and maps a value that failed to open.
+fn open_failed(keys: &TenantKeys, group: u64, revision: u64, e: &OpenError) -> ServiceError {
+    tracing::error!(
+        tenant_id = keys.id(),
+        group,
+        revision,
+        error = %e,
+        "stored kv value failed to decrypt"
+    );
+    ServiceError::DecryptionFailed
+}
+
+#[cfg(all(test, not(feature = "insecure-no-sealing")))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_record_for_another_key_is_refused() {
+        let (plain, _) = encode_plain("a", "v".to_owned()).expect("encode");
+        assert_eq!(decode_plain(&plain, "a").expect("decode"), "v");
+        assert!(matches!(
+            decode_plain(&plain, "b"),
+            Err(ServiceError::DecryptionFailed)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn the_record_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_plain(&bytes, "k");
+            let _ = codec::decode::<cairn_storage::KvRecord>("kv record", &bytes);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The service layer: validation, authorization, sealing and the calls into the
+//! Raft groups. HTTP and gRPC are thin adapters over it.
+//!
+//! - [`kv`]: tenant key-value, sealed before it is proposed.
+//! - [`keys`]: tenant records and data keys, key rotation, master key rotation.
+
+mod keys;
+mod kv;
+
+use std::sync::Arc;
+
+use cairn_cluster_config::{ClusterConfig, GroupId};
+use cairn_crypto::AdminToken;
+use cairn_raft::RaftNode;
+use cairn_storage::Engine;
+
+use crate::error::ServiceError;
+use crate::keyring::{MasterKeys, TenantCache};
+
+pub use kv::KvEntry;
+pub use keys::{KeysView, RotatedTenantKey, StagedMasterKey};
+
+pub const MAX_KEY_BYTES: usize = 512;
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_TENANT_BYTES: usize = 128;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Arc<RaftNode>,
+    cfg: Arc<ClusterConfig>,
+    admin: AdminToken,
+    node_id: u64,
+    engine: Engine,
+    masters: MasterKeys,
+    tenants: TenantCache,
+    /// One tenant creation at a time on this node, so a burst of first writes for a
+    /// new tenant proposes one `CreateTenant`, not one per request.
+    create_lock: tokio::sync::Mutex<()>,
+}
+
+/// What a node's services are built from.
+pub struct ServicesConfig {
+    pub raft: Arc<RaftNode>,
+    pub cfg: Arc<ClusterConfig>,
+    pub admin: AdminToken,
+    pub node_id: u64,
+    pub engine: Engine,
+    pub masters: MasterKeys,
+}
+
+impl Services {
+    #[must_use]
+    pub fn new(c: ServicesConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                raft: c.raft,
+                cfg: c.cfg,
+                admin: c.admin,
+                node_id: c.node_id,
+                engine: c.engine,
+                masters: c.masters,
+                tenants: TenantCache::default(),
+                create_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    #[must_use]
+    pub fn raft(&self) -> &Arc<RaftNode> {
+        &self.inner.raft
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.cfg
+    }
+
+    #[must_use]
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    /// Checks an `Authorization` header value against the admin token, in constant time.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`] if missing, not `Bearer`, or wrong.
+    pub fn authorize_admin(&self, authorization: Option<&str>) -> Result<(), ServiceError> {
+        let token = authorization
+            .and_then(|h| {
+                let (scheme, rest) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .ok_or(ServiceError::Unauthorized)?;
+        if self.inner.admin.verify(token) {
+            Ok(())
+        } else {
+            Err(ServiceError::Unauthorized)
+        }
+    }
+
+    /// The data group holding a tenant's KV: its home region's group. Until tenants
+    /// have a home region, every tenant lives in the default region.
+    fn tenant_group(&self) -> Result<GroupId, ServiceError> {
+        let cfg = &self.inner.cfg;
+        cfg.region_group(&cfg.default_region)
+            .map(|g| g.id)
+            .ok_or(ServiceError::Internal)
+    }
+}
+
+fn validate_tenant(tenant: &str) -> Result<(), ServiceError> {
+    let ok = !tenant.is_empty()
+        && tenant.len() <= MAX_TENANT_BYTES
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidRequest(format!(
+            "tenant must be 1-{MAX_TENANT_BYTES} characters of A-Z, a-z, 0-9, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn validate_key(key: &str) -> Result<(), ServiceError> {
+    if key.is_empty() {
+        return Err(ServiceError::InvalidRequest(
+            "key must not be empty".to_owned(),
+        ));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(ServiceError::PayloadTooLarge(format!(
+            "key is {} bytes; the limit is {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(ServiceError::InvalidRequest(
+            "key must not contain control characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_and_tenant_validation() {
+        assert!(validate_key("a/b c").is_ok());
+        assert!(matches!(
+            validate_key(""),
+            Err(ServiceError::InvalidRequest(_))
+        ));
+        assert!(validate_key(&"k".repeat(512)).is_ok());
+        assert!(matches!(
+            validate_key(&"k".repeat(513)),
+            Err(ServiceError::PayloadTooLarge(_))
+        ));
+        assert!(validate_key("a\nb").is_err());
+        assert!(validate_tenant("acme-1.prod").is_ok());
+        assert!(validate_tenant("").is_err());
+        assert!(validate_tenant("a b").is_err());
+        assert!(validate_tenant(&"t".repeat(129)).is_err());
+    }
+}
