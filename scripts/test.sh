@@ -7,14 +7,15 @@ scripts/setup.sh
 source scripts/env.sh
 
 cargo fmt --all --check
-cargo build -p cairn-node --bin cairn
+# Always whole-workspace commands: selecting one package (`-p`) can resolve the
+# C++ build dependencies' features differently and rebuild RocksDB (~13 min).
+cargo build --workspace --bins
 cargo clippy --workspace --all-targets -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-# Unit tests, storage suite, config tests: parallel.
-cargo test --workspace --exclude cairn-tests 2>&1 | tee -a "$log"
-# Integration tests start 3-node clusters of real processes: one cluster at a time,
-# so elections are not starved of CPU on a 2-core machine.
-cargo test -p cairn-tests -- --test-threads=1 2>&1 | tee -a "$log"
+# Unit, property, storage-suite and integration tests. Integration tests start
+# clusters of real processes: one test at a time, so elections are not starved of
+# CPU on a 2-core machine.
+cargo test --workspace -- --test-threads=1 2>&1 | tee -a "$log"
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"

@@ -181,26 +181,44 @@ impl RaftNode {
         hops: u32,
     ) -> Result<CommandResult, RaftNodeError> {
         let target = match self.groups.get(&group) {
-            Some(g) => {
+            // Propose only where this node believes it leads: a follower's
+            // `client_write` would answer `ForwardToLeader` too, but that answer is
+            // ambiguous (see below), so the unambiguous case never reaches it.
+            Some(g) if g.raft.metrics().borrow().current_leader == Some(self.id) => {
                 let proposal =
                     tokio::time::timeout(COMMIT_TIMEOUT, g.raft.client_write(cmd.clone()));
+                let unknown = |detail: &str| RaftNodeError::OutcomeUnknown {
+                    group: group.0,
+                    detail: detail.to_owned(),
+                };
                 match proposal.await {
                     Ok(Ok(resp)) => return Ok(resp.data),
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                        f.leader_id.filter(|l| *l != self.id)
+                    // openraft answers `ForwardToLeader` both when leadership was lost
+                    // before the proposal and when the proposed entry was truncated by
+                    // a new leader, which may still commit it if another node holds
+                    // it. Forwarding the command again could apply it twice.
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                        return Err(unknown("leadership changed while the write was in flight"))
                     }
                     Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
                         return Err(RaftNodeError::Internal(e.to_string()))
                     }
-                    Ok(Err(RaftError::Fatal(_))) => return Err(RaftNodeError::ShuttingDown),
+                    // The group stopped (shutdown or storage failure); the entry may
+                    // already have reached followers.
+                    Ok(Err(RaftError::Fatal(_))) => {
+                        return Err(unknown("the group stopped while the write was in flight"))
+                    }
                     Err(_elapsed) => {
-                        return Err(RaftNodeError::OutcomeUnknown {
-                            group: group.0,
-                            detail: "not committed within the deadline (quorum lost?)".to_owned(),
-                        })
+                        return Err(unknown("not committed within the deadline (quorum lost?)"))
                     }
                 }
             }
+            Some(g) => g
+                .raft
+                .metrics()
+                .borrow()
+                .current_leader
+                .filter(|l| *l != self.id),
             None => Some(self.pick_member(group)?),
         };
         match target {
@@ -237,7 +255,9 @@ impl RaftNode {
                 Err(e)
                     if !matches!(
                         e,
-                        RaftNodeError::UnknownGroup(_) | RaftNodeError::ShuttingDown
+                        RaftNodeError::UnknownGroup(_)
+                            | RaftNodeError::ShuttingDown
+                            | RaftNodeError::Internal(_)
                     ) && Instant::now() + pause < deadline =>
                 {
                     tokio::time::sleep(pause).await;

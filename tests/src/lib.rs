@@ -180,6 +180,45 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("run cairn {command}: {e}"))
     }
 
+    /// Runs `cairn <args…> --config <this cluster's config>` and returns its output.
+    #[must_use]
+    pub fn cli_with(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap_or_else(|e| panic!("run cairn {args:?}: {e}"))
+    }
+
+    /// Runs `cairn <args…> --config …`, asserting success; returns stdout.
+    #[must_use]
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli_with(args);
+        assert!(
+            out.status.success(),
+            "cairn {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Writes a secret file (mode `mode`) in the test dir; returns its path.
+    #[must_use]
+    pub fn write_file(&self, name: &str, bytes: &[u8], mode: u32) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write file");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        p
+    }
+
+    /// Node `id`'s data dir.
+    #[must_use]
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node-{id}"))
+    }
+
     /// Runs `cairn init` and returns its output.
     #[must_use]
     pub fn init(&self) -> Output {
@@ -389,4 +428,27 @@ impl Drop for TestCluster {
             }
         }
     }
+}
+
+/// Every file under `dir` (recursively) that contains `needle`.
+#[must_use]
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(path);
+                }
+            }
+        }
+    }
+    hits
 }
