@@ -152,7 +152,12 @@ impl SubKey {
     /// # Errors
     /// [`CryptoError::EncryptionFailed`] (only if the AEAD refuses the input size).
     pub fn seal(&self, binding: &Binding<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        seal_raw(&self.bytes, self.version, &binding.encode(self.version), plaintext)
+        seal_raw(
+            &self.bytes,
+            self.version,
+            &binding.encode(self.version),
+            plaintext,
+        )
     }
 
     /// Opens a value sealed by [`SubKey::seal`] under the same binding.
@@ -165,7 +170,12 @@ impl SubKey {
         binding: &Binding<'_>,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        open_raw(&self.bytes, self.version, &binding.encode(self.version), sealed)
+        open_raw(
+            &self.bytes,
+            self.version,
+            &binding.encode(self.version),
+            sealed,
+        )
     }
 
     /// HMAC-SHA256 of `data`: a blind index (equal inputs give equal outputs under

@@ -152,7 +152,10 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert!(kek.unwrap_key(&flipped, &B).is_err());
-        assert!(kek.wrap(&DataKey::generate(2), &B).is_err(), "version mismatch");
+        assert!(
+            kek.wrap(&DataKey::generate(2), &B).is_err(),
+            "version mismatch"
+        );
     }
 
     #[test]

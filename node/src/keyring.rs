@@ -368,7 +368,8 @@ mod tests {
         let fp = masters.configured().to_owned();
         let v1 = TenantKeys::unwrap(rec.clone(), &fp, &masters).expect("unwrap");
         let old = v1.seal(1, b"k", b"old").expect("seal");
-        rec.keys.extend(record("t", &kek, 2).keys.into_iter().skip(1));
+        rec.keys
+            .extend(record("t", &kek, 2).keys.into_iter().skip(1));
         let v2 = TenantKeys::unwrap(rec, &fp, &masters).expect("unwrap");
         assert_eq!(v2.current_version(), 2);
         let new = v2.seal(1, b"k", b"new").expect("seal");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_cluster_config::{ClusterConfig, GroupId, GroupSpec};
-use cairn_storage::{Engine, GroupState};
+use cairn_storage::{Engine, GroupState, TenantLookup};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
@@ -591,17 +591,16 @@ fn execute(state: &GroupState, query: &Query) -> Result<QueryResult, RaftNodeErr
             .map(QueryResult::Kv)
             .map_err(read_failed),
         Query::Tenant(by) => {
-            let tenant = match by {
-                TenantRef::Name(name) => state.tenant_by_name(name),
-                TenantRef::Id(id) => state.tenant(id),
-            }
-            .map_err(read_failed)?;
-            let master = state.master_key_state().map_err(read_failed)?;
+            let lookup = match by {
+                TenantRef::Name(name) => TenantLookup::Name(name),
+                TenantRef::Id(id) => TenantLookup::Id(id),
+            };
+            let (tenant, master) = state.tenant_view(lookup).map_err(read_failed)?;
             Ok(QueryResult::Tenant { tenant, master })
         }
-        Query::Tenants => Ok(QueryResult::Tenants {
-            tenants: state.tenants().map_err(read_failed)?,
-            master: state.master_key_state().map_err(read_failed)?,
-        }),
+        Query::Tenants => {
+            let (tenants, master) = state.tenants_view().map_err(read_failed)?;
+            Ok(QueryResult::Tenants { tenants, master })
+        }
     }
 }

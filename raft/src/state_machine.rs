@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cairn_storage::{codec, GroupState};
 use openraft::storage::RaftStateMachine;
@@ -37,6 +37,11 @@ pub struct StateMachine {
     /// Bumped after every applied `meta` command or installed snapshot, so caches
     /// of tenant records know when to read them again.
     meta_epoch: Arc<AtomicU64>,
+    /// The last log id of the stored snapshot (`None` inside: not read yet). Held
+    /// while storing one: openraft builds snapshots in a task that can race with
+    /// installing a newer one, and an older build must never replace a newer
+    /// stored snapshot (the log behind the newer one may already be purged).
+    stored: Arc<Mutex<Option<Option<LogId>>>>,
 }
 
 fn sm_err(verb: ErrorVerb, e: &(impl std::error::Error + 'static)) -> StorageError {
@@ -54,7 +59,32 @@ impl StateMachine {
             state,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             meta_epoch,
+            stored: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The stored snapshot's last log id, read from disk once per process.
+    fn stored_last(
+        &self,
+        cached: &mut Option<Option<LogId>>,
+    ) -> Result<Option<LogId>, StorageError> {
+        if let Some(last) = *cached {
+            return Ok(last);
+        }
+        let last = match self
+            .state
+            .load_snapshot()
+            .map_err(|e| snap_err(ErrorVerb::Read, &e))?
+        {
+            Some(blob) => {
+                let s: StoredSnapshot =
+                    codec::decode("snapshot", &blob).map_err(|e| snap_err(ErrorVerb::Read, &e))?;
+                s.meta.last_log_id
+            }
+            None => None,
+        };
+        *cached = Some(last);
+        Ok(last)
     }
 
     fn applied(&self) -> Result<Applied, StorageError> {
@@ -96,9 +126,18 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let stored = StoredSnapshot { meta, data };
         let blob =
             codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
-        self.state
-            .save_snapshot(&blob)
-            .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        {
+            let mut guard = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+            let current = self.stored_last(&mut guard)?;
+            if current <= stored.meta.last_log_id {
+                self.state
+                    .save_snapshot(&blob)
+                    .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+                *guard = Some(stored.meta.last_log_id);
+            }
+            // Else a newer snapshot was installed meanwhile: keep it. openraft
+            // ignores a built snapshot older than the one it has.
+        }
         Ok(Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
@@ -186,9 +225,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let blob =
             codec::encode("snapshot", &stored).map_err(|e| snap_err(ErrorVerb::Write, &e))?;
         // Rows, applied state and the stored snapshot change in one atomic write.
-        self.state
-            .import(&stored.data, &applied_bytes, &blob)
-            .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+        {
+            let mut guard = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+            self.state
+                .import(&stored.data, &applied_bytes, &blob)
+                .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
+            *guard = Some(meta.last_log_id);
+        }
         self.meta_epoch.fetch_add(1, Ordering::Release);
         Ok(())
     }

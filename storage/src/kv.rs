@@ -99,7 +99,8 @@ impl<'a> ApplyBatch<'a> {
     }
 
     pub(crate) fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        self.batch.put_cf(self.state.engine().cf(CF_SM)?, &key, &value);
+        self.batch
+            .put_cf(self.state.engine().cf(CF_SM)?, &key, &value);
         self.pending.insert(key, Some(value));
         Ok(())
     }

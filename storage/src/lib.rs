@@ -29,6 +29,9 @@ pub use identity::NodeIdentity;
 pub use kv::{ApplyBatch, KvCommand, KvOutcome, KvRecord};
 pub use log::{GroupLog, HardState};
 pub use state::GroupState;
-pub use tenants::{MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, TenantRecord, WrappedKey};
+pub use tenants::{
+    MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, TenantLookup, TenantRecord,
+    WrappedKey,
+};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -130,9 +130,30 @@ impl GroupLog {
             Some(next) => log_key(self.group, next).to_vec(),
             None => log_end(self.group),
         };
-        batch.delete_range_cf(log_cf, log_key(self.group, 0).to_vec(), end);
+        // From the first entry still present, not from 0: each purge's range
+        // tombstone then covers only what it removes, so they do not pile up.
+        if let Some(first) = self.first_index()?.filter(|f| *f <= upto) {
+            batch.delete_range_cf(log_cf, log_key(self.group, first).to_vec(), end);
+        }
         self.engine.db().write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// The index of the first entry in the log, if any.
+    fn first_index(&self) -> Result<Option<u64>> {
+        let cf = self.engine.cf(CF_LOG)?;
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(log_end(self.group));
+        let start = log_key(self.group, 0);
+        let mut iter = self.engine.db().iterator_cf_opt(
+            cf,
+            opts,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        match iter.next() {
+            Some(item) => Ok(log_index(&item?.0)),
+            None => Ok(None),
+        }
     }
 
     /// Reads a hard-state record.

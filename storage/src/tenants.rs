@@ -206,10 +206,16 @@ impl ApplyBatch<'_> {
                         },
                         retired: Vec::new(),
                     };
-                    self.put_raw(master_key(self.group()), codec::encode("master key state", &state)?)?;
+                    self.put_raw(
+                        master_key(self.group()),
+                        codec::encode("master key state", &state)?,
+                    )?;
                 }
                 self.put_tenant(tenant)?;
-                self.put_raw(name_key(self.group(), &tenant.name), tenant.id.as_bytes().to_vec())?;
+                self.put_raw(
+                    name_key(self.group(), &tenant.name),
+                    tenant.id.as_bytes().to_vec(),
+                )?;
                 Ok(MetaOutcome::TenantCreated(tenant.clone()))
             }
             MetaCommand::AddTenantKey {
@@ -246,7 +252,9 @@ impl ApplyBatch<'_> {
                 let Some(mut master) = self.master()? else {
                     // No tenant yet, so nothing to re-wrap: the rotation establishes
                     // the master key as version 1.
-                    if *expected_version == 0 && rewrapped.is_empty() && self.tenant_ids()?.is_empty()
+                    if *expected_version == 0
+                        && rewrapped.is_empty()
+                        && self.tenant_ids()?.is_empty()
                     {
                         let state = MasterKeyState {
                             current: MasterKeyRecord {
@@ -256,7 +264,10 @@ impl ApplyBatch<'_> {
                             },
                             retired: Vec::new(),
                         };
-                        self.put_raw(master_key(self.group()), codec::encode("master key state", &state)?)?;
+                        self.put_raw(
+                            master_key(self.group()),
+                            codec::encode("master key state", &state)?,
+                        )?;
                         return Ok(MetaOutcome::MasterRotated(state));
                     }
                     return Ok(MetaOutcome::MasterKeyConflict { current: None });
@@ -311,7 +322,10 @@ impl ApplyBatch<'_> {
                     },
                 );
                 master.retired.push(old);
-                self.put_raw(master_key(self.group()), codec::encode("master key state", &master)?)?;
+                self.put_raw(
+                    master_key(self.group()),
+                    codec::encode("master key state", &master)?,
+                )?;
                 Ok(MetaOutcome::MasterRotated(master))
             }
         }
@@ -335,47 +349,72 @@ impl ApplyBatch<'_> {
     }
 }
 
+/// How a tenant is looked up.
+#[derive(Debug, Clone, Copy)]
+pub enum TenantLookup<'a> {
+    Name(&'a str),
+    Id(&'a str),
+}
+
 impl GroupState {
-    /// A tenant by name, from the local replica (callers ensure linearizability).
+    /// A tenant (by name or id) and the master key state, read from one RocksDB
+    /// snapshot so they describe the same applied index (a master rotation applied
+    /// between two separate reads would pair keys with the wrong master key).
     ///
     /// # Errors
     /// RocksDB read failure or a corrupt record.
-    pub fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
-        match self.get_raw(&name_key(self.group(), name))? {
-            Some(id) => self.tenant(&String::from_utf8_lossy(&id)),
-            None => Ok(None),
-        }
-    }
-
-    /// A tenant by id.
-    ///
-    /// # Errors
-    /// RocksDB read failure or a corrupt record.
-    pub fn tenant(&self, id: &str) -> Result<Option<TenantRecord>> {
-        self.get_raw(&tenant_key(self.group(), id))?
-            .map(|b| codec::decode("tenant record", &b))
-            .transpose()
-    }
-
-    /// Every tenant, ordered by id.
-    ///
-    /// # Errors
-    /// RocksDB read failure or a corrupt record.
-    pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        self.scan_prefix(&row_key(self.group(), SM_TENANT, b""))?
-            .iter()
-            .map(|(_, v)| codec::decode("tenant record", v))
-            .collect()
-    }
-
-    /// The current master key and its history; `None` until the first tenant.
-    ///
-    /// # Errors
-    /// RocksDB read failure or a corrupt record.
-    pub fn master_key_state(&self) -> Result<Option<MasterKeyState>> {
-        self.get_raw(&master_key(self.group()))?
+    pub fn tenant_view(
+        &self,
+        by: TenantLookup<'_>,
+    ) -> Result<(Option<TenantRecord>, Option<MasterKeyState>)> {
+        let db = self.engine().db();
+        let cf = self.engine().cf(CF_SM)?;
+        let snap = db.snapshot();
+        let group = self.group();
+        let id = match by {
+            TenantLookup::Id(id) => Some(id.to_owned()),
+            TenantLookup::Name(name) => snap
+                .get_cf(cf, name_key(group, name))?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        };
+        let tenant = match id {
+            Some(id) => snap
+                .get_cf(cf, tenant_key(group, &id))?
+                .map(|b| codec::decode("tenant record", &b))
+                .transpose()?,
+            None => None,
+        };
+        let master = snap
+            .get_cf(cf, master_key(group))?
             .map(|b| codec::decode("master key state", &b))
-            .transpose()
+            .transpose()?;
+        Ok((tenant, master))
+    }
+
+    /// Every tenant (ordered by id) and the master key state, from one snapshot.
+    ///
+    /// # Errors
+    /// RocksDB read failure or a corrupt record.
+    pub fn tenants_view(&self) -> Result<(Vec<TenantRecord>, Option<MasterKeyState>)> {
+        let db = self.engine().db();
+        let cf = self.engine().cf(CF_SM)?;
+        let snap = db.snapshot();
+        let prefix = row_key(self.group(), SM_TENANT, b"");
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(prefix.clone());
+        if let Some(upper) = prefix_end(&prefix) {
+            opts.set_iterate_upper_bound(upper);
+        }
+        let mut tenants = Vec::new();
+        for item in snap.iterator_cf_opt(cf, opts, IteratorMode::Start) {
+            let (_, v) = item?;
+            tenants.push(codec::decode("tenant record", &v)?);
+        }
+        let master = snap
+            .get_cf(cf, master_key(self.group()))?
+            .map(|b| codec::decode("master key state", &b))
+            .transpose()?;
+        Ok((tenants, master))
     }
 
     /// Every `sm` row whose (full) key starts with `prefix`.
@@ -390,9 +429,6 @@ impl GroupState {
         let mut rows = Vec::new();
         for item in db.iterator_cf_opt(cf, opts, IteratorMode::Start) {
             let (k, v) = item?;
-            if !k.starts_with(prefix) {
-                break;
-            }
             rows.push((k.into_vec(), v.into_vec()));
         }
         Ok(rows)
@@ -449,22 +485,32 @@ mod tests {
             MetaOutcome::TenantExists(t) => assert_eq!(t.id, "id1"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(sm.tenant("id2").expect("read"), None);
+        assert_eq!(
+            sm.tenant_view(TenantLookup::Id("id2")).expect("read").0,
+            None
+        );
         // Another master key is refused once one is established.
         assert!(matches!(
             apply(&sm, &create("id3", "beta", "other")),
             MetaOutcome::MasterKeyConflict { current: Some(_) }
         ));
-        let state = sm.master_key_state().expect("read").expect("set");
+        let state = sm
+            .tenant_view(TenantLookup::Name("acme"))
+            .expect("read")
+            .1
+            .expect("set");
         assert_eq!(
             (state.current.version, state.current.fingerprint.as_str()),
             (1, "fp1")
         );
         assert_eq!(
-            sm.tenant_by_name("acme").expect("read").map(|t| t.id),
+            sm.tenant_view(TenantLookup::Name("acme"))
+                .expect("read")
+                .0
+                .map(|t| t.id),
             Some("id1".to_owned())
         );
-        assert_eq!(sm.tenants().expect("list").len(), 1);
+        assert_eq!(sm.tenants_view().expect("list").0.len(), 1);
     }
 
     #[test]
@@ -486,7 +532,11 @@ mod tests {
             apply(&sm, &add(2)),
             MetaOutcome::KeyVersionConflict { current: 2 }
         );
-        let t = sm.tenant("id1").expect("read").expect("present");
+        let t = sm
+            .tenant_view(TenantLookup::Id("id1"))
+            .expect("read")
+            .0
+            .expect("present");
         assert_eq!(t.current_key().map(|k| k.version), Some(2));
         assert!(t.key(1).is_some());
         let missing = MetaCommand::AddTenantKey {
@@ -535,7 +585,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let a = sm.tenant("a").expect("read").expect("present");
+        let a = sm
+            .tenant_view(TenantLookup::Id("a"))
+            .expect("read")
+            .0
+            .expect("present");
         assert_eq!(a.keys, vec![key(1, 2, 7)]);
         // Replaying the same rotation: the version moved on.
         assert!(matches!(

@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_storage::{codec, KvRecord};
-use cairn_tests::{files_containing, TestCluster, TOKEN};
+use cairn_tests::{cairn_bin, files_containing, TestCluster, TOKEN};
 use serde_json::Value;
 
 const SMALL_SNAPSHOTS: &str =
@@ -56,8 +56,13 @@ async fn no_plaintext_key_or_value_reaches_any_file() {
     // A follower misses some writes and is brought back by a snapshot.
     c.kill(3);
     for i in 40..80 {
-        c.put_ok(1 + u64::try_from(i % 2).expect("small"), &tenant, &key(i), &value(i))
-            .await;
+        c.put_ok(
+            1 + u64::try_from(i % 2).expect("small"),
+            &tenant,
+            &key(i),
+            &value(i),
+        )
+        .await;
     }
     let out = c.cli_with(&["compact"]);
     assert!(!out.status.success(), "node 3 is down: compact reports it");
@@ -122,7 +127,11 @@ async fn values_survive_data_key_and_master_key_rotation_and_restarts() {
     let tenant = "rotating";
     let mut written: Vec<(String, String)> = Vec::new();
     for i in 0..5 {
-        let (k, v) = remember(&mut written, &format!("k{i}"), &format!("before-rotation-{i}"));
+        let (k, v) = remember(
+            &mut written,
+            &format!("k{i}"),
+            &format!("before-rotation-{i}"),
+        );
         c.put_ok(1, tenant, &k, &v).await;
     }
     let status = keys_status(&c).await;
@@ -136,7 +145,11 @@ async fn values_survive_data_key_and_master_key_rotation_and_restarts() {
     let out = c.cli_ok(&["keys", "rotate", "--tenant", tenant]);
     assert!(out.contains("data key version 2"), "{out}");
     for i in 5..10 {
-        let (k, v) = remember(&mut written, &format!("k{i}"), &format!("after-dek-rotation-{i}"));
+        let (k, v) = remember(
+            &mut written,
+            &format!("k{i}"),
+            &format!("after-dek-rotation-{i}"),
+        );
         c.put_ok(2, tenant, &k, &v).await;
     }
     let (k, v) = remember(&mut written, "k0", "rewritten-under-v2");
@@ -156,18 +169,43 @@ async fn values_survive_data_key_and_master_key_rotation_and_restarts() {
     assert!(err.contains("nothing was rotated"), "{err}");
     assert_eq!(keys_status(&c).await["master_key"]["version"], 1);
 
-    // Master key rotation.
-    let new_key: Vec<u8> = (0u8..32).map(|b| b.wrapping_mul(7).wrapping_add(3)).collect();
+    // Master key rotation, while a client keeps writing: the cluster serves
+    // throughout (every write is acknowledged, none needs more than a retry).
+    let new_key: Vec<u8> = (0u8..32)
+        .map(|b| b.wrapping_mul(7).wrapping_add(3))
+        .collect();
     let path = c.write_file("master-2.key", &new_key, 0o600);
-    let out = c.cli_ok(&[
-        "keys",
-        "rotate-master",
-        "--new-key-file",
-        path.to_str().expect("utf-8"),
-    ]);
-    assert!(out.contains("master key is now version 2"), "{out}");
+    let mut cmd = std::process::Command::new(cairn_bin());
+    cmd.args(["keys", "rotate-master", "--new-key-file"])
+        .arg(&path)
+        .arg("--config")
+        .arg(&c.config);
+    let rotation = tokio::task::spawn_blocking(move || cmd.output().expect("run cairn"));
+    let mut during = Vec::new();
+    for i in 0..30 {
+        let (k, v) = (
+            format!("during-{i}"),
+            format!("written-during-rotation-{i}"),
+        );
+        c.put_ok(1 + (i % 3), tenant, &k, &v).await;
+        during.push((k, v));
+    }
+    let out = rotation.await.expect("rotation task");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("master key is now version 2"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (k, v) in during {
+        remember(&mut written, &k, &v);
+    }
     for i in 10..15 {
-        let (k, v) = remember(&mut written, &format!("k{i}"), &format!("after-kek-rotation-{i}"));
+        let (k, v) = remember(
+            &mut written,
+            &format!("k{i}"),
+            &format!("after-kek-rotation-{i}"),
+        );
         c.put_ok(1, tenant, &k, &v).await;
     }
     // A new tenant after the master rotation is wrapped under the new key.
@@ -180,7 +218,10 @@ async fn values_survive_data_key_and_master_key_rotation_and_restarts() {
     let status = keys_status(&c).await;
     assert_eq!(status["master_key"]["version"], 2);
     assert_ne!(status["master_key"]["fingerprint"], fp1.as_str());
-    assert_eq!(status["retired_master_keys"][0]["fingerprint"], fp1.as_str());
+    assert_eq!(
+        status["retired_master_keys"][0]["fingerprint"],
+        fp1.as_str()
+    );
     let tenants = status["tenants"].as_array().expect("tenants");
     let rot = tenants
         .iter()
@@ -338,7 +379,13 @@ async fn tampered_moved_or_truncated_values_fail_with_decryption_failed() {
     );
     let log = c.log(2);
     assert!(log.contains("failed to decrypt"), "{log}");
-    for secret in ["value-a", "value-b", "value-flip", "value-trunc", "value-to"] {
+    for secret in [
+        "value-a",
+        "value-b",
+        "value-flip",
+        "value-trunc",
+        "value-to",
+    ] {
         assert!(!log.contains(secret), "{secret} in the node log");
     }
     // A tampered key is still writable: a new write replaces it.

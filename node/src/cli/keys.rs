@@ -204,7 +204,14 @@ async fn rotate_master(config: &std::path::Path, new_key_file: PathBuf) -> anyho
         async move {
             (
                 n.id,
-                post(client, token, &n.http_addr, "/v1/admin/keys/master/stage", body).await,
+                post(
+                    client,
+                    token,
+                    &n.http_addr,
+                    "/v1/admin/keys/master/stage",
+                    body,
+                )
+                .await,
             )
         }
     }))
@@ -256,7 +263,14 @@ pub async fn compact(args: CompactArgs) -> anyhow::Result<()> {
         async move {
             (
                 n.id,
-                post(client, token, &n.http_addr, "/v1/cluster/compact", &json!({})).await,
+                post(
+                    client,
+                    token,
+                    &n.http_addr,
+                    "/v1/cluster/compact",
+                    &json!({}),
+                )
+                .await,
             )
         }
     }))

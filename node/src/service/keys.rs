@@ -90,7 +90,7 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn key_error(e: KeyError) -> ServiceError {
+fn key_error(e: &KeyError) -> ServiceError {
     match e {
         KeyError::MasterKeyMissing(_) => {
             tracing::error!(error = %e, "tenant keys unavailable");
@@ -140,7 +140,7 @@ impl Services {
         })?;
         let keys = Arc::new(
             TenantKeys::unwrap(record, &master.current.fingerprint, &self.inner.masters)
-                .map_err(key_error)?,
+                .map_err(|e| key_error(&e))?,
         );
         cache.insert(name, epoch, Arc::clone(&keys));
         Ok(keys)
@@ -252,7 +252,7 @@ impl Services {
         self.inner
             .masters
             .get(fingerprint)
-            .ok_or_else(|| key_error(KeyError::MasterKeyMissing(fingerprint.to_owned())))
+            .ok_or_else(|| key_error(&KeyError::MasterKeyMissing(fingerprint.to_owned())))
     }
 
     /// Rotates a tenant's data key: new writes are sealed under the new version;
@@ -474,7 +474,7 @@ fn rewrap_all(
                     },
                 )
                 .map_err(|error| {
-                    key_error(KeyError::Unwrap {
+                    key_error(&KeyError::Unwrap {
                         version: k.version,
                         error,
                     })

@@ -17,8 +17,8 @@ use cairn_storage::Engine;
 use crate::error::ServiceError;
 use crate::keyring::{MasterKeys, TenantCache};
 
-pub use kv::KvEntry;
 pub use keys::{KeysView, RotatedTenantKey, StagedMasterKey};
+pub use kv::KvEntry;
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
