@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use cairn_crypto::envelope::{sealed_key_version, Binding, CryptoError, Purpose, SubKey};
+#[cfg(not(feature = "insecure-no-sealing"))]
+use cairn_crypto::envelope::Binding;
+use cairn_crypto::envelope::{sealed_key_version, CryptoError, Purpose, SubKey};
 use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
 use cairn_storage::TenantRecord;
@@ -97,6 +99,7 @@ pub enum KeyError {
 pub enum OpenError {
     /// Sealed under a key version this entry does not have (a newer one, perhaps).
     #[error("sealed under unknown key version {0}")]
+    #[cfg_attr(feature = "insecure-no-sealing", allow(dead_code))]
     UnknownVersion(u32),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
