@@ -20,7 +20,14 @@ while (($#)); do
   esac
 done
 config="$(cd "$(dirname "$config")" && pwd)/$(basename "$config")"
+# Keys (master key, admin token) are shared by every local cluster in .cluster/;
+# pid and log files go to .cluster/ for the default config and to
+# .cluster/<config name>/ for any other, so two local clusters do not collide.
 state="$root/.cluster"
+run="$state"
+if [ "$(basename "$config")" != "cluster-3.toml" ]; then
+  run="$state/$(basename "$config" .toml)"
+fi
 bin="$CARGO_TARGET_DIR/debug/cairn"
 
 node_ids() { grep -E '^[[:space:]]*id[[:space:]]*=' "$config" | sed -E 's/#.*//; s/[^0-9]//g'; }
@@ -33,7 +40,7 @@ node_field() {
   ' "$config"
 }
 http_addr() { node_field "$1" http_addr; }
-pid_of() { cat "$state/node-$1.pid" 2>/dev/null || true; }
+pid_of() { cat "$run/node-$1.pid" 2>/dev/null || true; }
 # A live (not zombie) cairn process with the recorded pid: pids are reused.
 alive() {
   local p
@@ -46,9 +53,9 @@ alive() {
 up() {
   scripts/setup.sh
   echo "building cairn (target dir $CARGO_TARGET_DIR)..." >&2
-  cargo build -p cairn-node --bin cairn
-  mkdir -p "$state"
-  chmod 700 "$state"
+  cargo build --workspace --bins
+  mkdir -p "$state" "$run"
+  chmod 700 "$state" "$run"
   if [ ! -f "$state/master.key" ]; then
     (umask 077; head -c 32 /dev/urandom >"$state/master.key")
   fi
@@ -60,9 +67,9 @@ up() {
       echo "node $id already running (pid $(pid_of "$id"))"
       continue
     fi
-    nohup "$bin" node --config "$config" --id "$id" >>"$state/node-$id.log" 2>&1 &
-    echo $! >"$state/node-$id.pid"
-    echo "node $id started (pid $!, log .cluster/node-$id.log)"
+    nohup "$bin" node --config "$config" --id "$id" >>"$run/node-$id.log" 2>&1 &
+    echo $! >"$run/node-$id.pid"
+    echo "node $id started (pid $!, log ${run#"$root"/}/node-$id.log)"
   done
   # Exactly-once bootstrap: init is refused (409) once the cluster has a membership.
   if out="$("$bin" init --config "$config" 2>&1)"; then
@@ -77,7 +84,7 @@ up() {
     addr="$(http_addr "$id")"
     for _ in $(seq 1 100); do
       curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break
-      alive "$id" || { echo "node $id exited; see .cluster/node-$id.log" >&2; tail -5 "$state/node-$id.log" >&2; exit 1; }
+      alive "$id" || { echo "node $id exited; see ${run#"$root"/}/node-$id.log" >&2; tail -5 "$run/node-$id.log" >&2; exit 1; }
       sleep 0.2
     done
     curl -fsS "http://$addr/readyz" >/dev/null || { echo "node $id not ready" >&2; exit 1; }
@@ -101,7 +108,7 @@ down() {
       fi
       echo "node $id stopped"
     fi
-    rm -f "$state/node-$id.pid"
+    rm -f "$run/node-$id.pid"
   done
 }
 
@@ -109,7 +116,7 @@ case "$cmd" in
   up) up ;;
   down) down ;;
   status)
-    [ -x "$bin" ] || cargo build -q -p cairn-node --bin cairn
+    [ -x "$bin" ] || cargo build -q --workspace --bins
     "$bin" status --config "$config"
     ;;
   *) echo "usage: scripts/cluster.sh up|down|status [--config FILE]" >&2; exit 2 ;;

@@ -20,6 +20,10 @@ pub enum ServiceError {
     Unavailable(String),
     #[error("tenant not found")]
     TenantNotFound,
+    #[error("a tenant named {0:?} already exists")]
+    TenantExists(String),
+    #[error("{0}")]
+    RegionUnavailable(String),
     #[error("the stored value failed to decrypt: it is corrupt, tampered with, or not where it was written")]
     DecryptionFailed,
     #[error("{0}")]
@@ -43,6 +47,8 @@ impl ServiceError {
             Self::RevisionMismatch { .. } => (412, "revision_mismatch"),
             Self::Unavailable(_) => (503, "unavailable"),
             Self::TenantNotFound => (404, "tenant_not_found"),
+            Self::TenantExists(_) => (409, "tenant_exists"),
+            Self::RegionUnavailable(_) => (503, "region_unavailable"),
             Self::DecryptionFailed => (500, "decryption_failed"),
             Self::MasterKeyUnavailable(_) => (503, "master_key_unavailable"),
             Self::Conflict(_) => (409, "conflict"),

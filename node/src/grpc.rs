@@ -45,7 +45,10 @@ fn status(e: &ServiceError) -> Status {
         ServiceError::PayloadTooLarge(_) => tonic::Code::ResourceExhausted,
         ServiceError::KeyNotFound | ServiceError::TenantNotFound => tonic::Code::NotFound,
         ServiceError::DecryptionFailed => tonic::Code::DataLoss,
-        ServiceError::MasterKeyUnavailable(_) => tonic::Code::Unavailable,
+        ServiceError::MasterKeyUnavailable(_) | ServiceError::RegionUnavailable(_) => {
+            tonic::Code::Unavailable
+        }
+        ServiceError::TenantExists(_) => tonic::Code::AlreadyExists,
         ServiceError::Conflict(_) => tonic::Code::Aborted,
         ServiceError::RevisionMismatch { .. } => tonic::Code::FailedPrecondition,
         ServiceError::Unavailable(_) => tonic::Code::Unavailable,

@@ -326,6 +326,7 @@ mod tests {
         TenantRecord {
             id: id.to_owned(),
             name: format!("name-{id}"),
+            region: "local".to_owned(),
             created_at: 0,
             keys,
         }

@@ -48,10 +48,23 @@ pub enum PeerCallError {
     BadReply { node: NodeId, detail: String },
 }
 
+/// A group whose data must stay on one region's nodes.
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    pub group: u64,
+    pub region: String,
+    /// The region's nodes: the only nodes any of the group's traffic may go to.
+    pub nodes: Vec<NodeId>,
+}
+
 /// Channels to every other node of the cluster.
 pub struct Peers {
     me: NodeId,
     clients: HashMap<NodeId, PeerClient<Channel>>,
+    /// Hard-pinned groups, by id. Enforced here, below placement: whatever asks
+    /// (openraft replication, a snapshot transfer, a forwarded request), no message
+    /// of such a group leaves for a node outside its region.
+    pinned: HashMap<u64, Pinned>,
 }
 
 impl Peers {
@@ -59,7 +72,11 @@ impl Peers {
     ///
     /// # Errors
     /// An address that is not a valid URI authority.
-    pub fn new(me: NodeId, nodes: &[(NodeId, String)]) -> Result<Self, String> {
+    pub fn new(
+        me: NodeId,
+        nodes: &[(NodeId, String)],
+        pinned: Vec<Pinned>,
+    ) -> Result<Self, String> {
         let mut clients = HashMap::new();
         for (id, addr) in nodes {
             if *id == me {
@@ -76,7 +93,11 @@ impl Peers {
                 .max_encoding_message_size(256 << 20);
             clients.insert(*id, client);
         }
-        Ok(Self { me, clients })
+        Ok(Self {
+            me,
+            clients,
+            pinned: pinned.into_iter().map(|p| (p.group, p)).collect(),
+        })
     }
 
     #[must_use]
@@ -97,6 +118,24 @@ impl Peers {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
+        if let Some(pin) = self.pinned.get(&group) {
+            if !pin.nodes.contains(&node) {
+                tracing::error!(
+                    group,
+                    region = %pin.region,
+                    node,
+                    ?rpc,
+                    "refused: traffic of a hard-pinned region's group addressed to a node outside the region"
+                );
+                return Err(PeerCallError::NotSent {
+                    node,
+                    detail: format!(
+                        "group {group} is pinned to region {} and node {node} is outside it",
+                        pin.region
+                    ),
+                });
+            }
+        }
         let Some(client) = self.clients.get(&node) else {
             return Err(PeerCallError::NotSent {
                 node,
@@ -257,7 +296,50 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
 
 #[cfg(test)]
 mod tests {
-    use super::is_connect_failure;
+    use super::{is_connect_failure, PeerCallError, Peers, Pinned, Rpc};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_pinned_group_never_sends_to_a_node_outside_its_region() {
+        let nodes: Vec<(u64, String)> = (1..=4)
+            .map(|i| (i, format!("127.0.0.1:{}", 1 + i)))
+            .collect();
+        let peers = Peers::new(
+            1,
+            &nodes,
+            vec![Pinned {
+                group: 1,
+                region: "eu".to_owned(),
+                nodes: vec![1, 2, 3],
+            }],
+        )
+        .expect("peers");
+        for rpc in [
+            Rpc::AppendEntries,
+            Rpc::InstallSnapshot,
+            Rpc::Vote,
+            Rpc::Forward,
+            Rpc::Query,
+        ] {
+            let r: Result<(), PeerCallError> = peers
+                .call(4, rpc, 1, 0, &(), Duration::from_millis(100))
+                .await;
+            match r {
+                Err(PeerCallError::NotSent { detail, .. }) => {
+                    assert!(detail.contains("pinned to region eu"), "{detail}");
+                }
+                other => panic!("{rpc:?} to node 4: {other:?}"),
+            }
+        }
+        // Another group may go there (the call then fails only to connect).
+        let r: Result<(), PeerCallError> = peers
+            .call(4, Rpc::Vote, 2, 0, &(), Duration::from_millis(100))
+            .await;
+        assert!(
+            !matches!(&r, Err(PeerCallError::NotSent { detail, .. }) if detail.contains("pinned")),
+            "{r:?}"
+        );
+    }
 
     #[test]
     fn only_connect_failures_count_as_not_sent() {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_cluster_config::{ClusterConfig, GroupId, GroupSpec};
+use cairn_cluster_config::{ClusterConfig, GroupId, GroupSpec, Residency};
 use cairn_storage::{Engine, GroupState, TenantLookup};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, SnapshotPolicy};
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::error::{InitError, RaftNodeError};
 use crate::log_store::LogStore;
-use crate::network::{NetworkFactory, PeerCallError, Peers, Rpc};
+use crate::network::{NetworkFactory, PeerCallError, Peers, Pinned, Rpc};
 use crate::state_machine::StateMachine;
 use crate::status::{GroupStatus, PeerProgress};
 use crate::types::{Command, CommandResult, NodeId, Query, QueryResult, Raft, TenantRef};
@@ -74,7 +74,26 @@ impl RaftNode {
             .map(|n| (n.id, n.raft_addr.clone()))
             .collect();
         let peer_list: Vec<(NodeId, String)> = addrs.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let peers = Arc::new(Peers::new(id, &peer_list).map_err(RaftNodeError::Internal)?);
+        let pinned = cfg
+            .groups()
+            .iter()
+            .filter(|g| g.residency == Some(Residency::Hard))
+            .filter_map(|g| {
+                let region = g.region.clone()?;
+                let nodes = cfg
+                    .nodes
+                    .iter()
+                    .filter(|n| n.region == region)
+                    .map(|n| n.id)
+                    .collect();
+                Some(Pinned {
+                    group: g.id.0,
+                    region,
+                    nodes,
+                })
+            })
+            .collect();
+        let peers = Arc::new(Peers::new(id, &peer_list, pinned).map_err(RaftNodeError::Internal)?);
         let tuning = &cfg.raft;
         let meta_epoch = Arc::new(AtomicU64::new(0));
         let mut groups = HashMap::new();

@@ -33,6 +33,8 @@ pub struct WrappedKey {
 pub struct TenantRecord {
     pub id: String,
     pub name: String,
+    /// Home region: the region whose data group holds the tenant's data.
+    pub region: String,
     pub created_at: u64,
     /// Every key version, ascending; the last is the current one.
     pub keys: Vec<WrappedKey>,
@@ -453,6 +455,7 @@ mod tests {
         TenantRecord {
             id: id.to_owned(),
             name: name.to_owned(),
+            region: "local".to_owned(),
             created_at: 1,
             keys: vec![key(1, 1, 0)],
         }

@@ -33,6 +33,11 @@ pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub nodes: Vec<TestNode>,
+    /// `(name, residency)` of each region, in config order (region `i` holds the
+    /// data group `i + 1`).
+    pub regions: Vec<(String, String)>,
+    /// Each node's region, by position in `nodes`.
+    node_regions: Vec<String>,
     bin: PathBuf,
     client: reqwest::Client,
 }
@@ -78,11 +83,24 @@ impl TestCluster {
     /// `[raft]` table), and the key files. Starts nothing.
     #[must_use]
     pub fn new(n: u64, extra_toml: &str) -> Self {
+        let layout: Vec<(u64, &str)> = (1..=n).map(|id| (id, "local")).collect();
+        Self::with_regions(&[("local", "hard")], &layout, extra_toml)
+    }
+
+    /// Writes a config with these `(name, residency)` regions and `(id, region)`
+    /// nodes (the first region is the default), plus `extra_toml`. Starts nothing.
+    #[must_use]
+    pub fn with_regions(
+        regions: &[(&str, &str)],
+        layout: &[(u64, &str)],
+        extra_toml: &str,
+    ) -> Self {
+        let n = u64::try_from(layout.len()).expect("small");
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(usize::try_from(n * 3).expect("small"));
         let nodes: Vec<TestNode> = ports
             .chunks(3)
-            .zip(1..=n)
+            .zip(layout.iter().map(|(id, _)| *id))
             .map(|(p, id)| TestNode {
                 id,
                 raft: format!("127.0.0.1:{}", p[0]),
@@ -103,6 +121,11 @@ impl TestCluster {
             dir,
             config,
             nodes,
+            regions: regions
+                .iter()
+                .map(|(r, res)| ((*r).to_owned(), (*res).to_owned()))
+                .collect(),
+            node_regions: layout.iter().map(|(_, r)| (*r).to_owned()).collect(),
             bin: cairn_bin(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
@@ -121,12 +144,18 @@ impl TestCluster {
         let mut t = format!(
             "cluster_name = \"{cluster_name}\"\nreplication_factor = {rf}\n\
              master_key_file = \"master.key\"\nadmin_token_file = \"admin.token\"\n\
-             {extra_toml}\n[[regions]]\nname = \"local\"\nresidency = \"hard\"\n"
+             {extra_toml}\n"
         );
-        for n in &self.nodes {
+        for (name, residency) in &self.regions {
             let _ = write!(
                 t,
-                "[[nodes]]\nid = {}\nregion = \"local\"\nraft_addr = \"{}\"\nhttp_addr = \"{}\"\n\
+                "[[regions]]\nname = \"{name}\"\nresidency = \"{residency}\"\n"
+            );
+        }
+        for (n, region) in self.nodes.iter().zip(&self.node_regions) {
+            let _ = write!(
+                t,
+                "[[nodes]]\nid = {}\nregion = \"{region}\"\nraft_addr = \"{}\"\nhttp_addr = \"{}\"\n\
                  grpc_addr = \"{}\"\ndata_dir = \"node-{}\"\n",
                 n.id, n.raft, n.http, n.grpc, n.id
             );
@@ -451,4 +480,21 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         }
     }
     hits
+}
+
+/// Opens a stopped node's RocksDB (`<data_dir>/db`) with every column family, to
+/// inspect or tamper with what is on disk.
+///
+/// # Panics
+/// If the database cannot be opened (e.g. the node is still running).
+#[must_use]
+pub fn open_db(data_dir: &Path) -> rocksdb::DB {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(false);
+    rocksdb::DB::open_cf(
+        &opts,
+        data_dir.join("db"),
+        ["raft_log", "raft_state", "sm", "snapshot", "node"],
+    )
+    .expect("open a stopped node's db")
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_storage::{codec, KvRecord};
-use cairn_tests::{cairn_bin, files_containing, TestCluster, TOKEN};
+use cairn_tests::{cairn_bin, files_containing, open_db, TestCluster, TOKEN};
 use serde_json::Value;
 
 const SMALL_SNAPSHOTS: &str =
@@ -269,17 +269,6 @@ fn kv_rows(db: &rocksdb::DB, tenant_id: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         .filter(|(k, _)| k.starts_with(&prefix))
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect()
-}
-
-fn open_db(dir: &std::path::Path) -> rocksdb::DB {
-    let mut opts = rocksdb::Options::default();
-    opts.create_if_missing(false);
-    rocksdb::DB::open_cf(
-        &opts,
-        dir.join("db"),
-        ["raft_log", "raft_state", "sm", "snapshot", "node"],
-    )
-    .expect("open stopped node's db")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,10 @@ pub struct Args {
     value_size: usize,
     #[arg(long, default_value = "bench")]
     tenant: String,
+    /// Send requests only to these node ids (comma-separated; default: every node),
+    /// e.g. to measure requests relayed from outside a tenant's region.
+    #[arg(long, value_delimiter = ',')]
+    nodes: Vec<u64>,
 }
 
 /// Latency summary of successful requests, in microseconds.
@@ -79,9 +83,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(10))
         .build()
         .context("http client")?;
+    if let Some(id) = args.nodes.iter().find(|id| cfg.node(**id).is_none()) {
+        anyhow::bail!("--nodes: node {id} is not in the config");
+    }
     let urls: Arc<Vec<String>> = Arc::new(
         cfg.nodes
             .iter()
+            .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.id))
             .map(|n| format!("http://{}/v1/kv/", n.http_addr))
             .collect(),
     );

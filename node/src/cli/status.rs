@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::join_all;
+use serde_json::Value;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,6 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .map(str::to_owned)
     .collect::<Vec<_>>()];
     let mut unreachable = Vec::new();
+    let mut any_borrowed = false;
     for (n, result) in &answers {
         match result {
             Ok((status, body)) if status.is_success() => {
@@ -67,11 +69,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                                 .collect::<Vec<_>>()
                                 .join(",")
                         });
+                    // Borrowed voters (from another region) are marked with `*`.
+                    let borrowed: Vec<u64> = g["borrowed"]
+                        .as_array()
+                        .map(|b| b.iter().filter_map(Value::as_u64).collect())
+                        .unwrap_or_default();
+                    if !borrowed.is_empty() {
+                        any_borrowed = true;
+                    }
                     let voters = g["voters"]
                         .as_array()
                         .map(|v| {
                             v.iter()
-                                .map(ToString::to_string)
+                                .filter_map(Value::as_u64)
+                                .map(|id| {
+                                    if borrowed.contains(&id) {
+                                        format!("{id}*")
+                                    } else {
+                                        id.to_string()
+                                    }
+                                })
                                 .collect::<Vec<_>>()
                                 .join(",")
                         })
@@ -109,6 +126,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     print!("{}", table(&rows));
+    if any_borrowed {
+        println!("* borrowed: a voter from another region (the group's region has too few nodes)");
+    }
     if unreachable.is_empty() {
         println!("all {} nodes reachable", cfg.nodes.len());
     } else {

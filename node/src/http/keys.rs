@@ -1,4 +1,5 @@
-//! `/v1/admin/keys…`: tenant data key and master key rotation (operator token).
+//! `/v1/admin/tenants` and `/v1/admin/keys…` (operator token): tenants, their
+//! home regions, data key and master key rotation.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -8,7 +9,9 @@ use serde::Deserialize;
 use super::{bearer, AppState};
 use crate::error::ServiceError;
 use crate::http::body::StrictJson;
-use crate::service::{KeysView, RotatedTenantKey, StagedMasterKey};
+use axum::http::StatusCode;
+
+use crate::service::{KeysView, RotatedTenantKey, StagedMasterKey, TenantView};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +29,39 @@ pub struct StageBody {
 #[serde(deny_unknown_fields)]
 pub struct RotateMasterBody {
     fingerprint: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantBody {
+    name: String,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+/// `POST /v1/admin/tenants` `{"name", "region"?}` → 201 the tenant.
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<StrictJson<CreateTenantBody>, ServiceError>,
+) -> Result<(StatusCode, Json<TenantView>), ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    let StrictJson(body) = body?;
+    let tenant = state
+        .services
+        .create_tenant(&body.name, body.region.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// `GET /v1/admin/tenants` → `{"tenants": [...]}`.
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    let tenants = state.services.list_tenants().await?;
+    Ok(Json(serde_json::json!({ "tenants": tenants })))
 }
 
 /// `GET /v1/admin/keys`: key versions (never key material).

@@ -37,6 +37,10 @@ pub fn router(services: Services) -> Router {
         .route("/v1/cluster/status", get(cluster::status))
         .route("/v1/cluster/init", post(cluster::init))
         .route("/v1/cluster/compact", post(cluster::compact))
+        .route(
+            "/v1/admin/tenants",
+            get(keys::list_tenants).post(keys::create_tenant),
+        )
         .route("/v1/admin/keys", get(keys::list))
         .route("/v1/admin/keys/rotate", post(keys::rotate))
         .route("/v1/admin/keys/master/stage", post(keys::stage_master))

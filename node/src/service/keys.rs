@@ -29,6 +29,26 @@ use crate::keyring::{KeyError, TenantKeys};
 /// first) before giving up with 409.
 const ATTEMPTS: usize = 5;
 
+/// A tenant as the admin API shows it (no keys).
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub created_at: u64,
+}
+
+impl From<&TenantRecord> for TenantView {
+    fn from(t: &TenantRecord) -> Self {
+        Self {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            region: t.region.clone(),
+            created_at: t.created_at,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct RotatedTenantKey {
     pub tenant: String,
@@ -184,8 +204,8 @@ impl Services {
         }
     }
 
-    /// The tenant's keys, creating the tenant (with a fresh data key, version 1)
-    /// if it does not exist yet.
+    /// The tenant's keys, creating the tenant in the default region (with a fresh
+    /// data key, version 1) if it does not exist yet.
     pub(super) async fn tenant_keys_or_create(
         &self,
         name: &str,
@@ -193,12 +213,26 @@ impl Services {
         if let Some(keys) = self.tenant_keys(name).await? {
             return Ok(keys);
         }
+        let region = self.inner.cfg.default_region.clone();
+        Ok(self.create_tenant_keys(name, &region).await?.0)
+    }
+
+    /// Creates tenant `name` homed in `region` unless it exists; returns its keys
+    /// and whether this call created it.
+    async fn create_tenant_keys(
+        &self,
+        name: &str,
+        region: &str,
+    ) -> Result<(Arc<TenantKeys>, bool), ServiceError> {
         let _one_at_a_time = self.inner.create_lock.lock().await;
         for _ in 0..ATTEMPTS {
             let epoch = self.inner.raft.meta_epoch();
             let (existing, master) = self.read_tenant(TenantRef::Name(name.to_owned())).await?;
             if let Some(record) = existing {
-                return self.install_keys(name, epoch, record, master.as_ref());
+                return Ok((
+                    self.install_keys(name, epoch, record, master.as_ref())?,
+                    false,
+                ));
             }
             let (kek_version, fingerprint) = match &master {
                 Some(m) => (m.current.version, m.current.fingerprint.clone()),
@@ -211,6 +245,7 @@ impl Services {
             let record = TenantRecord {
                 id,
                 name: name.to_owned(),
+                region: region.to_owned(),
                 created_at: now,
                 keys: vec![WrappedKey {
                     version: 1,
@@ -225,7 +260,7 @@ impl Services {
             });
             match self.inner.raft.write(META_GROUP, cmd).await? {
                 CommandResult::Meta(MetaOutcome::TenantCreated(record)) => {
-                    tracing::info!(tenant = name, tenant_id = %record.id, "tenant created");
+                    tracing::info!(tenant = name, tenant_id = %record.id, region, "tenant created");
                     let master = MasterKeyState {
                         current: MasterKeyRecord {
                             version: kek_version,
@@ -234,7 +269,7 @@ impl Services {
                         },
                         retired: Vec::new(),
                     };
-                    return self.install_keys(name, epoch, record, Some(&master));
+                    return Ok((self.install_keys(name, epoch, record, Some(&master))?, true));
                 }
                 // Lost a race (the tenant or a new master key appeared): read again.
                 CommandResult::Meta(
@@ -246,6 +281,45 @@ impl Services {
         Err(ServiceError::Conflict(
             "tenant creation kept racing with other key changes; retry".to_owned(),
         ))
+    }
+
+    /// Creates a tenant homed in `region` (default: the config's default region).
+    ///
+    /// # Errors
+    /// An invalid name, an unknown region, or a tenant of that name exists (409).
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        region: Option<&str>,
+    ) -> Result<TenantView, ServiceError> {
+        validate_tenant(name)?;
+        let region = region.unwrap_or(&self.inner.cfg.default_region).to_owned();
+        if self.inner.cfg.region(&region).is_none() {
+            return Err(ServiceError::InvalidRequest(format!(
+                "unknown region {region:?}; the config declares {}",
+                self.inner
+                    .cfg
+                    .regions
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let (keys, created) = self.create_tenant_keys(name, &region).await?;
+        if !created {
+            return Err(ServiceError::TenantExists(name.to_owned()));
+        }
+        Ok(TenantView::from(keys.record()))
+    }
+
+    /// Every tenant.
+    ///
+    /// # Errors
+    /// `meta` unavailable.
+    pub async fn list_tenants(&self) -> Result<Vec<TenantView>, ServiceError> {
+        let (tenants, _) = self.read_tenants().await?;
+        Ok(tenants.iter().map(TenantView::from).collect())
     }
 
     fn master_key(&self, fingerprint: &str) -> Result<Arc<MasterKey>, ServiceError> {

@@ -73,7 +73,8 @@ impl Services {
             )));
         }
         let keys = self.tenant_keys_or_create(tenant).await?;
-        let group = self.tenant_group()?;
+        let region = keys.record().region.clone();
+        let group = self.region_group(&region)?;
         let index = keys.blind_index(key.as_bytes());
         let (plain, value) = encode_plain(key, value)?;
         let sealed = keys.seal(group.0, &index, &plain).map_err(|e| {
@@ -86,7 +87,8 @@ impl Services {
             value: sealed,
             expected_revision,
         });
-        match self.inner.raft.write(group, cmd).await? {
+        let result = self.inner.raft.write(group, cmd).await;
+        match result.map_err(|e| Self::region_error(&region, e))? {
             CommandResult::Kv(KvOutcome::Written { revision }) => Ok(KvEntry {
                 key: key.to_owned(),
                 value,
@@ -116,13 +118,15 @@ impl Services {
         let Some(keys) = self.tenant_keys(tenant).await? else {
             return Err(ServiceError::KeyNotFound);
         };
-        let group = self.tenant_group()?;
+        let region = keys.record().region.clone();
+        let group = self.region_group(&region)?;
         let index = keys.blind_index(key.as_bytes());
         let query = Query::KvGet {
             tenant: keys.id().to_owned(),
             key: index.clone(),
         };
-        let record = match self.inner.raft.query(group, query).await? {
+        let answer = self.inner.raft.query(group, query).await;
+        let record = match answer.map_err(|e| Self::region_error(&region, e))? {
             QueryResult::Kv(Some(record)) => record,
             QueryResult::Kv(None) => return Err(ServiceError::KeyNotFound),
             other => {
@@ -182,13 +186,15 @@ impl Services {
                 _ => Ok(()),
             };
         };
-        let group = self.tenant_group()?;
+        let region = keys.record().region.clone();
+        let group = self.region_group(&region)?;
         let cmd = Command::Kv(KvCommand::Delete {
             tenant: keys.id().to_owned(),
             key: keys.blind_index(key.as_bytes()),
             expected_revision,
         });
-        match self.inner.raft.write(group, cmd).await? {
+        let result = self.inner.raft.write(group, cmd).await;
+        match result.map_err(|e| Self::region_error(&region, e))? {
             CommandResult::Kv(KvOutcome::Deleted { .. }) => Ok(()),
             CommandResult::Kv(KvOutcome::RevisionMismatch { current }) => {
                 Err(ServiceError::RevisionMismatch {

@@ -17,7 +17,7 @@ use cairn_storage::Engine;
 use crate::error::ServiceError;
 use crate::keyring::{MasterKeys, TenantCache};
 
-pub use keys::{KeysView, RotatedTenantKey, StagedMasterKey};
+pub use keys::{KeysView, RotatedTenantKey, StagedMasterKey, TenantView};
 pub use kv::KvEntry;
 
 pub const MAX_KEY_BYTES: usize = 512;
@@ -104,13 +104,29 @@ impl Services {
         }
     }
 
-    /// The data group holding a tenant's KV: its home region's group. Until tenants
-    /// have a home region, every tenant lives in the default region.
-    fn tenant_group(&self) -> Result<GroupId, ServiceError> {
-        let cfg = &self.inner.cfg;
-        cfg.region_group(&cfg.default_region)
+    /// The data group of `region` (a tenant's home region).
+    fn region_group(&self, region: &str) -> Result<GroupId, ServiceError> {
+        self.inner
+            .cfg
+            .region_group(region)
             .map(|g| g.id)
-            .ok_or(ServiceError::Internal)
+            .ok_or_else(|| {
+                tracing::error!(region, "a tenant's home region is not in the config");
+                ServiceError::Internal
+            })
+    }
+
+    /// Maps a failed call on `region`'s data group: a group that cannot reach a
+    /// leader or commit is that region's outage, reported as `region_unavailable`
+    /// (other regions keep serving).
+    fn region_error(region: &str, e: cairn_raft::RaftNodeError) -> ServiceError {
+        use cairn_raft::RaftNodeError as E;
+        match e {
+            E::NoLeader { .. } | E::OutcomeUnknown { .. } => {
+                ServiceError::RegionUnavailable(format!("region {region}: {e}"))
+            }
+            other => other.into(),
+        }
     }
 }
 
