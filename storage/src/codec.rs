@@ -34,8 +34,8 @@ pub const DECODE_LIMIT: usize = 1 << 30;
 /// The bytes are not a valid encoding of `T`.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StorageError> {
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config)
-        .map_err(|e| StorageError::Corrupt {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| StorageError::Corrupt {
             what,
             detail: e.to_string(),
         })?;

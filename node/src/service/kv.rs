@@ -242,14 +242,17 @@ mod tests {
     fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..512),
-            (0xfbu8..=0xfd, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..16)).prop_map(
-                |(tag, len, tail)| {
+            (
+                0xfbu8..=0xfd,
+                any::<u64>(),
+                proptest::collection::vec(any::<u8>(), 0..16)
+            )
+                .prop_map(|(tag, len, tail)| {
                     let mut b = vec![tag];
                     b.extend_from_slice(&len.to_le_bytes());
                     b.extend_from_slice(&tail);
                     b
-                }
-            ),
+                }),
         ]
     }
 
