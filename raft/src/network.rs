@@ -33,6 +33,7 @@ pub enum Rpc {
     ReadIndex,
     InitGroup,
     GroupState,
+    Admit,
 }
 
 /// Why a peer call failed at the transport level.
@@ -163,6 +164,7 @@ impl Peers {
             Rpc::ReadIndex => client.read_index(request).await,
             Rpc::InitGroup => client.init_group(request).await,
             Rpc::GroupState => client.group_state(request).await,
+            Rpc::Admit => client.admit(request).await,
         };
         let reply = reply.map_err(|status| classify(node, &status))?;
         codec::decode("peer reply", &reply.into_inner().payload).map_err(|e| {

@@ -3,7 +3,7 @@
 //! `cairn init`, status.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,9 @@ pub struct RaftNode {
     next_member: AtomicUsize,
     /// Bumped whenever this node applies a `meta` command or installs a snapshot.
     meta_epoch: Arc<AtomicU64>,
+    engine: Engine,
+    /// Whether this data dir was admitted by `cairn init` (see [`RaftNode::is_admitted`]).
+    admitted: AtomicBool,
 }
 
 impl RaftNode {
@@ -96,6 +99,7 @@ impl RaftNode {
         let peers = Arc::new(Peers::new(id, &peer_list, pinned).map_err(RaftNodeError::Internal)?);
         let tuning = &cfg.raft;
         let meta_epoch = Arc::new(AtomicU64::new(0));
+        let admitted = Self::load_admission(cfg, id, engine)?;
         let mut groups = HashMap::new();
         for spec in cfg.groups().iter().filter(|g| g.has_voter(id)) {
             let config = openraft::Config {
@@ -106,6 +110,8 @@ impl RaftNode {
                 install_snapshot_timeout: 10_000,
                 snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_logs_since_last),
                 max_in_snapshot_log_to_keep: tuning.max_logs_kept_after_snapshot,
+                // Only an admitted node campaigns (see `is_admitted`).
+                enable_elect: admitted,
                 ..openraft::Config::default()
             }
             .validate()
@@ -135,7 +141,73 @@ impl RaftNode {
             addrs,
             next_member: AtomicUsize::new(0),
             meta_epoch,
+            engine: engine.clone(),
+            admitted: AtomicBool::new(admitted),
         }))
+    }
+
+    /// Whether this data dir was admitted when the cluster was initialised.
+    /// A data dir created later (a wiped disk, a replaced host) may lack entries it
+    /// acknowledged before; if it voted, it could help elect a leader missing an
+    /// acknowledged write. So a node that is not admitted replicates and serves
+    /// reads but never votes or campaigns (etcd likewise refuses a member whose
+    /// data dir was lost until it is removed and re-added).
+    #[must_use]
+    pub fn is_admitted(&self) -> bool {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    /// Reads the admission record; a data dir written before admission records
+    /// existed (it has Raft state but no record) is admitted and recorded as such.
+    fn load_admission(
+        cfg: &ClusterConfig,
+        id: NodeId,
+        engine: &Engine,
+    ) -> Result<bool, RaftNodeError> {
+        let storage = |e: cairn_storage::StorageError| RaftNodeError::Internal(e.to_string());
+        if engine.admission().map_err(storage)?.is_some() {
+            return Ok(true);
+        }
+        let mut has_state = false;
+        for spec in cfg.groups().iter().filter(|g| g.has_voter(id)) {
+            let log = engine.log(spec.id.0);
+            has_state |= log.last().map_err(storage)?.is_some()
+                || log
+                    .hard_state(cairn_storage::HardState::Vote)
+                    .map_err(storage)?
+                    .is_some();
+        }
+        if has_state {
+            engine.set_admission("legacy").map_err(storage)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Admits this node to the cluster `cluster_id` (from `cairn init`, before any
+    /// group is initialised): records it, then lets every group campaign and vote.
+    ///
+    /// # Errors
+    /// Already admitted to another cluster initialisation, or a storage failure.
+    pub(crate) fn admit(&self, cluster_id: &str) -> Result<(), String> {
+        match self.engine.admission().map_err(|e| e.to_string())? {
+            Some(existing) if existing != cluster_id => {
+                return Err(format!(
+                    "node {} was admitted by another initialisation ({existing})",
+                    self.id
+                ))
+            }
+            Some(_) => {}
+            None => self
+                .engine
+                .set_admission(cluster_id)
+                .map_err(|e| e.to_string())?,
+        }
+        self.admitted.store(true, Ordering::Release);
+        for g in self.groups.values() {
+            g.raft.runtime_config().elect(true);
+        }
+        Ok(())
     }
 
     /// Changes whenever this node's replica of `meta` changes (an applied command
@@ -403,6 +475,51 @@ impl RaftNode {
         g.raft.is_initialized().await.map_err(|e| e.to_string())
     }
 
+    /// Admits every node of the config to a new cluster id (this node first).
+    async fn admit_all(&self) -> Result<(), InitError> {
+        // A retried init (some node was unreachable last time) reuses the id this
+        // node was admitted with, so nodes admitted then accept it again.
+        let existing = self.engine.admission().map_err(|e| InitError::Failed {
+            group: 0,
+            node: self.id,
+            detail: e.to_string(),
+        })?;
+        let cluster_id = existing.unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("{nanos:x}-{}", self.id)
+        });
+        self.admit(&cluster_id)
+            .map_err(|detail| InitError::Failed {
+                group: 0,
+                node: self.id,
+                detail,
+            })?;
+        for &node in self.addrs.keys().filter(|n| **n != self.id) {
+            self.peers
+                .call::<_, Result<(), String>>(
+                    node,
+                    Rpc::Admit,
+                    0,
+                    0,
+                    &cluster_id,
+                    Duration::from_secs(3),
+                )
+                .await
+                .map_err(|e| InitError::Unreachable {
+                    node,
+                    detail: e.to_string(),
+                })?
+                .map_err(|detail| InitError::Failed {
+                    group: 0,
+                    node,
+                    detail,
+                })?;
+        }
+        Ok(())
+    }
+
     /// `cairn init`: initialises every group's membership from the config, exactly once.
     /// Every voter must be up; groups already initialised are left alone.
     ///
@@ -410,9 +527,10 @@ impl RaftNode {
     /// [`InitError::AlreadyInitialized`] if every group already was; a node unreachable;
     /// a group failing to initialise.
     pub async fn init_cluster(&self) -> Result<Vec<(String, InitOutcome)>, InitError> {
-        let mut report = Vec::new();
+        // Which groups already have a membership (every voter is asked).
+        let mut initialized = Vec::with_capacity(self.specs.len());
         for spec in &self.specs {
-            let mut initialized = false;
+            let mut any = false;
             for &voter in &spec.voters {
                 let state = if voter == self.id {
                     self.is_initialized_local(spec.id).await
@@ -432,12 +550,21 @@ impl RaftNode {
                             detail: e.to_string(),
                         })?
                 };
-                initialized |= state.map_err(|detail| InitError::Failed {
+                any |= state.map_err(|detail| InitError::Failed {
                     group: spec.id.0,
                     node: voter,
                     detail,
                 })?;
             }
+            initialized.push(any);
+        }
+        // A brand-new cluster: admit every node first (only admitted nodes vote),
+        // so that a data dir created after this moment never is.
+        if !initialized.iter().any(|i| *i) {
+            self.admit_all().await?;
+        }
+        let mut report = Vec::new();
+        for (spec, initialized) in self.specs.iter().zip(initialized) {
             if initialized {
                 report.push((spec.name.clone(), InitOutcome::AlreadyInitialized));
                 continue;

@@ -57,6 +57,19 @@ impl Peer for PeerService {
 
     async fn vote(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
         let msg = req.into_inner();
+        if !self.node.is_admitted() {
+            // Not granting a vote is always safe; granting one from a data dir that
+            // lost what it acknowledged is not (see `RaftNode::is_admitted`).
+            tracing::warn!(
+                group = msg.group,
+                candidate = msg.from,
+                "vote refused: this node is not admitted (its data dir was created after \
+                 `cairn init`)"
+            );
+            return Err(Status::failed_precondition(
+                "this node is not admitted to the cluster and does not vote",
+            ));
+        }
         let rpc: VoteRequest<NodeId> = decode(&msg)?;
         reply(&self.raft(msg.group)?.vote(rpc).await)
     }
@@ -102,6 +115,12 @@ impl Peer for PeerService {
         let msg = req.into_inner();
         let members: BTreeMap<NodeId, BasicNode> = decode(&msg)?;
         reply(&self.node.init_local(GroupId(msg.group), members).await)
+    }
+
+    async fn admit(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = req.into_inner();
+        let cluster_id: String = decode(&msg)?;
+        reply(&self.node.admit(&cluster_id))
     }
 
     async fn group_state(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {

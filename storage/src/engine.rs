@@ -11,6 +11,7 @@ use crate::{codec, Result, StorageError};
 
 const IDENTITY_KEY: &[u8] = b"identity";
 const STAGED_KEK_KEY: &[u8] = b"staged-master-key-file";
+const ADMISSION_KEY: &[u8] = b"admission";
 
 /// A node's RocksDB. Cheap to clone; every group's log and state machine share it
 /// (and its WAL, so concurrent synced writes from several groups share one fsync).
@@ -97,6 +98,28 @@ impl Engine {
                 Ok(true)
             }
         }
+    }
+
+    /// The cluster id this data dir was admitted with by `cairn init`, if any.
+    ///
+    /// # Errors
+    /// Read failure or a corrupt record.
+    pub fn admission(&self) -> Result<Option<String>> {
+        match self.db.get_cf(self.cf(CF_NODE)?, ADMISSION_KEY)? {
+            Some(bytes) => Ok(Some(codec::decode("admission", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the cluster id this data dir is admitted with (synced).
+    ///
+    /// # Errors
+    /// Write failure.
+    pub fn set_admission(&self, cluster_id: &str) -> Result<()> {
+        let bytes = codec::encode("admission", &cluster_id)?;
+        self.db
+            .put_cf_opt(self.cf(CF_NODE)?, ADMISSION_KEY, bytes, &synced())?;
+        Ok(())
     }
 
     /// The master key file staged on this node by a master key rotation, if any

@@ -230,3 +230,79 @@ impl WaitExt for TestCluster {
         panic!("node {id} never served /healthz; log:\n{}", self.log(id));
     }
 }
+
+/// A node whose data dir is lost and recreated must not vote: it may lack entries
+/// it acknowledged before, and its vote could elect a leader missing an
+/// acknowledged write. It replicates (and serves reads), but the group waits for a
+/// node with the full history rather than elect without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_data_dir_rejoins_as_a_replica_that_never_votes() {
+    let mut c = TestCluster::new(3, "");
+    c.boot().await;
+    for id in c.ids() {
+        assert_eq!(
+            c.status(id).await["admitted"],
+            true,
+            "node {id} admitted at init"
+        );
+    }
+    for i in 0..10 {
+        c.put_ok(1, "t", &format!("k{i}"), &format!("v{i}")).await;
+    }
+    // Wipe the data dir of a follower of the data group and restart it.
+    let leader = c.leader(1, "local").await;
+    let wiped = c
+        .ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    assert!(c.terminate(wiped));
+    std::fs::remove_dir_all(c.data_dir(wiped)).expect("wipe");
+    c.start(wiped);
+    c.wait_ready(wiped).await;
+    assert_eq!(c.status(wiped).await["admitted"], false);
+    // It replicates: every key is readable through it.
+    for i in 0..10 {
+        let got = c
+            .get_value(wiped, "t", &format!("k{i}"))
+            .await
+            .expect("present");
+        assert_eq!(got["value"], format!("v{i}"));
+    }
+    // A second `cairn init` does not admit it.
+    assert!(!c.init().status.success(), "already initialised");
+    assert_eq!(c.status(wiped).await["admitted"], false);
+
+    // Kill the leader: the one remaining full node cannot win without the wiped
+    // node's vote, and the wiped node never campaigns. Writes wait.
+    c.kill(leader);
+    let r = c.put(wiped, "t", "during", "x").await;
+    assert_eq!(
+        r.status(),
+        503,
+        "no leader may be elected with a wiped voter"
+    );
+    let other = c
+        .ids()
+        .into_iter()
+        .find(|id| *id != leader && *id != wiped)
+        .expect("third node");
+    let g = c.group_status(other, "local").await;
+    assert_ne!(g["role"], "leader", "{g}");
+    assert!(
+        c.log(wiped).contains("vote refused"),
+        "the wiped node refused to vote"
+    );
+
+    // The killed node returns: a leader with the full history is elected.
+    c.start(leader);
+    c.wait_ready(leader).await;
+    c.put_ok(other, "t", "after", "y").await;
+    for i in 0..10 {
+        let got = c
+            .get_value(other, "t", &format!("k{i}"))
+            .await
+            .expect("present");
+        assert_eq!(got["value"], format!("v{i}"));
+    }
+}

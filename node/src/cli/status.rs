@@ -103,7 +103,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         n.http_addr.clone(),
                         n.region.clone(),
                         group,
-                        g["role"].as_str().unwrap_or("?").to_owned(),
+                        if body["admitted"] == false {
+                            format!("{} (no vote)", g["role"].as_str().unwrap_or("?"))
+                        } else {
+                            g["role"].as_str().unwrap_or("?").to_owned()
+                        },
                         num("leader"),
                         num("term"),
                         num("commit_index"),

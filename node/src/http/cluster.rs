@@ -35,6 +35,9 @@ pub struct NodeStatus {
     pub region: String,
     pub cluster: String,
     pub ready: bool,
+    /// Admitted by `cairn init`: only admitted nodes vote (a data dir created
+    /// after init, e.g. a wiped disk, is not).
+    pub admitted: bool,
     pub groups: Vec<GroupStatus>,
 }
 
@@ -54,6 +57,7 @@ pub async fn status(
         region,
         cluster: s.config().cluster_name.clone(),
         ready: s.raft().is_ready(),
+        admitted: s.raft().is_admitted(),
         groups: s.raft().status(),
     }))
 }
