@@ -4,6 +4,8 @@
 //! The `cairn` binary is found via `CAIRN_BIN`, or next to the test executable's
 //! target directory (`cargo build -p cairn-node` builds it; `scripts/test.sh` does).
 
+pub mod linearizability;
+
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,567 @@
+//! A linearizability checker for per-key register histories (tenant KV): the
+//! Wing–Gong search with Lowe's just-in-time pruning and a memo of visited
+//! (linearized set, state) pairs, as in porcupine and Knossos.
+//!
+//! Model: each key is a register holding `Option<value>` (absent = `None`). The
+//! workload writes unique values, so a revision observed by a read names exactly
+//! one value, and a compare-and-set on a revision is a compare-and-set on that
+//! value. Operations:
+//! - `Write(v)`, `Delete`: always take effect;
+//! - `Read`: observes the current value;
+//! - `Cas { expected, new }`: takes effect iff the current value equals
+//!   `expected`, and its observed outcome (`Some(true|false)`) must agree.
+//!
+//! Outcomes: an operation that completed is `Done` with its return time; one whose
+//! outcome is unknown (a timeout, a broken connection) may have taken effect at any
+//! moment after its invocation, or never: it is given an infinite return time and
+//! any result, so the search may linearize it anywhere later — including after
+//! every other operation, where it changes nothing observable. Operations known
+//! not to have happened (refused before being proposed) are left out by the caller.
+
+use std::collections::HashSet;
+use std::fmt;
+
+/// A register value; the workload makes every written value unique.
+pub type Value = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Write(Value),
+    Delete,
+    /// `observed`: what the read returned (ignored if the outcome is unknown).
+    Read {
+        observed: Option<Value>,
+    },
+    /// `succeeded`: whether the CAS applied (`None` if the outcome is unknown).
+    Cas {
+        expected: Option<Value>,
+        new: Value,
+        succeeded: Option<bool>,
+    },
+}
+
+/// One operation of a history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// Which client ran it (for reports).
+    pub client: usize,
+    pub op: Op,
+    /// Invocation time (any monotonic unit, e.g. µs since the start).
+    pub invoke: u64,
+    /// Completion time, or `None` if the outcome is unknown.
+    pub complete: Option<u64>,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let done = self
+            .complete
+            .map_or_else(|| "?".to_owned(), |t| t.to_string());
+        write!(f, "client {} [{}..{}] ", self.client, self.invoke, done)?;
+        match self.op {
+            Op::Write(v) => write!(f, "write {v}"),
+            Op::Delete => write!(f, "delete"),
+            Op::Read { observed } if self.complete.is_some() => {
+                write!(f, "read -> {}", show(observed))
+            }
+            Op::Read { .. } => write!(f, "read -> (unknown)"),
+            Op::Cas {
+                expected,
+                new,
+                succeeded,
+            } => write!(
+                f,
+                "cas {} -> {new}: {}",
+                show(expected),
+                match succeeded {
+                    Some(true) => "ok",
+                    Some(false) => "mismatch",
+                    None => "unknown",
+                }
+            ),
+        }
+    }
+}
+
+fn show(v: Option<Value>) -> String {
+    v.map_or_else(|| "absent".to_owned(), |v| v.to_string())
+}
+
+/// Why a history is not linearizable: the operations that could not be ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The longest prefix of operations (in a linearization order) the search
+    /// could justify.
+    pub linearized: Vec<Operation>,
+    /// The operations that no order could fit after that prefix (each completed
+    /// before some other had to take effect, or observed an impossible value).
+    pub stuck: Vec<Operation>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "not linearizable. Longest justified order:")?;
+        for op in &self.linearized {
+            writeln!(f, "  {op}")?;
+        }
+        writeln!(f, "then none of these can take effect next:")?;
+        for op in &self.stuck {
+            writeln!(f, "  {op}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies `op` to `state`: the new state, or `None` if the op's observed result
+/// contradicts `state`.
+fn step(state: Option<Value>, op: &Operation) -> Option<Option<Value>> {
+    let known = op.complete.is_some();
+    match op.op {
+        Op::Write(v) => Some(Some(v)),
+        Op::Delete => Some(None),
+        Op::Read { observed } => (!known || observed == state).then_some(state),
+        Op::Cas {
+            expected,
+            new,
+            succeeded,
+        } => {
+            let applies = expected == state;
+            match succeeded {
+                Some(s) if known && s != applies => None,
+                _ => Some(if applies { Some(new) } else { state }),
+            }
+        }
+    }
+}
+
+/// Checks one key's history, starting from an absent value.
+///
+/// # Errors
+/// A [`Violation`] naming the operations that cannot be linearized.
+pub fn check(history: &[Operation]) -> Result<(), Violation> {
+    check_from(None, history)
+}
+
+#[derive(Clone, Copy)]
+struct Event {
+    op: usize,
+    is_call: bool,
+    prev: usize,
+    next: usize,
+}
+
+/// Checks one key's history starting from `initial`.
+///
+/// # Errors
+/// A [`Violation`] naming the operations that cannot be linearized.
+pub fn check_from(initial: Option<Value>, history: &[Operation]) -> Result<(), Violation> {
+    let n = history.len();
+    if n == 0 {
+        return Ok(());
+    }
+    // Events sorted by time; at equal times calls come before returns (two
+    // operations that touch at one instant are treated as concurrent).
+    let mut order: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);
+    for (i, op) in history.iter().enumerate() {
+        order.push((op.invoke, true, i));
+        order.push((op.complete.unwrap_or(u64::MAX), false, i));
+    }
+    order.sort_by_key(|(t, is_call, i)| (*t, !*is_call, *i));
+    // A doubly linked list over the events, with a head sentinel at index 0.
+    let head = 0usize;
+    let mut events = vec![Event {
+        op: usize::MAX,
+        is_call: false,
+        prev: usize::MAX,
+        next: 1,
+    }];
+    let mut call_of = vec![0usize; n];
+    let mut return_of = vec![0usize; n];
+    for (k, (_, is_call, i)) in order.iter().enumerate() {
+        let idx = k + 1;
+        events.push(Event {
+            op: *i,
+            is_call: *is_call,
+            prev: idx - 1,
+            next: if k + 1 < order.len() {
+                idx + 1
+            } else {
+                usize::MAX
+            },
+        });
+        if *is_call {
+            call_of[*i] = idx;
+        } else {
+            return_of[*i] = idx;
+        }
+    }
+
+    let words = n.div_ceil(64);
+    let mut linearized = vec![0u64; words];
+    let mut seen: HashSet<(Vec<u64>, Option<Value>)> = HashSet::new();
+    let mut stack: Vec<(usize, Option<Value>)> = Vec::new();
+    let mut state = initial;
+    let mut best: Vec<usize> = Vec::new();
+    let mut cur = events[head].next;
+
+    let unlink = |events: &mut Vec<Event>, e: usize| {
+        let (p, nx) = (events[e].prev, events[e].next);
+        events[p].next = nx;
+        if nx != usize::MAX {
+            events[nx].prev = p;
+        }
+    };
+    let relink = |events: &mut Vec<Event>, e: usize| {
+        let (p, nx) = (events[e].prev, events[e].next);
+        events[p].next = e;
+        if nx != usize::MAX {
+            events[nx].prev = e;
+        }
+    };
+
+    while events[head].next != usize::MAX {
+        if cur == usize::MAX {
+            // Cannot happen: the list always ends with a return event.
+            break;
+        }
+        let e = events[cur];
+        if e.is_call {
+            let i = e.op;
+            if let Some(next_state) = step(state, &history[i]) {
+                linearized[i / 64] |= 1 << (i % 64);
+                if seen.insert((linearized.clone(), next_state)) {
+                    stack.push((cur, state));
+                    state = next_state;
+                    unlink(&mut events, call_of[i]);
+                    unlink(&mut events, return_of[i]);
+                    if stack.len() > best.len() {
+                        best = stack.iter().map(|(c, _)| events[*c].op).collect();
+                    }
+                    cur = events[head].next;
+                    continue;
+                }
+                linearized[i / 64] &= !(1 << (i % 64));
+            }
+            cur = e.next;
+        } else {
+            // A return reached: the operation it ends must already have taken
+            // effect. Backtrack.
+            let Some((call, prev_state)) = stack.pop() else {
+                return Err(violation(history, &best));
+            };
+            let i = events[call].op;
+            linearized[i / 64] &= !(1 << (i % 64));
+            state = prev_state;
+            relink(&mut events, return_of[i]);
+            relink(&mut events, call_of[i]);
+            cur = events[call].next;
+        }
+    }
+    Ok(())
+}
+
+fn violation(history: &[Operation], best: &[usize]) -> Violation {
+    let done: HashSet<usize> = best.iter().copied().collect();
+    // The earliest-completing operations not in the best prefix: one of them had
+    // to take effect next and could not.
+    let mut rest: Vec<usize> = (0..history.len()).filter(|i| !done.contains(i)).collect();
+    rest.sort_by_key(|i| history[*i].complete.unwrap_or(u64::MAX));
+    let first_deadline = rest
+        .first()
+        .and_then(|i| history[*i].complete)
+        .unwrap_or(u64::MAX);
+    let stuck = rest
+        .into_iter()
+        .filter(|i| history[*i].invoke <= first_deadline)
+        .map(|i| history[i].clone())
+        .collect();
+    Violation {
+        linearized: best.iter().map(|i| history[*i].clone()).collect(),
+        stuck,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(client: usize, op: Op, invoke: u64, complete: u64) -> Operation {
+        Operation {
+            client,
+            op,
+            invoke,
+            complete: Some(complete),
+        }
+    }
+
+    fn unknown(client: usize, op: Op, invoke: u64) -> Operation {
+        Operation {
+            client,
+            op,
+            invoke,
+            complete: None,
+        }
+    }
+
+    fn read(v: Option<Value>) -> Op {
+        Op::Read { observed: v }
+    }
+
+    #[test]
+    fn sequential_history_is_linearizable() {
+        let h = [
+            op(0, read(None), 0, 1),
+            op(0, Op::Write(1), 2, 3),
+            op(1, read(Some(1)), 4, 5),
+            op(1, Op::Delete, 6, 7),
+            op(0, read(None), 8, 9),
+        ];
+        assert_eq!(check(&h), Ok(()));
+    }
+
+    #[test]
+    fn concurrent_reads_may_see_either_side_of_a_write() {
+        let h = [
+            op(0, Op::Write(1), 0, 10),
+            op(1, read(None), 1, 2),
+            op(2, read(Some(1)), 3, 4),
+            // After the read that saw 1 completed, nobody may see absent again.
+            op(1, read(Some(1)), 5, 6),
+        ];
+        assert_eq!(check(&h), Ok(()));
+    }
+
+    #[test]
+    fn a_stale_read_is_a_violation() {
+        let h = [
+            op(0, Op::Write(1), 0, 1),
+            op(0, Op::Write(2), 2, 3),
+            op(1, read(Some(1)), 4, 5),
+        ];
+        let v = check(&h).expect_err("stale read");
+        assert!(
+            v.stuck.iter().any(|o| o.op == read(Some(1))),
+            "the stale read is named: {v}"
+        );
+    }
+
+    #[test]
+    fn a_read_going_back_in_time_is_a_violation() {
+        // Concurrent with the write, but a later read already saw the new value.
+        let h = [
+            op(0, Op::Write(1), 0, 10),
+            op(1, read(Some(1)), 1, 2),
+            op(2, read(None), 3, 4),
+        ];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn a_lost_write_is_a_violation() {
+        let h = [
+            op(0, Op::Write(1), 0, 1),
+            op(0, Op::Write(2), 2, 3),
+            // Acknowledged 2 is gone: the final read sees 1.
+            op(1, read(Some(1)), 10, 11),
+        ];
+        assert!(check(&h).is_err());
+        let h = [op(0, Op::Write(7), 0, 1), op(1, read(None), 5, 6)];
+        assert!(check(&h).is_err(), "an acknowledged write vanished");
+    }
+
+    #[test]
+    fn a_write_that_appears_twice_is_a_violation() {
+        // 1 written once, overwritten by 2, and then seen again.
+        let h = [
+            op(0, Op::Write(1), 0, 1),
+            op(1, Op::Write(2), 2, 3),
+            op(2, read(Some(2)), 4, 5),
+            op(2, read(Some(1)), 6, 7),
+        ];
+        let v = check(&h).expect_err("duplicate apply");
+        assert!(v.to_string().contains("read -> 1"), "{v}");
+    }
+
+    #[test]
+    fn unknown_outcomes_may_or_may_not_have_happened() {
+        // Never observed: fine.
+        let h = [
+            unknown(0, Op::Write(1), 0),
+            op(1, read(None), 5, 6),
+            op(1, read(None), 7, 8),
+        ];
+        assert_eq!(check(&h), Ok(()));
+        // Observed later: fine too.
+        let h = [unknown(0, Op::Write(1), 0), op(1, read(Some(1)), 5, 6)];
+        assert_eq!(check(&h), Ok(()));
+        // But it cannot take effect before it was invoked.
+        let h = [op(1, read(Some(1)), 0, 1), unknown(0, Op::Write(1), 5)];
+        assert!(check(&h).is_err());
+        // Nor twice: seen, overwritten, then seen again.
+        let h = [
+            unknown(0, Op::Write(1), 0),
+            op(1, read(Some(1)), 2, 3),
+            op(1, Op::Write(2), 4, 5),
+            op(1, read(Some(1)), 6, 7),
+        ];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn compare_and_set_outcomes_must_match_the_state() {
+        let cas = |expected, new, succeeded| Op::Cas {
+            expected,
+            new,
+            succeeded,
+        };
+        let h = [
+            op(0, Op::Write(1), 0, 1),
+            op(0, cas(Some(1), 2, Some(true)), 2, 3),
+            op(1, cas(Some(1), 3, Some(false)), 4, 5),
+            op(1, read(Some(2)), 6, 7),
+        ];
+        assert_eq!(check(&h), Ok(()));
+        // Two CAS from the same expected value cannot both succeed.
+        let h = [
+            op(0, Op::Write(1), 0, 1),
+            op(0, cas(Some(1), 2, Some(true)), 2, 5),
+            op(1, cas(Some(1), 3, Some(true)), 2, 5),
+        ];
+        assert!(check(&h).is_err());
+        // A CAS reported as a mismatch while the value matched is a violation.
+        let h = [
+            op(0, Op::Write(1), 0, 1),
+            op(0, cas(Some(1), 2, Some(false)), 2, 3),
+        ];
+        assert!(check(&h).is_err());
+        // An unknown CAS may go either way.
+        let h = [
+            op(0, Op::Write(1), 0, 1),
+            unknown(0, cas(Some(1), 2, None), 2),
+            op(1, read(Some(2)), 5, 6),
+        ];
+        assert_eq!(check(&h), Ok(()));
+    }
+
+    #[test]
+    fn a_long_concurrent_history_is_checked_quickly() {
+        // 8 clients, 400 operations, overlapping windows: linearizable by
+        // construction (each write's effect is read back only after it returns).
+        let mut h = Vec::new();
+        let mut t = 0u64;
+        let mut last = None;
+        for round in 0..50u64 {
+            let v = round + 1;
+            h.push(op(0, Op::Write(v), t, t + 5));
+            for c in 1..8 {
+                // Concurrent with the write: may see old or new.
+                let observed = if c % 2 == 0 { last } else { Some(v) };
+                h.push(op(
+                    usize::try_from(c).expect("small"),
+                    read(observed),
+                    t + 1,
+                    t + 4,
+                ));
+            }
+            last = Some(v);
+            t += 10;
+        }
+        assert_eq!(check(&h), Ok(()));
+    }
+
+    /// A small deterministic PRNG (xorshift) so the randomized tests replay.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A history generated from a real register: each operation takes effect at
+    /// a distinct instant inside its [invoke, complete] window, and records what
+    /// the register returned then. Linearizable by construction.
+    fn generated(seed: u64, ops: usize) -> Vec<Operation> {
+        let mut rng = Rng(seed | 1);
+        let mut register: Option<Value> = None;
+        let mut next_value = 1;
+        let mut h = Vec::new();
+        for k in 0..ops {
+            let at = (k as u64 + 1) * 10;
+            let invoke = at - rng.below(25).min(at);
+            let complete = at + rng.below(25);
+            let client = usize::try_from(rng.below(6)).expect("small");
+            let op = match rng.below(5) {
+                0 | 1 => {
+                    let v = next_value;
+                    next_value += 1;
+                    register = Some(v);
+                    Op::Write(v)
+                }
+                2 => {
+                    let expected = if rng.below(2) == 0 { register } else { Some(0) };
+                    let v = next_value;
+                    next_value += 1;
+                    let applies = expected == register;
+                    if applies {
+                        register = Some(v);
+                    }
+                    Op::Cas {
+                        expected,
+                        new: v,
+                        succeeded: Some(applies),
+                    }
+                }
+                3 if rng.below(4) == 0 => {
+                    register = None;
+                    Op::Delete
+                }
+                _ => Op::Read { observed: register },
+            };
+            let complete = if rng.below(20) == 0 && !matches!(op, Op::Read { .. }) {
+                None
+            } else {
+                Some(complete)
+            };
+            h.push(Operation {
+                client,
+                op,
+                invoke,
+                complete,
+            });
+        }
+        h
+    }
+
+    #[test]
+    fn generated_linearizable_histories_pass() {
+        for seed in 1..=200 {
+            let h = generated(seed, 60);
+            if let Err(v) = check(&h) {
+                panic!("seed {seed}: false violation\n{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_of_a_value_never_written_is_always_caught() {
+        for seed in 1..=200 {
+            let mut h = generated(seed, 60);
+            let Some(i) = h
+                .iter()
+                .position(|o| matches!(o.op, Op::Read { .. }) && o.complete.is_some())
+            else {
+                continue;
+            };
+            h[i].op = Op::Read {
+                observed: Some(999_999),
+            };
+            assert!(check(&h).is_err(), "seed {seed}: corrupted read accepted");
+        }
+    }
+}
