@@ -4,6 +4,7 @@
 //! The `cairn` binary is found via `CAIRN_BIN`, or next to the test executable's
 //! target directory (`cargo build -p cairn-node` builds it; `scripts/test.sh` does).
 
+pub mod chaos;
 pub mod linearizability;
 
 use std::fmt::Write as _;
@@ -306,6 +307,24 @@ impl TestCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends signal `sig` (`"STOP"`, `"CONT"`, …) to node `id`'s process; false if
+    /// the node is not running.
+    pub fn signal(&self, id: u64, sig: &str) -> bool {
+        let Some(c) = self.node(id).child.as_ref() else {
+            return false;
+        };
+        Command::new("kill")
+            .args([format!("-{sig}"), c.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Whether node `id` has a running process (started and not killed).
+    #[must_use]
+    pub fn is_running(&self, id: u64) -> bool {
+        self.node(id).child.is_some()
     }
 
     /// Whether node `id`'s process has exited, and with what status.
