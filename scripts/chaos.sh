@@ -3,7 +3,7 @@
 # a KV workload of concurrent clients, one fault at a time from a seed, then a
 # linearizability check of the recorded history. Exits 0 only with no violation.
 #   scripts/chaos.sh [--duration 2m] [--seed N] [--nodes 3|5]
-#                    [--faults kill,pause,restart-all] [--clients 16]
+#                    [--faults kill,pause,partition,restart-all] [--clients 16]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -17,6 +17,7 @@ mod placement;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    ClusterConfig, NodeConfig, RaftTuning, RawConfig, RawNode, RawRegion, RegionConfig, Residency,
+    ClusterConfig, DebugConfig, NodeConfig, RaftTuning, RawConfig, RawNode, RawRegion,
+    RegionConfig, Residency,
 };
 pub use placement::{GroupId, GroupKind, GroupSpec, META_GROUP};

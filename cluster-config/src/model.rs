@@ -74,6 +74,16 @@ pub struct RawNode {
     pub data_dir: PathBuf,
 }
 
+/// `[debug]`: switches for tests. Never enable them in production.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugConfig {
+    /// Serves `POST /v1/debug/partition`, which makes this node drop its peer
+    /// traffic with chosen nodes (the chaos harness's network partitions).
+    #[serde(default)]
+    pub fault_injection: bool,
+}
+
 /// The config file as written. Turn it into a [`ClusterConfig`] with [`RawConfig::validate`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +99,9 @@ pub struct RawConfig {
     pub default_region: Option<String>,
     #[serde(default)]
     pub raft: RaftTuning,
+    /// Test-only switches (`[debug]`); all off by default.
+    #[serde(default)]
+    pub debug: DebugConfig,
     #[serde(default)]
     pub regions: Vec<RawRegion>,
     #[serde(default)]
@@ -120,6 +133,7 @@ pub struct ClusterConfig {
     pub admin_token_file: PathBuf,
     pub default_region: String,
     pub raft: RaftTuning,
+    pub debug: DebugConfig,
     pub regions: Vec<RegionConfig>,
     pub nodes: Vec<NodeConfig>,
     groups: Vec<GroupSpec>,
@@ -433,6 +447,7 @@ impl RawConfig {
             admin_token_file: resolve(&self.admin_token_file),
             default_region,
             raft: self.raft,
+            debug: self.debug,
             regions,
             nodes,
             groups,

@@ -66,6 +66,9 @@ pub struct Peers {
     /// (openraft replication, a snapshot transfer, a forwarded request), no message
     /// of such a group leaves for a node outside its region.
     pinned: HashMap<u64, Pinned>,
+    /// Peers this node is cut off from (fault injection for the chaos harness;
+    /// empty unless `[debug] fault_injection` is on and a partition is set).
+    blocked: std::sync::RwLock<std::collections::HashSet<NodeId>>,
 }
 
 impl Peers {
@@ -98,7 +101,26 @@ impl Peers {
             me,
             clients,
             pinned: pinned.into_iter().map(|p| (p.group, p)).collect(),
+            blocked: std::sync::RwLock::default(),
         })
+    }
+
+    /// Cuts this node off from `nodes` (replacing any earlier set): calls to them
+    /// fail as unreachable and their messages are refused. Empty heals.
+    pub fn set_blocked(&self, nodes: std::collections::HashSet<NodeId>) {
+        *self
+            .blocked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = nodes;
+    }
+
+    /// Whether traffic with `node` is currently cut off.
+    #[must_use]
+    pub fn is_blocked(&self, node: NodeId) -> bool {
+        self.blocked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&node)
     }
 
     #[must_use]
@@ -136,6 +158,12 @@ impl Peers {
                     ),
                 });
             }
+        }
+        if self.is_blocked(node) {
+            return Err(PeerCallError::NotSent {
+                node,
+                detail: "tcp connect error: partitioned by fault injection".to_owned(),
+            });
         }
         let Some(client) = self.clients.get(&node) else {
             return Err(PeerCallError::NotSent {

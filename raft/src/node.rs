@@ -146,6 +146,19 @@ impl RaftNode {
         }))
     }
 
+    /// Cuts this node off from `nodes` for every group (fault injection; empty heals).
+    pub fn set_partition(&self, nodes: std::collections::HashSet<NodeId>) {
+        tracing::warn!(
+            ?nodes,
+            "fault injection: peer traffic with these nodes is dropped"
+        );
+        self.peers.set_blocked(nodes);
+    }
+
+    pub(crate) fn is_blocked(&self, node: NodeId) -> bool {
+        self.peers.is_blocked(node)
+    }
+
     /// Whether this data dir was admitted when the cluster was initialised.
     /// A data dir created later (a wiped disk, a replaced host) may lack entries it
     /// acknowledged before; if it voted, it could help elect a leader missing an

@@ -30,6 +30,15 @@ impl PeerService {
             .max_encoding_message_size(256 << 20)
     }
 
+    /// The message, unless its sender is cut off by fault injection.
+    fn receive(&self, req: Request<GroupMessage>) -> Result<GroupMessage, Status> {
+        let msg = req.into_inner();
+        if self.node.is_blocked(msg.from) {
+            return Err(Status::unavailable("partitioned by fault injection"));
+        }
+        Ok(msg)
+    }
+
     fn raft(&self, group: u64) -> Result<&Raft, Status> {
         self.node
             .raft(group)
@@ -50,13 +59,13 @@ fn reply<T: Serialize>(value: &T) -> Result<Response<Reply>, Status> {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&msg)?;
         reply(&self.raft(msg.group)?.append_entries(rpc).await)
     }
 
     async fn vote(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         if !self.node.is_admitted() {
             // Not granting a vote is always safe; granting one from a data dir that
             // lost what it acknowledged is not (see `RaftNode::is_admitted`).
@@ -78,13 +87,13 @@ impl Peer for PeerService {
         &self,
         req: Request<GroupMessage>,
     ) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&msg)?;
         reply(&self.raft(msg.group)?.install_snapshot(rpc).await)
     }
 
     async fn forward(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         let cmd: Command = decode(&msg)?;
         reply(
             &self
@@ -95,7 +104,7 @@ impl Peer for PeerService {
     }
 
     async fn query(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         let query: Query = decode(&msg)?;
         reply(
             &self
@@ -106,25 +115,25 @@ impl Peer for PeerService {
     }
 
     async fn read_index(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         let () = decode(&msg)?;
         reply(&self.node.leader_read_index(GroupId(msg.group)).await)
     }
 
     async fn init_group(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         let members: BTreeMap<NodeId, BasicNode> = decode(&msg)?;
         reply(&self.node.init_local(GroupId(msg.group), members).await)
     }
 
     async fn admit(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         let cluster_id: String = decode(&msg)?;
         reply(&self.node.admit(&cluster_id))
     }
 
     async fn group_state(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = req.into_inner();
+        let msg = self.receive(req)?;
         let () = decode(&msg)?;
         reply(&self.node.is_initialized_local(GroupId(msg.group)).await)
     }

@@ -5,8 +5,18 @@
 //! with a read).
 //!
 //! Faults: `kill` (SIGKILL a node, restart it later), `pause` (SIGSTOP, SIGCONT),
+//! `partition` (isolate one node, or split a minority from the majority),
 //! `restart-all` (SIGKILL every node, start them all). Each lasts a random
-//! 0.5–5 s. Network partitions are not injected yet.
+//! 0.5–5 s.
+//!
+//! Partitions are injected inside the nodes (`[debug] fault_injection`, `POST
+//! /v1/debug/partition`): each node drops all peer traffic with the nodes on the
+//! other side, in both directions, while clients can still reach every node (as
+//! in a real partition, where some clients sit with the minority). Chosen over a
+//! TCP proxy because every node dials one advertised `raft_addr` per peer, so a
+//! proxy could not tell which peer a connection comes from; and over network
+//! namespaces because they need root and per-node addresses that the test harness
+//! (loopback ports) does not have.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,6 +45,7 @@ pub struct ChaosConfig {
 pub enum Fault {
     Kill,
     Pause,
+    Partition,
     RestartAll,
 }
 
@@ -47,9 +58,10 @@ impl Fault {
         match name {
             "kill" => Ok(Self::Kill),
             "pause" => Ok(Self::Pause),
+            "partition" => Ok(Self::Partition),
             "restart-all" => Ok(Self::RestartAll),
             other => Err(format!(
-                "unknown fault {other:?} (known: kill, pause, restart-all)"
+                "unknown fault {other:?} (known: kill, pause, partition, restart-all)"
             )),
         }
     }
@@ -58,6 +70,7 @@ impl Fault {
         match self {
             Self::Kill => "kill",
             Self::Pause => "pause",
+            Self::Partition => "partition",
             Self::RestartAll => "restart-all",
         }
     }
@@ -331,9 +344,40 @@ impl Workload {
     }
 }
 
+/// Sets every node's blocked peers: each side of `minority` loses the other.
+/// An empty `minority` heals. Retries while a node is still starting.
+async fn partition(client: &reqwest::Client, urls: &BTreeMap<u64, String>, minority: &[u64]) {
+    for (id, url) in urls {
+        let blocked: Vec<u64> = if minority.is_empty() {
+            Vec::new()
+        } else if minority.contains(id) {
+            urls.keys()
+                .filter(|n| !minority.contains(n))
+                .copied()
+                .collect()
+        } else {
+            minority.to_vec()
+        };
+        for _ in 0..50 {
+            let sent = client
+                .post(format!("{url}/v1/debug/partition"))
+                .bearer_auth(TOKEN)
+                .json(&json!({ "blocked": blocked }))
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Runs the nemesis until `deadline`: one fault at a time, chosen from the seed.
 async fn nemesis(
     cluster: &Mutex<TestCluster>,
+    client: &reqwest::Client,
+    urls: &BTreeMap<u64, String>,
     cfg: &ChaosConfig,
     deadline: Instant,
     log: &Mutex<Vec<String>>,
@@ -370,6 +414,25 @@ async fn nemesis(
                 tokio::time::sleep(hold).await;
                 lock(cluster).signal(node, "CONT");
             }
+            Fault::Partition => {
+                // Isolate one node, or (5 nodes) sometimes split off two.
+                let size = if ids.len() >= 5 && rng.below(2) == 0 {
+                    2
+                } else {
+                    1
+                };
+                let mut minority = vec![node];
+                while minority.len() < size {
+                    let other = ids[usize::try_from(rng.below(ids.len() as u64)).unwrap_or(0)];
+                    if !minority.contains(&other) {
+                        minority.push(other);
+                    }
+                }
+                note(format!("partition {minority:?} from the rest for {hold:?}"));
+                partition(client, urls, &minority).await;
+                tokio::time::sleep(hold).await;
+                partition(client, urls, &[]).await;
+            }
             Fault::RestartAll => {
                 note(format!("kill and restart every node after {hold:?}"));
                 for id in &ids {
@@ -393,8 +456,13 @@ fn lock(c: &Mutex<TestCluster>) -> std::sync::MutexGuard<'_, TestCluster> {
 /// # Panics
 /// If the cluster cannot be started (that is not a finding, it is a broken setup).
 pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
-    let mut cluster = TestCluster::new(cfg.nodes, "");
+    let mut cluster = TestCluster::new(cfg.nodes, "[debug]\nfault_injection = true\n");
     cluster.boot().await;
+    let node_urls: BTreeMap<u64, String> = cluster
+        .ids()
+        .iter()
+        .map(|id| (*id, cluster.url(*id, "")))
+        .collect();
     let urls: Vec<String> = cluster
         .ids()
         .iter()
@@ -428,12 +496,22 @@ pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
     }
     let log = Mutex::new(Vec::new());
     let counts = Mutex::new(BTreeMap::new());
-    nemesis(&cluster, cfg, deadline, &log, &counts).await;
+    nemesis(
+        &cluster,
+        &workload.client,
+        &node_urls,
+        cfg,
+        deadline,
+        &log,
+        &counts,
+    )
+    .await;
     for t in tasks {
         let _ = t.await;
     }
     eprintln!("chaos: workload finished; healing the cluster");
-    // Heal: every node running and ready, then read every key once more.
+    // Heal: no partition, every node running and ready, then read every key once more.
+    partition(&workload.client, &node_urls, &[]).await;
     {
         let mut c = lock(&cluster);
         for id in c.ids() {

@@ -1,5 +1,5 @@
 //! A short chaos run in the default suite: 3 nodes, a fixed seed, 20 s of kills,
-//! pauses and whole-cluster restarts under load; the history must be
+//! pauses, partitions and whole-cluster restarts under load; the history must be
 //! linearizable. The full run is `scripts/chaos.sh --duration 2m`.
 
 use std::time::Duration;
@@ -13,7 +13,12 @@ async fn a_short_chaos_run_finds_no_violation() {
         duration: Duration::from_secs(20),
         nodes: 3,
         clients: 8,
-        faults: vec![Fault::Kill, Fault::Pause, Fault::RestartAll],
+        faults: vec![
+            Fault::Kill,
+            Fault::Pause,
+            Fault::Partition,
+            Fault::RestartAll,
+        ],
         keys: 5,
     };
     let report = run(&cfg).await;

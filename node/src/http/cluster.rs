@@ -103,3 +103,34 @@ pub async fn compact(
             .collect::<Vec<_>>(),
     })))
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionBody {
+    blocked: Vec<u64>,
+}
+
+/// `POST /v1/debug/partition` `{"blocked": [ids]}`: drop all peer traffic with
+/// these nodes (empty heals). Only with `[debug] fault_injection = true`; 404
+/// otherwise, as if the route did not exist.
+pub async fn partition(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<crate::http::body::StrictJson<PartitionBody>, ServiceError>,
+) -> Response {
+    if !state.services.config().debug.fault_injection {
+        return Problem::new(404, "not_found", "no such route").into_response();
+    }
+    if let Err(e) = state.services.authorize_admin(bearer(&headers)) {
+        return e.into_response();
+    }
+    let body = match body {
+        Ok(crate::http::body::StrictJson(b)) => b,
+        Err(e) => return e.into_response(),
+    };
+    state
+        .services
+        .raft()
+        .set_partition(body.blocked.iter().copied().collect());
+    Json(json!({"node": state.services.node_id(), "blocked": body.blocked})).into_response()
+}

@@ -37,6 +37,7 @@ pub fn router(services: Services) -> Router {
         .route("/v1/cluster/status", get(cluster::status))
         .route("/v1/cluster/init", post(cluster::init))
         .route("/v1/cluster/compact", post(cluster::compact))
+        .route("/v1/debug/partition", post(cluster::partition))
         .route(
             "/v1/admin/tenants",
             get(keys::list_tenants).post(keys::create_tenant),

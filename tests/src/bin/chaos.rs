@@ -1,6 +1,6 @@
 //! `chaos`: run the chaos test (see `cairn_tests::chaos`) and print its summary.
 //! Usage: chaos [--duration 2m|90s] [--seed N] [--nodes 3|5]
-//!              [--faults kill,pause,restart-all] [--clients 16] [--keys 5]
+//!              [--faults kill,pause,partition,restart-all] [--clients 16] [--keys 5]
 //! Exits 0 only if the history has no violation.
 
 use std::process::ExitCode;
@@ -27,7 +27,12 @@ fn parse(args: &[String]) -> Result<ChaosConfig, String> {
         duration: Duration::from_secs(120),
         nodes: 3,
         clients: 16,
-        faults: vec![Fault::Kill, Fault::Pause, Fault::RestartAll],
+        faults: vec![
+            Fault::Kill,
+            Fault::Pause,
+            Fault::Partition,
+            Fault::RestartAll,
+        ],
         keys: 5,
     };
     let mut it = args.iter();
