@@ -46,6 +46,9 @@ impl PeerService {
     }
 }
 
+/// Largest snapshot a node accepts (snapshots are built and received in memory).
+const MAX_SNAPSHOT_BYTES: u64 = cairn_storage::codec::DECODE_LIMIT as u64;
+
 fn decode<T: DeserializeOwned>(msg: &GroupMessage) -> Result<T, Status> {
     codec::decode("peer request", &msg.payload).map_err(|e| Status::invalid_argument(e.to_string()))
 }
@@ -89,6 +92,14 @@ impl Peer for PeerService {
     ) -> Result<Response<Reply>, Status> {
         let msg = self.receive(req)?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&msg)?;
+        // Snapshots are received into memory at the offset the sender names: bound
+        // it, so a bad chunk cannot make this node allocate without limit.
+        let end = rpc.offset.checked_add(rpc.data.len() as u64);
+        if end.is_none_or(|e| e > MAX_SNAPSHOT_BYTES) {
+            return Err(Status::invalid_argument(format!(
+                "snapshot chunk beyond the {MAX_SNAPSHOT_BYTES}-byte limit"
+            )));
+        }
         reply(&self.raft(msg.group)?.install_snapshot(rpc).await)
     }
 
