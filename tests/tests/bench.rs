@@ -1,0 +1,33 @@
+//! `cairn bench` smoke runs: each workload for 2 seconds against a real cluster
+//! (not a performance assertion: it must run, succeed and report figures).
+
+use cairn_tests::TestCluster;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_workloads_run_and_report_figures() {
+    let mut c = TestCluster::new(3, "");
+    c.boot().await;
+    for workload in ["kv-put", "kv-get", "kv-mixed"] {
+        let out = c.cli_ok(&[
+            "bench",
+            "--workload",
+            workload,
+            "--concurrency",
+            "4",
+            "--duration-secs",
+            "2",
+            "--warmup-secs",
+            "0",
+            "--json",
+            "-",
+        ]);
+        let start = out.find('{').expect("json in output");
+        let end = out.rfind('}').expect("json in output");
+        let figures: Value = serde_json::from_str(&out[start..=end]).expect("figures");
+        assert!(figures["ok"].as_u64().unwrap_or(0) > 0, "{workload}: {out}");
+        assert_eq!(figures["errors"], 0, "{workload}: {out}");
+        assert!(figures["p99_ms"].as_f64().is_some(), "{workload}: {out}");
+        assert!(out.contains("throughput"), "{workload}: {out}");
+    }
+}
