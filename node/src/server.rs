@@ -53,7 +53,7 @@ pub async fn run(
     };
     let fresh = engine.claim(&identity)?;
     tracing::info!(fingerprint = masters.configured(), "master key loaded");
-    load_staged_master_key(&engine, &masters);
+    load_staged_master_keys(&engine, &masters);
     tracing::info!(
         node = id,
         data_dir = %me.data_dir.display(),
@@ -139,21 +139,25 @@ pub async fn run(
     Ok(())
 }
 
-/// Adds the master key staged by a rotation (recorded in the data dir) to the
-/// node's keys. A staged file that no longer loads is logged, not fatal: it is only
-/// needed if the cluster's current master key is that one, and then every request
-/// needing it fails with `master_key_unavailable`, naming its fingerprint.
-fn load_staged_master_key(engine: &Engine, masters: &MasterKeys) {
-    match engine.staged_master_key_file() {
-        Ok(Some(path)) => match MasterKey::load(&path) {
-            Ok(key) => {
-                let fingerprint = masters.add(key);
-                tracing::info!(%fingerprint, path = %path.display(), "staged master key loaded");
+/// Adds the master keys staged by rotations (their paths are recorded in the
+/// data dir) to the node's keys. A staged file that no longer loads is logged, not
+/// fatal: it is only needed if the cluster's current master key is that one, and
+/// then every request needing it fails with `master_key_unavailable`, naming its
+/// fingerprint.
+fn load_staged_master_keys(engine: &Engine, masters: &MasterKeys) {
+    match engine.staged_master_key_files() {
+        Ok(paths) => {
+            for path in paths {
+                match MasterKey::load(&path) {
+                    Ok(key) => {
+                        let fingerprint = masters.add(key);
+                        tracing::info!(%fingerprint, path = %path.display(), "staged master key loaded");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "staged master key file does not load"),
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "staged master key file does not load"),
-        },
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "reading the staged master key file name"),
+        }
+        Err(e) => tracing::warn!(error = %e, "reading the staged master key file names"),
     }
 }
 

@@ -171,7 +171,8 @@ impl RaftNode {
     }
 
     /// Reads the admission record; a data dir written before admission records
-    /// existed (it has Raft state but no record) is admitted and recorded as such.
+    /// existed (it has Raft state, no record and no admission-aware marker) is
+    /// admitted and recorded as such.
     fn load_admission(
         cfg: &ClusterConfig,
         id: NodeId,
@@ -190,7 +191,10 @@ impl RaftNode {
                     .map_err(storage)?
                     .is_some();
         }
-        if has_state {
+        // Only a dir created before admissions existed may be admitted this way: a
+        // wiped dir that has since replicated some state is admission-aware and
+        // stays unadmitted across restarts.
+        if has_state && !engine.is_admission_aware().map_err(storage)? {
             engine.set_admission("legacy").map_err(storage)?;
             return Ok(true);
         }
@@ -202,7 +206,21 @@ impl RaftNode {
     ///
     /// # Errors
     /// Already admitted to another cluster initialisation, or a storage failure.
-    pub(crate) fn admit(&self, cluster_id: &str) -> Result<(), String> {
+    pub(crate) async fn admit(&self, cluster_id: &str) -> Result<(), String> {
+        if !self.is_admitted() {
+            // Admission happens before any group is initialised; a node that
+            // already replicates an initialised group joined afterwards (a wiped
+            // disk) and must not be admitted by a stray or replayed request.
+            for g in self.groups.values() {
+                if g.raft.is_initialized().await.map_err(|e| e.to_string())? {
+                    return Err(format!(
+                        "node {} already holds an initialised group; it joined after \
+                         `cairn init` and is not admitted",
+                        self.id
+                    ));
+                }
+            }
+        }
         match self.engine.admission().map_err(|e| e.to_string())? {
             Some(existing) if existing != cluster_id => {
                 return Err(format!(
@@ -504,6 +522,7 @@ impl RaftNode {
             format!("{nanos:x}-{}", self.id)
         });
         self.admit(&cluster_id)
+            .await
             .map_err(|detail| InitError::Failed {
                 group: 0,
                 node: self.id,

@@ -140,7 +140,7 @@ impl Peer for PeerService {
     async fn admit(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
         let msg = self.receive(req)?;
         let cluster_id: String = decode(&msg)?;
-        reply(&self.node.admit(&cluster_id))
+        reply(&self.node.admit(&cluster_id).await)
     }
 
     async fn group_state(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {

@@ -12,6 +12,7 @@ use crate::{codec, Result, StorageError};
 const IDENTITY_KEY: &[u8] = b"identity";
 const STAGED_KEK_KEY: &[u8] = b"staged-master-key-file";
 const ADMISSION_KEY: &[u8] = b"admission";
+const ADMISSION_AWARE_KEY: &[u8] = b"admission-aware";
 
 /// A node's RocksDB. Cheap to clone; every group's log and state machine share it
 /// (and its WAL, so concurrent synced writes from several groups share one fsync).
@@ -93,8 +94,13 @@ impl Engine {
             }),
             None => {
                 let bytes = codec::encode("node identity", expected)?;
-                self.db
-                    .put_cf_opt(self.cf(CF_NODE)?, IDENTITY_KEY, bytes, &synced())?;
+                let cf = self.cf(CF_NODE)?;
+                let mut batch = rocksdb::WriteBatch::default();
+                batch.put_cf(cf, IDENTITY_KEY, bytes);
+                // Created by a version that admits nodes at `cairn init`: such a
+                // dir is never admitted by the legacy rule (see `admission`).
+                batch.put_cf(cf, ADMISSION_AWARE_KEY, b"1");
+                self.db.write_opt(batch, &synced())?;
                 Ok(true)
             }
         }
@@ -111,6 +117,19 @@ impl Engine {
         }
     }
 
+    /// Whether this data dir was created by a version that records admissions (so
+    /// a missing admission record means "not admitted", never "written before
+    /// admissions existed").
+    ///
+    /// # Errors
+    /// Read failure.
+    pub fn is_admission_aware(&self) -> Result<bool> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_NODE)?, ADMISSION_AWARE_KEY)?
+            .is_some())
+    }
+
     /// Records the cluster id this data dir is admitted with (synced).
     ///
     /// # Errors
@@ -122,31 +141,44 @@ impl Engine {
         Ok(())
     }
 
-    /// The master key file staged on this node by a master key rotation, if any
-    /// (node-local, never replicated: it is a path, not a key).
+    /// The master key files staged on this node by master key rotations, oldest
+    /// first (node-local, never replicated: paths, not keys).
     ///
     /// # Errors
     /// Read failure or a corrupt record.
-    pub fn staged_master_key_file(&self) -> Result<Option<std::path::PathBuf>> {
+    pub fn staged_master_key_files(&self) -> Result<Vec<std::path::PathBuf>> {
         match self.db.get_cf(self.cf(CF_NODE)?, STAGED_KEK_KEY)? {
             Some(bytes) => {
-                let path: String = codec::decode("staged master key path", &bytes)?;
-                Ok(Some(path.into()))
+                let paths: Vec<String> = codec::decode("staged master key paths", &bytes)?;
+                Ok(paths.into_iter().map(Into::into).collect())
             }
-            None => Ok(None),
+            None => Ok(Vec::new()),
         }
     }
 
-    /// Records the staged master key file (synced).
+    /// Adds a staged master key file (synced). The last few are kept: a staged
+    /// key may be the cluster's current one even after a later staging that was
+    /// never rotated to, while the config still names an older file.
     ///
     /// # Errors
     /// A path that is not UTF-8, or a write failure.
-    pub fn set_staged_master_key_file(&self, path: &std::path::Path) -> Result<()> {
+    pub fn add_staged_master_key_file(&self, path: &std::path::Path) -> Result<()> {
+        const KEEP: usize = 8;
         let text = path.to_str().ok_or_else(|| StorageError::Encode {
             what: "staged master key path",
             detail: "the path is not valid UTF-8".to_owned(),
         })?;
-        let bytes = codec::encode("staged master key path", &text)?;
+        let mut paths: Vec<String> = self
+            .staged_master_key_files()?
+            .into_iter()
+            .filter_map(|p| p.to_str().map(str::to_owned))
+            .filter(|p| p != text)
+            .collect();
+        paths.push(text.to_owned());
+        if paths.len() > KEEP {
+            paths.drain(..paths.len() - KEEP);
+        }
+        let bytes = codec::encode("staged master key paths", &paths)?;
         self.db
             .put_cf_opt(self.cf(CF_NODE)?, STAGED_KEK_KEY, bytes, &synced())?;
         Ok(())

@@ -183,7 +183,7 @@ fn prune_unobservable(history: &[Operation]) -> Vec<Operation> {
                 Op::Read { .. } => return false,
                 Op::Delete => return true,
             };
-            observed.contains(&written) || failed_cas_completions.iter().any(|c| *c > op.invoke)
+            observed.contains(&written) || failed_cas_completions.iter().any(|c| *c >= op.invoke)
         })
         .cloned()
         .collect()

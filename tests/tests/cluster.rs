@@ -269,9 +269,18 @@ async fn a_wiped_data_dir_rejoins_as_a_replica_that_never_votes() {
             .expect("present");
         assert_eq!(got["value"], format!("v{i}"));
     }
-    // A second `cairn init` does not admit it.
+    // A second `cairn init` does not admit it, nor does a restart now that it
+    // holds replicated state.
     assert!(!c.init().status.success(), "already initialised");
     assert_eq!(c.status(wiped).await["admitted"], false);
+    assert!(c.terminate(wiped));
+    c.start(wiped);
+    c.wait_ready(wiped).await;
+    assert_eq!(
+        c.status(wiped).await["admitted"],
+        false,
+        "still not admitted after a restart"
+    );
 
     // Kill the leader: the one remaining full node cannot win without the wiped
     // node's vote, and the wiped node never campaigns. Writes wait.

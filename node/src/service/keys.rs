@@ -150,7 +150,9 @@ impl Services {
         master: Option<&MasterKeyState>,
     ) -> Result<Arc<TenantKeys>, ServiceError> {
         let cache = &self.inner.tenants;
-        if let Some(cached) = cache.any(name).filter(|k| k.record() == &record) {
+        // The same data keys (a master key rotation re-wraps them but does not
+        // change them): reuse the unwrapped keys, so nodes need not unwrap again.
+        if let Some(cached) = cache.any(name).filter(|k| same_keys(k.record(), &record)) {
             cache.insert(name, epoch, Arc::clone(&cached));
             return Ok(cached);
         }
@@ -400,7 +402,7 @@ impl Services {
         let fingerprint = self.inner.masters.add(key);
         self.inner
             .engine
-            .set_staged_master_key_file(path)
+            .add_staged_master_key_file(path)
             .map_err(|e| {
                 tracing::error!(error = %e, "recording the staged master key file");
                 ServiceError::Internal
@@ -505,6 +507,18 @@ impl Services {
                 .collect(),
         })
     }
+}
+
+/// Whether two records of a tenant hold the same data keys (same id, region and
+/// key versions; the wrapping may differ).
+fn same_keys(a: &TenantRecord, b: &TenantRecord) -> bool {
+    a.id == b.id
+        && a.region == b.region
+        && a.keys.len() == b.keys.len()
+        && a.keys
+            .iter()
+            .zip(&b.keys)
+            .all(|(x, y)| x.version == y.version)
 }
 
 fn wrap_new_key(
