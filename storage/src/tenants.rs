@@ -304,13 +304,14 @@ impl ApplyBatch<'_> {
                 {
                     return Ok(MetaOutcome::RewrapStale);
                 }
+                let by_key: std::collections::HashMap<(&str, u32), &WrappedKey> = rewrapped
+                    .iter()
+                    .map(|(id, k)| ((id.as_str(), k.version), k))
+                    .collect();
                 for t in &mut tenants {
                     for k in &mut t.keys {
-                        if let Some((_, new)) = rewrapped
-                            .iter()
-                            .find(|(id, n)| *id == t.id && n.version == k.version)
-                        {
-                            *k = new.clone();
+                        if let Some(new) = by_key.get(&(t.id.as_str(), k.version)) {
+                            *k = (*new).clone();
                         }
                     }
                     self.put_tenant(t)?;

@@ -12,12 +12,22 @@ use crate::error::ServiceError;
 use crate::http::body::StrictJson;
 use crate::service::KvEntry;
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutBody {
     value: String,
     #[serde(default)]
     expected_revision: Option<u64>,
+}
+
+/// Never prints the value: tenant data stays out of logs and panic messages.
+impl std::fmt::Debug for PutBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutBody")
+            .field("value", &format_args!("<{} bytes>", self.value.len()))
+            .field("expected_revision", &self.expected_revision)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,11 +15,22 @@ use crate::error::ServiceError;
 use crate::keyring::{OpenError, TenantKeys};
 
 /// A key's value and the revision (log index) that wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct KvEntry {
     pub key: String,
     pub value: String,
     pub revision: u64,
+}
+
+/// Never prints the key name or value (tenant data stays out of logs).
+impl std::fmt::Debug for KvEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvEntry")
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("value", &format_args!("<{} bytes>", self.value.len()))
+            .field("revision", &self.revision)
+            .finish()
+    }
 }
 
 /// The plaintext inside a sealed KV record: the key name travels with its value,
