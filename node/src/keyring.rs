@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 #[cfg(not(feature = "insecure-no-sealing"))]
 use cairn_crypto::envelope::Binding;
-use cairn_crypto::envelope::{sealed_key_version, CryptoError, Purpose, SubKey};
+use cairn_crypto::envelope::{sealed_key_version, CryptoError, DataKey, Purpose, SubKey};
 use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
-use cairn_storage::TenantRecord;
+use cairn_storage::{TenantRecord, WrappedKey};
 use zeroize::Zeroizing;
 
 /// Tenants whose unwrapped keys are kept in memory at once.
@@ -105,6 +105,25 @@ pub enum OpenError {
     Crypto(#[from] CryptoError),
 }
 
+/// Unwraps one stored data key of tenant `tenant_id` (bound to its versions).
+///
+/// # Errors
+/// Another master key, another tenant or version, or tampering.
+pub fn unwrap_tenant_key(
+    kek: &MasterKey,
+    tenant_id: &str,
+    key: &WrappedKey,
+) -> Result<DataKey, CryptoError> {
+    kek.unwrap_key(
+        &key.wrapped,
+        &WrapBinding {
+            tenant_id,
+            dek_version: key.version,
+            kek_version: key.kek_version,
+        },
+    )
+}
+
 /// One tenant's unwrapped keys. Subkeys zeroize themselves when dropped.
 pub struct TenantKeys {
     record: TenantRecord,
@@ -129,19 +148,10 @@ impl TenantKeys {
         let mut sealing = BTreeMap::new();
         let mut index = None;
         for k in &record.keys {
-            let dek = kek
-                .unwrap_key(
-                    &k.wrapped,
-                    &WrapBinding {
-                        tenant_id: &record.id,
-                        dek_version: k.version,
-                        kek_version: k.kek_version,
-                    },
-                )
-                .map_err(|error| KeyError::Unwrap {
-                    version: k.version,
-                    error,
-                })?;
+            let dek = unwrap_tenant_key(&kek, &record.id, k).map_err(|error| KeyError::Unwrap {
+                version: k.version,
+                error,
+            })?;
             if index.is_none() {
                 index = Some(dek.subkey(Purpose::BlindIndex));
             }
@@ -302,8 +312,6 @@ impl TenantCache {
 #[cfg(all(test, not(feature = "insecure-no-sealing")))]
 mod tests {
     use super::*;
-    use cairn_crypto::envelope::DataKey;
-    use cairn_storage::WrappedKey;
 
     fn record(id: &str, kek: &MasterKey, versions: u32) -> TenantRecord {
         let keys = (1..=versions)

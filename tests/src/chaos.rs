@@ -184,8 +184,6 @@ struct Workload {
     start: Instant,
     history: Mutex<Vec<Record>>,
     next_value: std::sync::atomic::AtomicU64,
-    /// value ↔ revision, learned from acknowledged writes and reads.
-    revisions: Mutex<BTreeMap<u64, Register>>,
 }
 
 const TENANT: &str = "chaos";
@@ -210,14 +208,10 @@ impl Workload {
             });
     }
 
-    fn learn(&self, body: &Value) -> Option<(Register, u64)> {
+    /// The value and revision of an answered read or write.
+    fn learn(body: &Value) -> Option<(Register, u64)> {
         let value: Register = body["value"].as_str()?.parse().ok()?;
-        let revision = body["revision"].as_u64()?;
-        self.revisions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(revision, value);
-        Some((value, revision))
+        Some((value, body["revision"].as_u64()?))
     }
 
     async fn call(
@@ -226,7 +220,7 @@ impl Workload {
         method: reqwest::Method,
         key: usize,
         body: Option<Value>,
-    ) -> (u16, Value, bool) {
+    ) -> (u16, Value) {
         let url = format!("{}/v1/kv/k{key}", self.urls[node % self.urls.len()]);
         let mut req = self
             .client
@@ -240,12 +234,12 @@ impl Workload {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let body = resp.json().await.unwrap_or(Value::Null);
-                (status, body, true)
+                (status, body)
             }
             // A refused connection never carried the request; a timeout or a
             // broken connection may have.
-            Err(e) if e.is_connect() => (1, Value::Null, false),
-            Err(_) => (0, Value::Null, false),
+            Err(e) if e.is_connect() => (1, Value::Null),
+            Err(_) => (0, Value::Null),
         }
     }
 
@@ -269,7 +263,7 @@ impl Workload {
             let choice = rng.below(10);
             let tally = |k: usize| stats.lock().unwrap_or_else(PoisonError::into_inner)[k] += 1;
             if choice < 4 {
-                let (status, body, _) = self.call(node, reqwest::Method::GET, key, None).await;
+                let (status, body) = self.call(node, reqwest::Method::GET, key, None).await;
                 let complete = self.now();
                 match classify(status, &body, false) {
                     Outcome::Ok(Value::Null) => {
@@ -277,7 +271,7 @@ impl Workload {
                         last_seen.insert(key, (None, 0));
                         tally(0);
                     }
-                    Outcome::Ok(b) => match self.learn(&b) {
+                    Outcome::Ok(b) => match Self::learn(&b) {
                         Some((v, rev)) => {
                             self.record(
                                 key,
@@ -312,11 +306,11 @@ impl Workload {
             } else {
                 json!({"value": value.to_string()})
             };
-            let (status, answer, _) = self.call(node, reqwest::Method::PUT, key, Some(body)).await;
+            let (status, answer) = self.call(node, reqwest::Method::PUT, key, Some(body)).await;
             let complete = self.now();
             let (succeeded, complete, counted) = match classify(status, &answer, true) {
                 Outcome::Ok(b) => {
-                    if let Some((v, rev)) = self.learn(&b) {
+                    if let Some((v, rev)) = Self::learn(&b) {
                         last_seen.insert(key, (Some(v), rev));
                     }
                     (Some(true), Some(complete), 0)
@@ -480,7 +474,6 @@ pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
         start: Instant::now(),
         history: Mutex::new(Vec::new()),
         next_value: std::sync::atomic::AtomicU64::new(1),
-        revisions: Mutex::new(BTreeMap::new()),
     });
     let cluster = Arc::new(Mutex::new(cluster));
     let deadline = Instant::now() + cfg.duration;
@@ -543,7 +536,7 @@ pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
     let mut final_failed = 0;
     for key in 0..cfg.keys {
         let invoke = workload.now();
-        let (status, body, _) = workload.call(key, reqwest::Method::GET, key, None).await;
+        let (status, body) = workload.call(key, reqwest::Method::GET, key, None).await;
         let complete = workload.now();
         match classify(status, &body, false) {
             Outcome::Ok(Value::Null) => {
@@ -556,7 +549,7 @@ pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
                 );
             }
             Outcome::Ok(b) => {
-                if let Some((v, _)) = workload.learn(&b) {
+                if let Some((v, _)) = Workload::learn(&b) {
                     workload.record(
                         key,
                         usize::MAX,

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::{validate_tenant, Services};
 use crate::error::ServiceError;
-use crate::keyring::{KeyError, TenantKeys};
+use crate::keyring::{unwrap_tenant_key, KeyError, TenantKeys};
 
 /// Attempts when a proposal lost a race (another rotation or creation committed
 /// first) before giving up with 409.
@@ -552,21 +552,12 @@ fn rewrap_all(
     let mut out = Vec::new();
     for t in tenants {
         for k in &t.keys {
-            let dek = old
-                .unwrap_key(
-                    &k.wrapped,
-                    &WrapBinding {
-                        tenant_id: &t.id,
-                        dek_version: k.version,
-                        kek_version: k.kek_version,
-                    },
-                )
-                .map_err(|error| {
-                    key_error(&KeyError::Unwrap {
-                        version: k.version,
-                        error,
-                    })
-                })?;
+            let dek = unwrap_tenant_key(old, &t.id, k).map_err(|error| {
+                key_error(&KeyError::Unwrap {
+                    version: k.version,
+                    error,
+                })
+            })?;
             let wrapped = new
                 .wrap(
                     &dek,
