@@ -134,6 +134,8 @@ for id in 1 2 3; do
   done
 done
 token="$(cat "$work/admin.token")"
+curl -fsS -o /dev/null -X POST http://127.0.0.1:8501/v1/admin/tenants \
+  -H "Authorization: Bearer $token" -d '{"name":"bench"}'
 cat >"$work/cairn.lua" <<LUA
 local n = 0
 local prefix = tostring(math.random(1, 1e9))

@@ -10,6 +10,9 @@ runs="${1:-5}"
 config="scripts/cluster-3.toml"
 bin="$CARGO_TARGET_DIR/debug/cairn"
 token="$(cat .cluster/admin.token)"
+# The tenant must exist (201 created, or 409 already there).
+curl -sS -o /dev/null -X POST localhost:8101/v1/admin/tenants \
+  -H "Authorization: Bearer $token" -d '{"name":"failover"}'
 
 for run in $(seq 1 "$runs"); do
   leader="$("$bin" status --config "$config" --json | python3 -c '

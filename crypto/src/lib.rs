@@ -10,14 +10,22 @@
 //!   sealing bound to (tenant, group, key path, key version), blind indexes.
 //! - [`keywrap`]: DEKs wrapped under the KEK, bound to (tenant, DEK version, KEK
 //!   version); the KEK's public fingerprint.
+//! - [`jwt`]: access tokens as strict compact JWS, EdDSA (Ed25519) only; RFC 7638
+//!   key ids and the public JWK.
+//! - [`password`]: Argon2id password hashing (OWASP parameters, PHC strings).
+//! - [`token`]: opaque bearer secrets: refresh tokens as a keyed forward hash chain,
+//!   tenant API keys; only their hashes are stored.
 //!
 //! Pure: no network, no storage. Errors never contain key bytes or secrets.
 
 mod admin_token;
 pub mod envelope;
+pub mod jwt;
 pub mod keywrap;
 mod master_key;
+pub mod password;
 pub mod secret_file;
+pub mod token;
 
 pub use admin_token::AdminToken;
 pub use master_key::{MasterKey, MASTER_KEY_LEN};

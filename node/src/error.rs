@@ -30,6 +30,26 @@ pub enum ServiceError {
     MasterKeyUnavailable(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("this API key lacks the {0:?} scope")]
+    InsufficientScope(&'static str),
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("API key not found")]
+    ApiKeyNotFound,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("the refresh token is invalid")]
+    InvalidRefreshToken,
+    #[error("the refresh token was already used: the session is revoked")]
+    RefreshTokenReused,
+    #[error("the session is revoked")]
+    SessionRevoked,
+    #[error("the session has expired")]
+    SessionExpired,
     #[error("internal error")]
     Internal,
 }
@@ -52,6 +72,16 @@ impl ServiceError {
             Self::DecryptionFailed => (500, "decryption_failed"),
             Self::MasterKeyUnavailable(_) => (503, "master_key_unavailable"),
             Self::Conflict(_) => (409, "conflict"),
+            Self::InsufficientScope(_) => (403, "insufficient_scope"),
+            Self::EmailTaken => (409, "email_taken"),
+            Self::UserNotFound => (404, "user_not_found"),
+            Self::SessionNotFound => (404, "session_not_found"),
+            Self::ApiKeyNotFound => (404, "api_key_not_found"),
+            Self::InvalidCredentials => (401, "invalid_credentials"),
+            Self::InvalidRefreshToken => (401, "invalid_refresh_token"),
+            Self::RefreshTokenReused => (401, "refresh_token_reused"),
+            Self::SessionRevoked => (401, "session_revoked"),
+            Self::SessionExpired => (401, "session_expired"),
             Self::Internal => (500, "internal"),
         }
     }

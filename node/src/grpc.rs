@@ -5,7 +5,10 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::error::ServiceError;
-use crate::service::{KvEntry, Services};
+use std::sync::Arc;
+
+use crate::keyring::TenantKeys;
+use crate::service::{KvEntry, Scope, Services};
 
 pub mod proto {
     #![allow(clippy::all, clippy::pedantic)]
@@ -24,35 +27,38 @@ impl KvService {
         KvServer::new(Self { services }).max_decoding_message_size(crate::service::MAX_BODY_BYTES)
     }
 
-    fn tenant(&self, md: &MetadataMap) -> Result<String, ServiceError> {
+    async fn tenant(
+        &self,
+        md: &MetadataMap,
+        scope: Scope,
+    ) -> Result<Arc<TenantKeys>, ServiceError> {
         let auth = md.get("authorization").and_then(|v| v.to_str().ok());
-        self.services.authorize_admin(auth)?;
-        md.get("x-tenant")
-            .ok_or(ServiceError::MissingTenant)?
-            .to_str()
-            .map(str::to_owned)
-            .map_err(|_| ServiceError::InvalidRequest("x-tenant is not valid text".to_owned()))
+        let x_tenant = match md.get("x-tenant") {
+            Some(v) => Some(v.to_str().map_err(|_| {
+                ServiceError::InvalidRequest("x-tenant is not valid text".to_owned())
+            })?),
+            None => None,
+        };
+        self.services.kv_tenant(auth, x_tenant, scope).await
     }
 }
 
-fn status(e: &ServiceError) -> Status {
-    let (_, code) = e.status_and_code();
-    let grpc = match e {
-        ServiceError::Unauthorized => tonic::Code::Unauthenticated,
-        ServiceError::InvalidRequest(_) | ServiceError::MissingTenant => {
-            tonic::Code::InvalidArgument
-        }
-        ServiceError::PayloadTooLarge(_) => tonic::Code::ResourceExhausted,
-        ServiceError::KeyNotFound | ServiceError::TenantNotFound => tonic::Code::NotFound,
-        ServiceError::DecryptionFailed => tonic::Code::DataLoss,
-        ServiceError::MasterKeyUnavailable(_) | ServiceError::RegionUnavailable(_) => {
-            tonic::Code::Unavailable
-        }
-        ServiceError::TenantExists(_) => tonic::Code::AlreadyExists,
-        ServiceError::Conflict(_) => tonic::Code::Aborted,
-        ServiceError::RevisionMismatch { .. } => tonic::Code::FailedPrecondition,
-        ServiceError::Unavailable(_) => tonic::Code::Unavailable,
-        ServiceError::Internal => tonic::Code::Internal,
+/// The gRPC status for a service error: the code follows the HTTP status (one
+/// mapping to keep true), the stable problem code rides in `cairn-code`.
+pub(crate) fn status(e: &ServiceError) -> Status {
+    let (http, code) = e.status_and_code();
+    let grpc = match (http, e) {
+        (_, ServiceError::DecryptionFailed) => tonic::Code::DataLoss,
+        (400, _) => tonic::Code::InvalidArgument,
+        (401, _) => tonic::Code::Unauthenticated,
+        (403, _) => tonic::Code::PermissionDenied,
+        (404, _) => tonic::Code::NotFound,
+        (409, ServiceError::Conflict(_)) => tonic::Code::Aborted,
+        (409, _) => tonic::Code::AlreadyExists,
+        (412, _) => tonic::Code::FailedPrecondition,
+        (413 | 429, _) => tonic::Code::ResourceExhausted,
+        (503, _) => tonic::Code::Unavailable,
+        _ => tonic::Code::Internal,
     };
     let mut md = MetadataMap::new();
     if let Ok(v) = code.parse() {
@@ -75,7 +81,10 @@ impl Kv for KvService {
         &self,
         req: Request<proto::PutRequest>,
     ) -> Result<Response<proto::KvEntry>, Status> {
-        let tenant = self.tenant(req.metadata()).map_err(|e| status(&e))?;
+        let tenant = self
+            .tenant(req.metadata(), Scope::Write)
+            .await
+            .map_err(|e| status(&e))?;
         let r = req.into_inner();
         self.services
             .kv_put(&tenant, &r.key, r.value, r.expected_revision)
@@ -88,10 +97,13 @@ impl Kv for KvService {
         &self,
         req: Request<proto::GetRequest>,
     ) -> Result<Response<proto::KvEntry>, Status> {
-        let tenant = self.tenant(req.metadata()).map_err(|e| status(&e))?;
+        let tenant = self
+            .tenant(req.metadata(), Scope::Read)
+            .await
+            .map_err(|e| status(&e))?;
         let r = req.into_inner();
         self.services
-            .kv_get(&tenant, &r.key)
+            .kv_get(tenant, &r.key)
             .await
             .map(|e| Response::new(entry(e)))
             .map_err(|e| status(&e))
@@ -101,7 +113,10 @@ impl Kv for KvService {
         &self,
         req: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
-        let tenant = self.tenant(req.metadata()).map_err(|e| status(&e))?;
+        let tenant = self
+            .tenant(req.metadata(), Scope::Delete)
+            .await
+            .map_err(|e| status(&e))?;
         let r = req.into_inner();
         self.services
             .kv_delete(&tenant, &r.key, r.expected_revision)

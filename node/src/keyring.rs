@@ -129,6 +129,7 @@ pub struct TenantKeys {
     record: TenantRecord,
     sealing: BTreeMap<u32, SubKey>,
     index: SubKey,
+    token: SubKey,
 }
 
 impl TenantKeys {
@@ -147,6 +148,7 @@ impl TenantKeys {
             .ok_or_else(|| KeyError::MasterKeyMissing(fingerprint.to_owned()))?;
         let mut sealing = BTreeMap::new();
         let mut index = None;
+        let mut token = None;
         for k in &record.keys {
             let dek = unwrap_tenant_key(&kek, &record.id, k).map_err(|error| KeyError::Unwrap {
                 version: k.version,
@@ -154,14 +156,18 @@ impl TenantKeys {
             })?;
             if index.is_none() {
                 index = Some(dek.subkey(Purpose::BlindIndex));
+                token = Some(dek.subkey(Purpose::TokenMac));
             }
             sealing.insert(k.version, dek.subkey(Purpose::ValueSealing));
         }
-        let index = index.ok_or(KeyError::NoKeys)?;
+        let (Some(index), Some(token)) = (index, token) else {
+            return Err(KeyError::NoKeys);
+        };
         Ok(Self {
             record,
             sealing,
             index,
+            token,
         })
     }
 
@@ -173,6 +179,13 @@ impl TenantKeys {
     #[must_use]
     pub fn record(&self) -> &TenantRecord {
         &self.record
+    }
+
+    /// The token-MAC subkey (of the first data key, so that a rotation does not
+    /// invalidate refresh tokens): keys refresh token hashes and the token chain.
+    #[must_use]
+    pub fn token_key(&self) -> &SubKey {
+        &self.token
     }
 
     #[cfg(test)]

@@ -108,9 +108,13 @@ pub async fn run(
             ),
     );
     let http_task = tokio::spawn(
-        axum::serve(http_listener, crate::http::router(services))
-            .with_graceful_shutdown(stopped(client_stop_rx))
-            .into_future(),
+        axum::serve(
+            http_listener,
+            crate::http::router(services)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(client_stop_rx))
+        .into_future(),
     );
     tracing::info!(
         node = id,

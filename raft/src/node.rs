@@ -780,5 +780,29 @@ fn execute(state: &GroupState, query: &Query) -> Result<QueryResult, RaftNodeErr
             let (tenants, master) = state.tenants_view().map_err(read_failed)?;
             Ok(QueryResult::Tenants { tenants, master })
         }
+        Query::ApiKey { key_id } => {
+            let (view, master) = state.api_key_view(key_id).map_err(read_failed)?;
+            Ok(QueryResult::ApiKey { view, master })
+        }
+        Query::SigningKeys { tenant_id } => state
+            .signing_keys(tenant_id)
+            .map(QueryResult::SigningKeys)
+            .map_err(read_failed),
+        Query::Email { tenant_id, index } => state
+            .email_entry(tenant_id, index)
+            .map(QueryResult::Email)
+            .map_err(read_failed),
+        Query::User { tenant, user_id } => state
+            .user(tenant, user_id)
+            .map(QueryResult::User)
+            .map_err(read_failed),
+        Query::Session { tenant, session_id } => state
+            .session(tenant, session_id)
+            .map(QueryResult::Session)
+            .map_err(read_failed),
+        Query::UserSessions { tenant, user_id } => state
+            .user_sessions(tenant, user_id)
+            .map(QueryResult::Sessions)
+            .map_err(read_failed),
     }
 }

@@ -175,6 +175,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         .apply_kv(entry.log_id.index, &cmd)
                         .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
                 ),
+                EntryPayload::Normal(Command::Directory(cmd)) => {
+                    meta_changed = true;
+                    CommandResult::Directory(
+                        batch
+                            .apply_directory(&cmd)
+                            .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+                    )
+                }
+                EntryPayload::Normal(Command::Auth(cmd)) => CommandResult::Auth(
+                    batch
+                        .apply_auth(entry.log_id.index, &cmd)
+                        .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+                ),
                 EntryPayload::Normal(Command::Meta(cmd)) => {
                     meta_changed = true;
                     CommandResult::Meta(

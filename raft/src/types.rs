@@ -3,7 +3,9 @@
 use std::io::Cursor;
 
 use cairn_storage::{
-    KvCommand, KvOutcome, KvRecord, MasterKeyState, MetaCommand, MetaOutcome, TenantRecord,
+    ApiKeyView, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, EmailEntry,
+    KvCommand, KvOutcome, KvRecord, MasterKeyState, MetaCommand, MetaOutcome, SessionRecord,
+    SigningKeys, TenantRecord, UserRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,10 @@ pub enum Command {
     Kv(KvCommand),
     /// Tenants and keys: proposed to the `meta` group only.
     Meta(MetaCommand),
+    /// API keys, signing keys, the email index: `meta` only.
+    Directory(DirectoryCommand),
+    /// Users and sessions: a region's data group.
+    Auth(AuthCommand),
 }
 
 /// What applying a [`Command`] decided.
@@ -22,6 +28,8 @@ pub enum CommandResult {
     None,
     Kv(KvOutcome),
     Meta(MetaOutcome),
+    Directory(DirectoryOutcome),
+    Auth(AuthOutcome),
 }
 
 /// How a tenant is looked up.
@@ -42,6 +50,31 @@ pub enum Query {
     Tenant(TenantRef),
     /// Every tenant and the master key state, read at one index (`meta`).
     Tenants,
+    /// An API key with its tenant and the master key state, at one index (`meta`).
+    ApiKey {
+        key_id: String,
+    },
+    /// A tenant's token signing keys (`meta`).
+    SigningKeys {
+        tenant_id: String,
+    },
+    /// Where the user holding an email (blind index) lives (`meta`).
+    Email {
+        tenant_id: String,
+        index: Vec<u8>,
+    },
+    User {
+        tenant: String,
+        user_id: String,
+    },
+    Session {
+        tenant: String,
+        session_id: String,
+    },
+    UserSessions {
+        tenant: String,
+        user_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +88,15 @@ pub enum QueryResult {
         tenants: Vec<TenantRecord>,
         master: Option<MasterKeyState>,
     },
+    ApiKey {
+        view: Option<ApiKeyView>,
+        master: Option<MasterKeyState>,
+    },
+    SigningKeys(SigningKeys),
+    Email(Option<EmailEntry>),
+    User(Option<UserRecord>),
+    Session(Option<SessionRecord>),
+    Sessions(Vec<SessionRecord>),
 }
 
 openraft::declare_raft_types!(

@@ -9,6 +9,15 @@
 //!               [group u64][0x20][tenant id]                -> TenantRecord (meta)
 //!               [group u64][0x21][tenant name]              -> tenant id (meta)
 //!               [group u64][0x22]                           -> MasterKeyState (meta)
+//!               [group u64][0x23][api key id]               -> ApiKeyRecord (meta)
+//!               [group u64][0x24][t][api key id]            -> () tenant's API keys (meta)
+//!               [group u64][0x25][t][email blind index]     -> EmailEntry (meta)
+//!               [group u64][0x26][t]                        -> SigningKeys (meta)
+//!               [group u64][0x30][t][user id]               -> UserRecord (data)
+//!               [group u64][0x31][t][session id]            -> SessionRecord (data)
+//!               [group u64][0x32][t][user id][session id]   -> () user's sessions (data)
+//!               [group u64][0x33][t][log index u64][n u32]  -> AuditEvent (data)
+//!   where [t] = [len u16][tenant id], and every part but the last is length-prefixed
 //! cf snapshot   [group u64]                                 -> current snapshot (meta + data)
 //! cf node       "identity"                                  -> NodeIdentity (bincode)
 //! ```
@@ -28,6 +37,23 @@ pub const SM_TENANT: u8 = 0x20;
 pub const SM_TENANT_NAME: u8 = 0x21;
 /// `meta` group: the current master key and its history.
 pub const SM_MASTER: u8 = 0x22;
+
+/// `meta` group: API key id -> API key record (hash, scopes, tenant).
+pub const SM_API_KEY: u8 = 0x23;
+/// `meta` group: (tenant, API key id) -> () — a tenant's keys, for deletion.
+pub const SM_TENANT_API_KEY: u8 = 0x24;
+/// `meta` group: (tenant, blind index of an email) -> user id and region.
+pub const SM_EMAIL: u8 = 0x25;
+/// `meta` group: tenant -> its token signing keys.
+pub const SM_SIGNING: u8 = 0x26;
+/// Data groups: (tenant, user id) -> user record.
+pub const SM_USER: u8 = 0x30;
+/// Data groups: (tenant, session id) -> session record.
+pub const SM_SESSION: u8 = 0x31;
+/// Data groups: (tenant, user id, session id) -> () — a user's sessions.
+pub const SM_USER_SESSION: u8 = 0x32;
+/// Data groups: (tenant, log index, n) -> audit event.
+pub const SM_AUDIT: u8 = 0x33;
 
 /// Longest tenant name the KV keyspace can encode (length is a u16).
 pub const MAX_TENANT_LEN: usize = u16::MAX as usize;
@@ -130,6 +156,33 @@ pub fn kv_key(group: u64, tenant: &str, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// A tenant-scoped row key: `[group][tag][len u16][tenant][parts…]`, every part but
+/// the last prefixed with its u16 length, so no tenant's or part's rows can be a
+/// prefix-extension of another's. With `parts` empty: the prefix of all of the
+/// tenant's rows under `tag`.
+#[must_use]
+pub fn tenant_row(group: u64, tag: u8, tenant: &str, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(
+        8 + 1 + 2 + tenant.len() + parts.iter().map(|p| 2 + p.len()).sum::<usize>(),
+    );
+    k.extend_from_slice(&group.to_be_bytes());
+    k.push(tag);
+    push_part(&mut k, tenant.as_bytes());
+    if let Some((last, init)) = parts.split_last() {
+        for p in init {
+            push_part(&mut k, p);
+        }
+        k.extend_from_slice(last);
+    }
+    k
+}
+
+fn push_part(k: &mut Vec<u8>, part: &[u8]) {
+    let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(&part[..usize::from(len)]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +218,23 @@ mod tests {
         let end = prefix_end(&p).expect("bounded");
         assert!(row_key(0, SM_TENANT, &[0xff; 40]) < end);
         assert!(row_key(0, SM_TENANT_NAME, b"") >= end);
+    }
+
+    #[test]
+    fn tenant_rows_cannot_overlap() {
+        assert_ne!(
+            tenant_row(1, SM_USER, "ab", &[b"c"]),
+            tenant_row(1, SM_USER, "a", &[b"bc"])
+        );
+        assert_ne!(
+            tenant_row(1, SM_USER_SESSION, "t", &[b"u1", b"s"]),
+            tenant_row(1, SM_USER_SESSION, "t", &[b"u", b"1s"])
+        );
+        let all = tenant_row(1, SM_USER_SESSION, "t", &[]);
+        let user = tenant_row(1, SM_USER_SESSION, "t", &[b"u", b""]);
+        assert!(user.starts_with(&all));
+        assert!(tenant_row(1, SM_USER_SESSION, "t", &[b"u", b"s"]).starts_with(&user));
+        assert!(!tenant_row(1, SM_USER_SESSION, "t", &[b"uu", b"s"]).starts_with(&user));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! A command's revision is the Raft log index of the entry that carried it: unique
 //! and increasing within a group, the same on every replica (etcd's `mod_revision`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,31 @@ impl<'a> ApplyBatch<'a> {
     /// Keys written or deleted earlier in this batch.
     pub(crate) fn pending_keys(&self) -> impl Iterator<Item = &[u8]> {
         self.pending.keys().map(Vec::as_slice)
+    }
+
+    /// Rows under `prefix` as this batch would leave them, in key order.
+    pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.state.scan_prefix(prefix)?.into_iter().collect();
+        for (k, v) in &self.pending {
+            if k.starts_with(prefix) {
+                match v {
+                    Some(v) => rows.insert(k.clone(), v.clone()),
+                    None => rows.remove(k),
+                };
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Deletes every row under `prefix` (as this batch sees them); returns how many.
+    pub(crate) fn delete_prefix(&mut self, prefix: &[u8]) -> Result<usize> {
+        let keys: Vec<Vec<u8>> = self.scan_prefix(prefix)?.into_keys().collect();
+        let n = keys.len();
+        for k in keys {
+            self.delete_raw(k)?;
+        }
+        Ok(n)
     }
 
     fn current(&self, key: &[u8]) -> Result<Option<KvRecord>> {

@@ -8,12 +8,17 @@
 //! - [`GroupState`]: a group's state machine rows, applied state, snapshots.
 //! - [`kv`]: the tenant key-value commands and how they apply ([`ApplyBatch`]).
 //! - [`tenants`]: the `meta` group's tenants, wrapped data keys and master key state.
+//! - [`directory`]: the `meta` group's API keys, signing keys and email index.
+//! - [`auth`]: users, sessions (refresh token rotation, reuse detection) and audit
+//!   events in a region's data group.
 //! - [`keys`]: the on-disk key encoding (drawn in `docs/on-disk-layout.md`).
 //!
 //! This crate knows nothing of openraft, networking or HTTP: the `raft` crate
 //! encodes entries and votes and hands bytes to it.
 
+pub mod auth;
 pub mod codec;
+pub mod directory;
 mod engine;
 mod error;
 mod identity;
@@ -23,6 +28,13 @@ mod log;
 mod state;
 pub mod tenants;
 
+pub use auth::{
+    AuditEvent, AuthCommand, AuthOutcome, RefreshOutcome, Revocation, SessionRecord, UserRecord,
+};
+pub use directory::{
+    ApiKeyRecord, ApiKeyView, DirectoryCommand, DirectoryOutcome, EmailEntry, SigningKeyRecord,
+    SigningKeys,
+};
 pub use engine::Engine;
 pub use error::StorageError;
 pub use identity::NodeIdentity;

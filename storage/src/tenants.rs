@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use rocksdb::{IteratorMode, ReadOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::directory::{api_key_key, ApiKeyRecord, SigningKeyRecord};
 use crate::keys::{prefix_end, row_key, CF_SM, SM_MASTER, SM_TENANT, SM_TENANT_NAME};
 use crate::kv::ApplyBatch;
 use crate::state::GroupState;
@@ -73,9 +74,14 @@ pub enum MetaCommand {
     /// Creates `tenant` (with exactly one key, version 1) unless a tenant of that
     /// name exists. The key must be wrapped under the current master key, named by
     /// `master_fingerprint`; the first tenant ever created establishes it.
+    ///
+    /// With the tenant come its first API key and its first token signing key
+    /// (optional only for tenants made by tests and tools).
     CreateTenant {
         tenant: TenantRecord,
         master_fingerprint: String,
+        api_key: Option<Box<ApiKeyRecord>>,
+        signing_key: Option<Box<SigningKeyRecord>>,
     },
     /// Adds the next key version of a tenant (a DEK rotation).
     AddTenantKey {
@@ -175,6 +181,8 @@ impl ApplyBatch<'_> {
             MetaCommand::CreateTenant {
                 tenant,
                 master_fingerprint,
+                api_key,
+                signing_key,
             } => {
                 if let Some(id) = self.get_raw(&name_key(self.group(), &tenant.name))? {
                     let id = String::from_utf8_lossy(&id).into_owned();
@@ -189,7 +197,14 @@ impl ApplyBatch<'_> {
                 if key.version != 1 {
                     return Ok(MetaOutcome::KeyVersionConflict { current: 0 });
                 }
-                if self.tenant(&tenant.id)?.is_some() {
+                let id_taken = match api_key {
+                    Some(k) => {
+                        k.tenant_id != tenant.id
+                            || self.get_raw(&api_key_key(self.group(), &k.id))?.is_some()
+                    }
+                    None => false,
+                };
+                if id_taken || self.tenant(&tenant.id)?.is_some() {
                     // A random 128-bit id collided: refuse rather than overwrite.
                     return Ok(MetaOutcome::KeyVersionConflict { current: 1 });
                 }
@@ -217,6 +232,11 @@ impl ApplyBatch<'_> {
                 self.put_raw(
                     name_key(self.group(), &tenant.name),
                     tenant.id.as_bytes().to_vec(),
+                )?;
+                self.put_tenant_credentials(
+                    &tenant.id,
+                    api_key.as_deref(),
+                    signing_key.as_deref(),
                 )?;
                 Ok(MetaOutcome::TenantCreated(tenant.clone()))
             }
@@ -466,6 +486,8 @@ mod tests {
         MetaCommand::CreateTenant {
             tenant: tenant(id, name),
             master_fingerprint: fp.to_owned(),
+            api_key: None,
+            signing_key: None,
         }
     }
 
@@ -611,6 +633,8 @@ mod tests {
                 ..tenant("c", "gamma")
             },
             master_fingerprint: "fp2".to_owned(),
+            api_key: None,
+            signing_key: None,
         };
         assert!(matches!(apply(&sm, &ok), MetaOutcome::TenantCreated(_)));
     }

@@ -452,6 +452,9 @@ fn lock(c: &Mutex<TestCluster>) -> std::sync::MutexGuard<'_, TestCluster> {
 pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
     let mut cluster = TestCluster::new(cfg.nodes, "[debug]\nfault_injection = true\n");
     cluster.boot().await;
+    if let Some(&first) = cluster.ids().first() {
+        cluster.create_tenant(first, TENANT).await;
+    }
     let node_urls: BTreeMap<u64, String> = cluster
         .ids()
         .iter()

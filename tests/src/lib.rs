@@ -43,6 +43,8 @@ pub struct TestCluster {
     node_regions: Vec<String>,
     bin: PathBuf,
     client: reqwest::Client,
+    /// Tenants `put` already made sure exist.
+    tenants: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The `cairn` binary under test.
@@ -134,6 +136,7 @@ impl TestCluster {
                 .timeout(Duration::from_secs(15))
                 .build()
                 .expect("client"),
+            tenants: std::sync::Mutex::default(),
         };
         let text = cluster.config_text("test", extra_toml);
         std::fs::write(&cluster.config, text).expect("write config");
@@ -374,8 +377,45 @@ impl TestCluster {
         }
     }
 
-    /// `PUT /v1/kv/{key}` through node `via`, as the operator for `tenant`.
+    /// Creates tenant `name` through node `via` unless it exists; returns its
+    /// first API key if this call created it.
+    pub async fn create_tenant(&self, via: u64, name: &str) -> Option<String> {
+        let resp = self
+            .client
+            .post(self.url(via, "/v1/admin/tenants"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("create tenant request");
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        match status {
+            201 => body["api_key"].as_str().map(str::to_owned),
+            409 => None,
+            _ => panic!("creating tenant {name}: {status} {body}"),
+        }
+    }
+
+    async fn ensure_tenant(&self, via: u64, tenant: &str) {
+        let known = self
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(tenant);
+        if !known {
+            self.create_tenant(via, tenant).await;
+            self.tenants
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(tenant.to_owned());
+        }
+    }
+
+    /// `PUT /v1/kv/{key}` through node `via`, as the operator for `tenant`
+    /// (created first if this cluster handle has not made sure it exists).
     pub async fn put(&self, via: u64, tenant: &str, key: &str, value: &str) -> reqwest::Response {
+        self.ensure_tenant(via, tenant).await;
         self.client
             .put(self.url(via, &format!("/v1/kv/{key}")))
             .bearer_auth(TOKEN)

@@ -104,6 +104,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let value = "v".repeat(args.value_size);
     let keyspace = 1000usize;
 
+    // The tenant must exist (an unknown X-Tenant is 404): create it, or find it.
+    if let Some(first) = urls.first() {
+        let admin = first.replace("/v1/kv/", "/v1/admin/tenants");
+        let resp = client
+            .post(admin)
+            .bearer_auth(token.as_str())
+            .json(&serde_json::json!({ "name": args.tenant }))
+            .send()
+            .await?;
+        if !matches!(resp.status().as_u16(), 201 | 409) {
+            anyhow::bail!("creating tenant {}: {}", args.tenant, resp.status());
+        }
+    }
     if matches!(args.workload, Workload::KvGet | Workload::KvMixed) {
         for k in 0..keyspace {
             let url = format!("{}bench-{k}", urls[k % urls.len()]);

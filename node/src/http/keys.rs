@@ -11,7 +11,7 @@ use crate::error::ServiceError;
 use crate::http::body::StrictJson;
 use axum::http::StatusCode;
 
-use crate::service::{KeysView, RotatedTenantKey, StagedMasterKey, TenantView};
+use crate::service::{CreatedTenant, KeysView, RotatedTenantKey, StagedMasterKey};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,12 +39,13 @@ pub struct CreateTenantBody {
     region: Option<String>,
 }
 
-/// `POST /v1/admin/tenants` `{"name", "region"?}` → 201 the tenant.
+/// `POST /v1/admin/tenants` `{"name", "region"?}` → 201 the tenant and its first
+/// API key (all scopes; shown once).
 pub async fn create_tenant(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<StrictJson<CreateTenantBody>, ServiceError>,
-) -> Result<(StatusCode, Json<TenantView>), ServiceError> {
+) -> Result<(StatusCode, Json<CreatedTenant>), ServiceError> {
     state.services.authorize_admin(bearer(&headers))?;
     let StrictJson(body) = body?;
     let tenant = state

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::{bearer, AppState};
 use crate::error::ServiceError;
 use crate::http::body::StrictJson;
-use crate::service::KvEntry;
+use crate::keyring::TenantKeys;
+use crate::service::{KvEntry, Scope};
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,15 +39,24 @@ pub struct DeleteParams {
     expected_revision: Option<u64>,
 }
 
-/// Authorizes the operator and returns the tenant named by `X-Tenant`.
-fn tenant(state: &AppState, headers: &HeaderMap) -> Result<String, ServiceError> {
-    state.services.authorize_admin(bearer(headers))?;
-    let tenant = headers
-        .get("x-tenant")
-        .ok_or(ServiceError::MissingTenant)?
-        .to_str()
-        .map_err(|_| ServiceError::InvalidRequest("X-Tenant is not valid text".to_owned()))?;
-    Ok(tenant.to_owned())
+/// The tenant a call acts for: a tenant API key's (with `scope`), or the one the
+/// operator names in `X-Tenant`.
+async fn tenant(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<Arc<TenantKeys>, ServiceError> {
+    let x_tenant =
+        match headers.get("x-tenant") {
+            Some(v) => Some(v.to_str().map_err(|_| {
+                ServiceError::InvalidRequest("X-Tenant is not valid text".to_owned())
+            })?),
+            None => None,
+        };
+    state
+        .services
+        .kv_tenant(bearer(headers), x_tenant, scope)
+        .await
 }
 
 fn key(path: Result<Path<String>, PathRejection>) -> Result<String, ServiceError> {
@@ -59,7 +70,7 @@ pub async fn put(
     path: Result<Path<String>, PathRejection>,
     body: Result<StrictJson<PutBody>, ServiceError>,
 ) -> Result<Json<KvEntry>, ServiceError> {
-    let tenant = tenant(&state, &headers)?;
+    let tenant = tenant(&state, &headers, Scope::Write).await?;
     let key = key(path)?;
     let StrictJson(body) = body?;
     let entry = state
@@ -74,9 +85,9 @@ pub async fn get(
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<KvEntry>, ServiceError> {
-    let tenant = tenant(&state, &headers)?;
+    let tenant = tenant(&state, &headers, Scope::Read).await?;
     let key = key(path)?;
-    Ok(Json(state.services.kv_get(&tenant, &key).await?))
+    Ok(Json(state.services.kv_get(tenant, &key).await?))
 }
 
 pub async fn delete(
@@ -85,7 +96,7 @@ pub async fn delete(
     path: Result<Path<String>, PathRejection>,
     params: Result<axum::extract::Query<DeleteParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ServiceError> {
-    let tenant = tenant(&state, &headers)?;
+    let tenant = tenant(&state, &headers, Scope::Delete).await?;
     let key = key(path)?;
     let params = params
         .map_err(|e| ServiceError::InvalidRequest(format!("invalid query: {e}")))?

@@ -1,5 +1,6 @@
 //! The HTTP JSON API (axum): a thin adapter over [`crate::service::Services`].
 
+mod auth;
 mod body;
 mod cluster;
 mod keys;
@@ -10,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tracing::Instrument;
 
@@ -42,6 +43,32 @@ pub fn router(services: Services) -> Router {
             "/v1/admin/tenants",
             get(keys::list_tenants).post(keys::create_tenant),
         )
+        .route("/v1/admin/tenants/{id}", delete(auth::delete_tenant))
+        .route(
+            "/v1/admin/tenants/{id}/api-keys",
+            post(auth::create_api_key),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/api-keys/{key_id}",
+            delete(auth::revoke_api_key),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/signing-keys/rotate",
+            post(auth::rotate_signing_key),
+        )
+        .route("/v1/tenants/{id}/jwks.json", get(auth::jwks))
+        .route("/v1/users", post(auth::create_user))
+        .route(
+            "/v1/users/{id}",
+            get(auth::get_user)
+                .patch(auth::patch_user)
+                .delete(auth::delete_user),
+        )
+        .route("/v1/users/{id}/sessions", get(auth::list_sessions))
+        .route("/v1/sessions", post(auth::sign_in))
+        .route("/v1/sessions/refresh", post(auth::refresh))
+        .route("/v1/sessions/{id}/revoke", post(auth::revoke_session))
+        .route("/v1/tokens/introspect", post(auth::introspect))
         .route("/v1/admin/keys", get(keys::list))
         .route("/v1/admin/keys/rotate", post(keys::rotate))
         .route("/v1/admin/keys/master/stage", post(keys::stage_master))
@@ -93,7 +120,9 @@ async fn common_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Everything is `no-store` unless a handler says otherwise (the public JWKS).
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,

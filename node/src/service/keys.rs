@@ -21,6 +21,7 @@ use cairn_storage::{
 };
 use serde::Serialize;
 
+use super::access::{new_api_key, new_signing_key, IssuedApiKey, Scope};
 use super::{validate_tenant, Services};
 use crate::error::ServiceError;
 use crate::keyring::{unwrap_tenant_key, KeyError, TenantKeys};
@@ -46,6 +47,24 @@ impl From<&TenantRecord> for TenantView {
             region: t.region.clone(),
             created_at: t.created_at,
         }
+    }
+}
+
+/// A new tenant and its first API key (all scopes), shown once.
+#[derive(Serialize)]
+pub struct CreatedTenant {
+    #[serde(flatten)]
+    pub tenant: TenantView,
+    pub api_key: String,
+    pub api_key_id: String,
+}
+
+impl std::fmt::Debug for CreatedTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedTenant")
+            .field("tenant", &self.tenant)
+            .field("api_key_id", &self.api_key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,7 +123,7 @@ pub struct KeysView {
     pub tenants: Vec<TenantKeysView>,
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -123,7 +142,7 @@ fn key_error(e: &KeyError) -> ServiceError {
     }
 }
 
-fn unexpected(what: &str, other: &impl std::fmt::Debug) -> ServiceError {
+pub(super) fn unexpected(what: &str, other: &impl std::fmt::Debug) -> ServiceError {
     tracing::error!(?other, "unexpected result for {what}");
     ServiceError::Internal
 }
@@ -142,7 +161,7 @@ impl Services {
 
     /// Unwraps `record` (reusing the cached keys if the record is unchanged) and
     /// caches the result as read at `epoch`.
-    fn install_keys(
+    pub(super) fn install_keys(
         &self,
         name: &str,
         epoch: u64,
@@ -206,26 +225,34 @@ impl Services {
         }
     }
 
-    /// The tenant's keys, creating the tenant in the default region (with a fresh
-    /// data key, version 1) if it does not exist yet.
-    pub(super) async fn tenant_keys_or_create(
+    /// The keys of the tenant with id `tenant_id`, read from `meta` now.
+    /// `None`: no such tenant.
+    pub(super) async fn tenant_keys_by_id(
         &self,
-        name: &str,
-    ) -> Result<Arc<TenantKeys>, ServiceError> {
-        if let Some(keys) = self.tenant_keys(name).await? {
-            return Ok(keys);
+        tenant_id: &str,
+    ) -> Result<Option<Arc<TenantKeys>>, ServiceError> {
+        let epoch = self.inner.raft.meta_epoch();
+        match self
+            .read_tenant(TenantRef::Id(tenant_id.to_owned()))
+            .await?
+        {
+            (Some(record), master) => {
+                let name = record.name.clone();
+                self.install_keys(&name, epoch, record, master.as_ref())
+                    .map(Some)
+            }
+            (None, _) => Ok(None),
         }
-        let region = self.inner.cfg.default_region.clone();
-        Ok(self.create_tenant_keys(name, &region).await?.0)
     }
 
-    /// Creates tenant `name` homed in `region` unless it exists; returns its keys
-    /// and whether this call created it.
+    /// Creates tenant `name` homed in `region` unless it exists, with its first
+    /// data key, token signing key and API key (all scopes); returns its keys and,
+    /// if this call created it, the API key (shown once).
     async fn create_tenant_keys(
         &self,
         name: &str,
         region: &str,
-    ) -> Result<(Arc<TenantKeys>, bool), ServiceError> {
+    ) -> Result<(Arc<TenantKeys>, Option<IssuedApiKey>), ServiceError> {
         let _one_at_a_time = self.inner.create_lock.lock().await;
         for _ in 0..ATTEMPTS {
             let epoch = self.inner.raft.meta_epoch();
@@ -233,7 +260,7 @@ impl Services {
             if let Some(record) = existing {
                 return Ok((
                     self.install_keys(name, epoch, record, master.as_ref())?,
-                    false,
+                    None,
                 ));
             }
             let (kek_version, fingerprint) = match &master {
@@ -256,9 +283,23 @@ impl Services {
                     created_at: now,
                 }],
             };
+            // The tenant's keys as they will be once created: they seal its
+            // signing key (bound to `meta`) before the tenant exists.
+            let keys = TenantKeys::unwrap(record.clone(), &fingerprint, &self.inner.masters)
+                .map_err(|e| key_error(&e))?;
+            let signing_key = new_signing_key(&keys)?;
+            let (api_key, api_record) = new_api_key(&record.id, &Scope::ALL);
+            let issued = IssuedApiKey {
+                id: api_key.id().to_owned(),
+                api_key: api_key.encode().to_string(),
+                scopes: Scope::ALL.to_vec(),
+                created_at: api_record.created_at,
+            };
             let cmd = Command::Meta(MetaCommand::CreateTenant {
                 tenant: record,
                 master_fingerprint: fingerprint.clone(),
+                api_key: Some(Box::new(api_record)),
+                signing_key: Some(Box::new(signing_key)),
             });
             match self.inner.raft.write(META_GROUP, cmd).await? {
                 CommandResult::Meta(MetaOutcome::TenantCreated(record)) => {
@@ -271,7 +312,10 @@ impl Services {
                         },
                         retired: Vec::new(),
                     };
-                    return Ok((self.install_keys(name, epoch, record, Some(&master))?, true));
+                    return Ok((
+                        self.install_keys(name, epoch, record, Some(&master))?,
+                        Some(issued),
+                    ));
                 }
                 // Lost a race (the tenant or a new master key appeared): read again.
                 CommandResult::Meta(
@@ -293,7 +337,7 @@ impl Services {
         &self,
         name: &str,
         region: Option<&str>,
-    ) -> Result<TenantView, ServiceError> {
+    ) -> Result<CreatedTenant, ServiceError> {
         validate_tenant(name)?;
         let region = region.unwrap_or(&self.inner.cfg.default_region).to_owned();
         if self.inner.cfg.region(&region).is_none() {
@@ -308,11 +352,15 @@ impl Services {
                     .join(", ")
             )));
         }
-        let (keys, created) = self.create_tenant_keys(name, &region).await?;
-        if !created {
+        let (keys, issued) = self.create_tenant_keys(name, &region).await?;
+        let Some(issued) = issued else {
             return Err(ServiceError::TenantExists(name.to_owned()));
-        }
-        Ok(TenantView::from(keys.record()))
+        };
+        Ok(CreatedTenant {
+            tenant: TenantView::from(keys.record()),
+            api_key: issued.api_key,
+            api_key_id: issued.id,
+        })
     }
 
     /// Every tenant.

@@ -10,7 +10,9 @@ use cairn_storage::{codec, KvCommand, KvOutcome};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{validate_key, validate_tenant, Services, MAX_VALUE_BYTES};
+use std::sync::Arc;
+
+use super::{validate_key, Services, MAX_VALUE_BYTES};
 use crate::error::ServiceError;
 use crate::keyring::{OpenError, TenantKeys};
 
@@ -70,12 +72,11 @@ impl Services {
     /// Validation, CAS mismatch, an unavailable group or master key.
     pub async fn kv_put(
         &self,
-        tenant: &str,
+        keys: &TenantKeys,
         key: &str,
         value: String,
         expected_revision: Option<u64>,
     ) -> Result<KvEntry, ServiceError> {
-        validate_tenant(tenant)?;
         validate_key(key)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(ServiceError::PayloadTooLarge(format!(
@@ -83,7 +84,6 @@ impl Services {
                 value.len()
             )));
         }
-        let keys = self.tenant_keys_or_create(tenant).await?;
         let region = keys.record().region.clone();
         let group = self.region_group(&region)?;
         let index = keys.blind_index(key.as_bytes());
@@ -123,12 +123,8 @@ impl Services {
     /// # Errors
     /// Validation, not found, an unavailable group or master key, or a stored value
     /// that fails to open (`decryption_failed`).
-    pub async fn kv_get(&self, tenant: &str, key: &str) -> Result<KvEntry, ServiceError> {
-        validate_tenant(tenant)?;
+    pub async fn kv_get(&self, keys: Arc<TenantKeys>, key: &str) -> Result<KvEntry, ServiceError> {
         validate_key(key)?;
-        let Some(keys) = self.tenant_keys(tenant).await? else {
-            return Err(ServiceError::KeyNotFound);
-        };
         let region = keys.record().region.clone();
         let group = self.region_group(&region)?;
         let index = keys.blind_index(key.as_bytes());
@@ -150,7 +146,8 @@ impl Services {
         if let Err(OpenError::UnknownVersion(_)) = opened {
             // Sealed under a key version newer than this node's cached keys: read
             // the tenant's keys again and retry once.
-            if let Some(fresh) = self.reload_tenant_keys(tenant).await? {
+            let name = keys.record().name.clone();
+            if let Some(fresh) = self.reload_tenant_keys(&name).await? {
                 opened = fresh.open(group.0, &index, &record.value);
                 keys = fresh;
             }
@@ -180,23 +177,11 @@ impl Services {
     /// Validation, CAS mismatch, an unavailable group or master key.
     pub async fn kv_delete(
         &self,
-        tenant: &str,
+        keys: &TenantKeys,
         key: &str,
         expected_revision: Option<u64>,
     ) -> Result<(), ServiceError> {
-        validate_tenant(tenant)?;
         validate_key(key)?;
-        let Some(keys) = self.tenant_keys(tenant).await? else {
-            // No tenant, so no key: deleting it succeeds, unless guarded by a
-            // revision other than "absent".
-            return match expected_revision {
-                Some(e) if e != 0 => Err(ServiceError::RevisionMismatch {
-                    expected: e,
-                    current: 0,
-                }),
-                _ => Ok(()),
-            };
-        };
         let region = keys.record().region.clone();
         let group = self.region_group(&region)?;
         let cmd = Command::Kv(KvCommand::Delete {

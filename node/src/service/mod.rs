@@ -3,9 +3,16 @@
 //!
 //! - [`kv`]: tenant key-value, sealed before it is proposed.
 //! - [`keys`]: tenant records and data keys, key rotation, master key rotation.
+//! - [`access`]: API keys and scopes, tenant deletion, token signing keys.
+//! - [`users`]: users (Argon2id passwords, the email index in `meta`).
+//! - [`sessions`]: sign-in, access tokens, refresh rotation, revocation,
+//!   introspection.
 
+mod access;
 mod keys;
 mod kv;
+mod sessions;
+mod users;
 
 use std::sync::Arc;
 
@@ -15,10 +22,13 @@ use cairn_raft::RaftNode;
 use cairn_storage::Engine;
 
 use crate::error::ServiceError;
-use crate::keyring::{MasterKeys, TenantCache};
+use crate::keyring::{MasterKeys, TenantCache, TenantKeys};
 
-pub use keys::{KeysView, RotatedTenantKey, StagedMasterKey, TenantView};
+pub use access::{IssuedApiKey, Principal, Scope};
+pub use keys::{CreatedTenant, KeysView, RotatedTenantKey, StagedMasterKey};
 pub use kv::KvEntry;
+pub use sessions::{Introspection, IssuedSession, RefreshedSession, SignInContext};
+pub use users::{UserPatch, UserView};
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -39,6 +49,10 @@ struct Inner {
     engine: Engine,
     masters: MasterKeys,
     tenants: TenantCache,
+    signing: access::SigningCache,
+    /// Argon2id runs at most this many at once (each holds 19 MiB): a burst of
+    /// sign-ins queues instead of exhausting memory or starving other work.
+    hashing: tokio::sync::Semaphore,
     /// One tenant creation at a time on this node, so a burst of first writes for a
     /// new tenant proposes one `CreateTenant`, not one per request.
     create_lock: tokio::sync::Mutex<()>,
@@ -66,6 +80,10 @@ impl Services {
                 engine: c.engine,
                 masters: c.masters,
                 tenants: TenantCache::default(),
+                signing: access::SigningCache::default(),
+                hashing: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+                ),
                 create_lock: tokio::sync::Mutex::new(()),
             }),
         }
@@ -91,17 +109,38 @@ impl Services {
     /// # Errors
     /// [`ServiceError::Unauthorized`] if missing, not `Bearer`, or wrong.
     pub fn authorize_admin(&self, authorization: Option<&str>) -> Result<(), ServiceError> {
-        let token = authorization
-            .and_then(|h| {
-                let (scheme, rest) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .ok_or(ServiceError::Unauthorized)?;
+        let token = bearer_token(authorization).ok_or(ServiceError::Unauthorized)?;
         if self.inner.admin.verify(token) {
             Ok(())
         } else {
             Err(ServiceError::Unauthorized)
         }
+    }
+
+    /// The tenant a KV call acts for: the tenant of an API key carrying `scope`,
+    /// or, for the operator (admin token), the tenant named by `x_tenant`.
+    ///
+    /// # Errors
+    /// Unauthorized, a missing scope, a missing `X-Tenant` for the operator, or an
+    /// unknown tenant (`tenant_not_found`).
+    pub async fn kv_tenant(
+        &self,
+        authorization: Option<&str>,
+        x_tenant: Option<&str>,
+        scope: Scope,
+    ) -> Result<Arc<TenantKeys>, ServiceError> {
+        let token = bearer_token(authorization).ok_or(ServiceError::Unauthorized)?;
+        if token.starts_with(cairn_crypto::token::API_KEY_PREFIX) {
+            let principal = self.authenticate(authorization).await?;
+            principal.require(scope)?;
+            return Ok(Arc::clone(principal.keys()));
+        }
+        self.authorize_admin(authorization)?;
+        let name = x_tenant.ok_or(ServiceError::MissingTenant)?;
+        validate_tenant(name)?;
+        self.tenant_keys(name)
+            .await?
+            .ok_or(ServiceError::TenantNotFound)
     }
 
     /// The data group of `region` (a tenant's home region).
@@ -128,6 +167,12 @@ impl Services {
             other => other.into(),
         }
     }
+}
+
+/// The token of a `Bearer` authorization header value.
+fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, rest) = authorization?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 fn validate_tenant(tenant: &str) -> Result<(), ServiceError> {

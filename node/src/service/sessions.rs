@@ -1,0 +1,563 @@
+//! Sessions: sign-in with a password, access tokens (JWT, EdDSA, signed with the
+//! tenant's own key), refresh token rotation with reuse detection and lost-answer
+//! retry, revocation, listing and introspection.
+//!
+//! Every decision about a refresh token is the log's (storage's `auth` module):
+//! this node only computes keyed hashes and proposes. The refresh token chain is
+//! deterministic (`cairn_crypto::token`), so the answer to a retried rotation —
+//! the successor refresh token and an access token over the same claims — is
+//! recomputed, not stored: only keyed hashes of refresh tokens ever reach the log.
+
+use std::time::{Duration, Instant};
+
+use cairn_crypto::jwt;
+use cairn_crypto::token::RefreshToken;
+use cairn_raft::{Command, CommandResult, Query, QueryResult};
+use cairn_storage::{codec, AuthCommand, AuthOutcome, RefreshOutcome, SessionRecord};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::access::{Principal, Scope};
+use super::keys::{unexpected, unix_now};
+use super::users::{email_index, new_id, normalize_email};
+use super::Services;
+use crate::error::ServiceError;
+use crate::keyring::TenantKeys;
+
+/// Access token lifetime.
+pub const ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
+/// A session ends after this long without a refresh…
+pub const SESSION_IDLE_SECS: u64 = 30 * 86_400;
+/// …and this long after sign-in, whatever its use.
+pub const SESSION_ABSOLUTE_SECS: u64 = 90 * 86_400;
+/// Every sign-in answer takes at least this long, so that the paths that fail
+/// early (unknown email, no password) cannot be told from a wrong password.
+pub const SIGN_IN_MIN_TIME: Duration = Duration::from_millis(150);
+/// Tolerated clock skew for `iat` in the future.
+const CLOCK_SKEW_SECS: u64 = 60;
+const REFRESH_ATTEMPTS: usize = 3;
+
+/// Where a sign-in came from (stored sealed with the session).
+#[derive(Debug, Default, Clone)]
+pub struct SignInContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The sealed part of a session.
+#[derive(Serialize, Deserialize)]
+struct SessionDetails {
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// Access token claims.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claims {
+    iss: String,
+    sub: String,
+    sid: String,
+    tid: String,
+    iat: u64,
+    exp: u64,
+    amr: Vec<String>,
+    aal: String,
+}
+
+/// A new session (shown once: it holds the refresh token).
+#[derive(Serialize)]
+pub struct IssuedSession {
+    pub session_id: String,
+    pub user_id: String,
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for IssuedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedSession")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a refresh.
+#[derive(Serialize)]
+pub struct RefreshedSession {
+    pub session_id: String,
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for RefreshedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshedSession")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session as listed (never a token).
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: u64,
+    pub last_refreshed_at: u64,
+    pub expires_at: u64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// RFC 7662 introspection response.
+#[derive(Debug, Default, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aal: Option<String>,
+}
+
+fn issuer(tenant_id: &str) -> String {
+    format!("urn:cairn:tenant:{tenant_id}")
+}
+
+fn session_path(session_id: &str) -> Vec<u8> {
+    format!("session/{session_id}").into_bytes()
+}
+
+impl Services {
+    /// Signs an access token for session `s`, issued at `iat`. Deterministic: the
+    /// same session and `iat` give the same token (Ed25519 signatures are).
+    async fn access_token(
+        &self,
+        keys: &TenantKeys,
+        s: &SessionRecord,
+        iat: u64,
+    ) -> Result<(String, u64), ServiceError> {
+        let signing = self.signing(keys).await?;
+        let exp = iat.saturating_add(ACCESS_TOKEN_TTL_SECS);
+        let claims = Claims {
+            iss: issuer(keys.id()),
+            sub: s.user_id.clone(),
+            sid: s.id.clone(),
+            tid: keys.id().to_owned(),
+            iat,
+            exp,
+            amr: s.amr.clone(),
+            aal: "aal1".to_owned(),
+        };
+        let token = signing.sign(&claims)?;
+        Ok((token, exp.saturating_sub(unix_now())))
+    }
+
+    /// `POST /v1/sessions`: email and password → a session. Every failure is the
+    /// same `invalid_credentials`, after the same work and at least
+    /// [`SIGN_IN_MIN_TIME`].
+    ///
+    /// # Errors
+    /// Scope, `invalid_credentials`, unavailable.
+    pub async fn sign_in(
+        &self,
+        principal: &Principal,
+        email: &str,
+        password: Zeroizing<String>,
+        ctx: SignInContext,
+    ) -> Result<IssuedSession, ServiceError> {
+        principal.require(Scope::Write)?;
+        let started = Instant::now();
+        let result = self.sign_in_inner(principal, email, password, ctx).await;
+        if matches!(result, Err(ServiceError::InvalidCredentials) | Ok(_)) {
+            tokio::time::sleep_until((started + SIGN_IN_MIN_TIME).into()).await;
+        }
+        result
+    }
+
+    async fn sign_in_inner(
+        &self,
+        principal: &Principal,
+        email: &str,
+        password: Zeroizing<String>,
+        ctx: SignInContext,
+    ) -> Result<IssuedSession, ServiceError> {
+        let keys = principal.keys();
+        let user = match normalize_email(email) {
+            Ok(email) => self.user_by_email(keys, &email).await?,
+            Err(_) => None,
+        };
+        let phc = user.as_ref().and_then(|u| u.plain.password_hash.clone());
+        let ok = self.verify_password(password, phc).await?;
+        let Some(user) = user.filter(|_| ok) else {
+            return Err(ServiceError::InvalidCredentials);
+        };
+        let (group, region) = self
+            .id_group(&user.record.id, "usr")
+            .ok_or(ServiceError::InvalidCredentials)?;
+        let session_id = new_id("ses", group);
+        let token = RefreshToken::first(&session_id).map_err(|_| ServiceError::Internal)?;
+        let now = unix_now();
+        let details = SessionDetails {
+            ip: ctx.ip,
+            user_agent: ctx.user_agent,
+        };
+        let details = Zeroizing::new(codec::encode("session details", &details).map_err(|e| {
+            tracing::error!(error = %e, "encoding session details");
+            ServiceError::Internal
+        })?);
+        let session = SessionRecord {
+            id: session_id.clone(),
+            user_id: user.record.id.clone(),
+            created_at: now,
+            last_refreshed_at: now,
+            expires_at: now.saturating_add(SESSION_ABSOLUTE_SECS),
+            idle_timeout_secs: SESSION_IDLE_SECS,
+            amr: vec!["pwd".to_owned()],
+            generation: token.generation(),
+            current_hash: token.hash(keys.token_key()).to_vec(),
+            previous_hash: None,
+            revoked: None,
+            sealed_details: keys
+                .seal(group.0, &session_path(&session_id), &details)
+                .map_err(|_| ServiceError::Internal)?,
+        };
+        let cmd = Command::Auth(AuthCommand::CreateSession {
+            tenant: keys.id().to_owned(),
+            session: session.clone(),
+        });
+        let result = self.inner.raft.write(group, cmd).await;
+        match result.map_err(|e| Self::region_error(&region, e))? {
+            CommandResult::Auth(AuthOutcome::SessionCreated) => {}
+            // Deleted between the read and the proposal.
+            CommandResult::Auth(AuthOutcome::UserNotFound) => {
+                return Err(ServiceError::InvalidCredentials)
+            }
+            other => return Err(unexpected("session creation", &other)),
+        }
+        let (access_token, expires_in) = self.access_token(keys, &session, now).await?;
+        tracing::info!(tenant_id = keys.id(), session_id, user_id = %session.user_id, "signed in");
+        Ok(IssuedSession {
+            session_id,
+            user_id: session.user_id,
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            refresh_token: token.encode().to_string(),
+        })
+    }
+
+    /// The user holding `email` in this tenant, opened (`None` if there is none).
+    async fn user_by_email(
+        &self,
+        keys: &TenantKeys,
+        email: &str,
+    ) -> Result<Option<super::users::LoadedUser>, ServiceError> {
+        let query = Query::Email {
+            tenant_id: keys.id().to_owned(),
+            index: email_index(keys, email),
+        };
+        let entry = match self
+            .inner
+            .raft
+            .query(cairn_cluster_config::META_GROUP, query)
+            .await?
+        {
+            QueryResult::Email(e) => e,
+            other => return Err(unexpected("email lookup", &other)),
+        };
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        // A reservation whose user write has not landed (or a stale one) has no
+        // user yet; an email changed since the index was read does not match.
+        Ok(self
+            .load_user(keys, &entry.user_id)
+            .await?
+            .filter(|u| u.plain.email == email))
+    }
+
+    /// `POST /v1/sessions/refresh`: rotates a refresh token (see the module doc).
+    ///
+    /// # Errors
+    /// Scope; `invalid_refresh_token`, `refresh_token_reused`, `session_revoked`,
+    /// `session_expired` (all 401); unavailable.
+    pub async fn refresh(
+        &self,
+        principal: &Principal,
+        refresh_token: &str,
+        request_id: Option<String>,
+    ) -> Result<RefreshedSession, ServiceError> {
+        principal.require(Scope::Write)?;
+        let keys = principal.keys();
+        let token =
+            RefreshToken::parse(refresh_token).map_err(|_| ServiceError::InvalidRefreshToken)?;
+        let (group, region) = self
+            .id_group(token.session_id(), "ses")
+            .ok_or(ServiceError::InvalidRefreshToken)?;
+        let key = keys.token_key();
+        let successor = token.next(key);
+        let mut proof = None;
+        for _ in 0..REFRESH_ATTEMPTS {
+            let cmd = Command::Auth(AuthCommand::Refresh {
+                tenant: keys.id().to_owned(),
+                session_id: token.session_id().to_owned(),
+                generation: token.generation(),
+                presented_hash: token.hash(key).to_vec(),
+                successor_hash: successor.hash(key).to_vec(),
+                proof: proof.take(),
+                at: unix_now(),
+                request_id: request_id.clone(),
+            });
+            let result = self.inner.raft.write(group, cmd).await;
+            let outcome = match result.map_err(|e| Self::region_error(&region, e))? {
+                CommandResult::Auth(AuthOutcome::Refresh(o)) => o,
+                other => return Err(unexpected("refresh", &other)),
+            };
+            let session = match outcome {
+                RefreshOutcome::Rotated(s) | RefreshOutcome::Retried(s) => s,
+                RefreshOutcome::Reused => {
+                    tracing::warn!(
+                        tenant_id = keys.id(),
+                        session_id = token.session_id(),
+                        "refresh token reuse: session revoked"
+                    );
+                    return Err(ServiceError::RefreshTokenReused);
+                }
+                RefreshOutcome::Invalid => return Err(ServiceError::InvalidRefreshToken),
+                RefreshOutcome::Revoked => return Err(ServiceError::SessionRevoked),
+                RefreshOutcome::Expired => return Err(ServiceError::SessionExpired),
+                RefreshOutcome::NeedProof { current } => {
+                    let walked = token
+                        .walk_to(key, current)
+                        .ok_or(ServiceError::InvalidRefreshToken)?;
+                    proof = Some((current, walked.hash(key).to_vec()));
+                    continue;
+                }
+            };
+            let (access_token, expires_in) = self
+                .access_token(keys, &session, session.last_refreshed_at)
+                .await?;
+            return Ok(RefreshedSession {
+                session_id: session.id,
+                access_token,
+                token_type: "Bearer",
+                expires_in,
+                refresh_token: successor.encode().to_string(),
+            });
+        }
+        // The session rotated under us between proof and proposal, repeatedly.
+        Err(ServiceError::Conflict(
+            "the session kept changing during the refresh; retry".to_owned(),
+        ))
+    }
+
+    /// `POST /v1/sessions/{id}/revoke`.
+    ///
+    /// # Errors
+    /// Scope, `session_not_found` (also for another tenant's session), unavailable.
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+    ) -> Result<(), ServiceError> {
+        principal.require(Scope::Manage)?;
+        let keys = principal.keys();
+        let (group, region) = self
+            .id_group(session_id, "ses")
+            .ok_or(ServiceError::SessionNotFound)?;
+        let cmd = Command::Auth(AuthCommand::RevokeSession {
+            tenant: keys.id().to_owned(),
+            session_id: session_id.to_owned(),
+            at: unix_now(),
+            reason: "revoked".to_owned(),
+        });
+        let result = self.inner.raft.write(group, cmd).await;
+        match result.map_err(|e| Self::region_error(&region, e))? {
+            CommandResult::Auth(AuthOutcome::SessionRevoked { .. }) => {
+                tracing::info!(tenant_id = keys.id(), session_id, "session revoked");
+                Ok(())
+            }
+            CommandResult::Auth(AuthOutcome::SessionNotFound) => Err(ServiceError::SessionNotFound),
+            other => Err(unexpected("session revocation", &other)),
+        }
+    }
+
+    /// `GET /v1/users/{id}/sessions`: the user's active sessions.
+    ///
+    /// # Errors
+    /// Scope, `user_not_found`, unavailable.
+    pub async fn list_sessions(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+    ) -> Result<Vec<SessionView>, ServiceError> {
+        principal.require(Scope::Read)?;
+        let keys = principal.keys();
+        if self.load_user(keys, user_id).await?.is_none() {
+            return Err(ServiceError::UserNotFound);
+        }
+        let (group, region) = self
+            .id_group(user_id, "usr")
+            .ok_or(ServiceError::UserNotFound)?;
+        let query = Query::UserSessions {
+            tenant: keys.id().to_owned(),
+            user_id: user_id.to_owned(),
+        };
+        let answer = self.inner.raft.query(group, query).await;
+        let sessions = match answer.map_err(|e| Self::region_error(&region, e))? {
+            QueryResult::Sessions(s) => s,
+            other => return Err(unexpected("session list", &other)),
+        };
+        let now = unix_now();
+        let mut out = Vec::new();
+        for s in sessions.into_iter().filter(|s| s.is_active(now)) {
+            let details: Option<SessionDetails> = keys
+                .open(group.0, &session_path(&s.id), &s.sealed_details)
+                .ok()
+                .and_then(|plain| codec::decode("session details", &plain).ok());
+            let Some(details) = details else {
+                tracing::error!(tenant_id = keys.id(), session_id = %s.id, "session details failed to decrypt");
+                return Err(ServiceError::DecryptionFailed);
+            };
+            out.push(SessionView {
+                expires_at: s
+                    .expires_at
+                    .min(s.last_refreshed_at.saturating_add(s.idle_timeout_secs)),
+                id: s.id,
+                user_id: s.user_id,
+                created_at: s.created_at,
+                last_refreshed_at: s.last_refreshed_at,
+                ip: details.ip,
+                user_agent: details.user_agent,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `POST /v1/tokens/introspect` (RFC 7662): an access or refresh token of the
+    /// caller's tenant is active while its signature (or hash), expiry and session
+    /// hold — the session read linearizably, so an acknowledged revocation is
+    /// always reflected. Anything else is `active: false`, never an error.
+    ///
+    /// # Errors
+    /// Scope; unavailable.
+    pub async fn introspect(
+        &self,
+        principal: &Principal,
+        token: &str,
+    ) -> Result<Introspection, ServiceError> {
+        principal.require(Scope::Read)?;
+        let keys = principal.keys();
+        if token.starts_with("rt1.") {
+            return self.introspect_refresh(keys, token).await;
+        }
+        let Ok(kid) = jwt::header_kid(token) else {
+            return Ok(Introspection::default());
+        };
+        let signing = self.signing(keys).await?;
+        let Some(public) = signing.public(&kid) else {
+            return Ok(Introspection::default());
+        };
+        let Ok(claims) = jwt::verify::<Claims>(token, public) else {
+            return Ok(Introspection::default());
+        };
+        let now = unix_now();
+        if claims.tid != keys.id()
+            || claims.iss != issuer(keys.id())
+            || now >= claims.exp
+            || claims.iat > now.saturating_add(CLOCK_SKEW_SECS)
+        {
+            return Ok(Introspection::default());
+        }
+        match self.active_session(keys, &claims.sid, now).await? {
+            Some(s) if s.user_id == claims.sub => Ok(Introspection {
+                active: true,
+                token_type: Some("access_token"),
+                iss: Some(claims.iss),
+                sub: Some(claims.sub),
+                sid: Some(claims.sid),
+                tid: Some(claims.tid),
+                iat: Some(claims.iat),
+                exp: Some(claims.exp),
+                amr: Some(claims.amr),
+                aal: Some(claims.aal),
+            }),
+            _ => Ok(Introspection::default()),
+        }
+    }
+
+    async fn introspect_refresh(
+        &self,
+        keys: &TenantKeys,
+        token: &str,
+    ) -> Result<Introspection, ServiceError> {
+        let Ok(token) = RefreshToken::parse(token) else {
+            return Ok(Introspection::default());
+        };
+        let now = unix_now();
+        let Some(s) = self.active_session(keys, token.session_id(), now).await? else {
+            return Ok(Introspection::default());
+        };
+        let hash = token.hash(keys.token_key());
+        if s.generation != token.generation()
+            || !cairn_crypto::constant_time_eq(&hash, &s.current_hash)
+        {
+            return Ok(Introspection::default());
+        }
+        Ok(Introspection {
+            active: true,
+            token_type: Some("refresh_token"),
+            iss: Some(issuer(keys.id())),
+            sub: Some(s.user_id.clone()),
+            sid: Some(s.id.clone()),
+            tid: Some(keys.id().to_owned()),
+            iat: Some(s.last_refreshed_at),
+            exp: Some(
+                s.expires_at
+                    .min(s.last_refreshed_at.saturating_add(s.idle_timeout_secs)),
+            ),
+            amr: Some(s.amr),
+            aal: Some("aal1".to_owned()),
+        })
+    }
+
+    /// The session, read linearizably, if it exists and is active at `now`.
+    async fn active_session(
+        &self,
+        keys: &TenantKeys,
+        session_id: &str,
+        now: u64,
+    ) -> Result<Option<SessionRecord>, ServiceError> {
+        let Some((group, region)) = self.id_group(session_id, "ses") else {
+            return Ok(None);
+        };
+        let query = Query::Session {
+            tenant: keys.id().to_owned(),
+            session_id: session_id.to_owned(),
+        };
+        let answer = self.inner.raft.query(group, query).await;
+        match answer.map_err(|e| Self::region_error(&region, e))? {
+            QueryResult::Session(s) => Ok(s.filter(|s| s.is_active(now))),
+            other => Err(unexpected("session read", &other)),
+        }
+    }
+}

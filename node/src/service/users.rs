@@ -1,0 +1,596 @@
+//! Users: created, read, updated and deleted in their region's data group, with
+//! the email → user index in `meta`.
+//!
+//! - The user record (email, Argon2id password hash) is sealed before it is
+//!   proposed, bound to the tenant, group and `user/<id>`.
+//! - The email index holds a blind index of the normalised email (HMAC under the
+//!   tenant's blind-index key), never the email. Reserving it is one `meta` entry,
+//!   so an email is unique per tenant across every region; the user's region write
+//!   follows. A reservation whose user write never happened (the node died in
+//!   between) is taken over once it is older than [`STALE_RESERVATION_SECS`] and
+//!   its user provably does not exist.
+//! - Passwords are hashed on the blocking pool, a bounded number at a time, before
+//!   anything is proposed; plaintext passwords live in `Zeroizing` buffers only.
+//! - User ids carry their data group (`usr_<group>_<128-bit hex>`), so any node
+//!   routes a user request without a lookup; an id naming no data group, or one
+//!   of another tenant, is simply not found.
+
+use std::sync::Arc;
+
+use cairn_cluster_config::{GroupId, META_GROUP};
+use cairn_raft::{Command, CommandResult, Query, QueryResult};
+use cairn_storage::{
+    codec, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, EmailEntry, UserRecord,
+};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::access::{Principal, Scope};
+use super::keys::{unexpected, unix_now};
+use super::Services;
+use crate::error::ServiceError;
+use crate::keyring::TenantKeys;
+
+/// A reservation older than this whose user does not exist may be taken over.
+pub const STALE_RESERVATION_SECS: u64 = 60;
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+const MAX_EMAIL_BYTES: usize = 254;
+const ATTEMPTS: usize = 5;
+
+/// A user as the API shows it (never the password hash).
+#[derive(Clone, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub region: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub has_password: bool,
+}
+
+impl std::fmt::Debug for UserView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserView")
+            .field("id", &self.id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fields a PATCH may change.
+#[derive(Default)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub password: Option<Zeroizing<String>>,
+}
+
+/// The sealed part of a user record.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub(super) struct UserPlain {
+    pub(super) email: String,
+    pub(super) password_hash: Option<String>,
+}
+
+/// A user read from its group and opened.
+pub(super) struct LoadedUser {
+    pub(super) record: UserRecord,
+    pub(super) plain: UserPlain,
+    pub(super) region: String,
+}
+
+/// Normalises an email: trimmed, domain lowercased (the local part is kept as
+/// given: it may be case-sensitive). Refuses what cannot be an address.
+///
+/// # Errors
+/// [`ServiceError::InvalidRequest`] naming the rule broken (never echoing it).
+pub fn normalize_email(raw: &str) -> Result<String, ServiceError> {
+    let bad = |why: &str| ServiceError::InvalidRequest(format!("invalid email: {why}"));
+    let e = raw.trim();
+    if e.is_empty() {
+        return Err(bad("empty"));
+    }
+    if e.len() > MAX_EMAIL_BYTES {
+        return Err(bad("longer than 254 bytes"));
+    }
+    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("contains whitespace or control characters"));
+    }
+    let Some((local, domain)) = e.rsplit_once('@') else {
+        return Err(bad("missing '@'"));
+    };
+    if local.is_empty() || local.len() > 64 || local.contains('@') {
+        return Err(bad(
+            "the part before '@' must be 1-64 characters without '@'",
+        ));
+    }
+    let labels_ok = domain
+        .split('.')
+        .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'));
+    if domain.is_empty() || !labels_ok || domain.starts_with('[') {
+        return Err(bad("the domain is not a host name"));
+    }
+    Ok(format!("{local}@{}", domain.to_lowercase()))
+}
+
+/// Checks a new password's length (in characters).
+///
+/// # Errors
+/// [`ServiceError::InvalidRequest`].
+pub fn validate_password(password: &str) -> Result<(), ServiceError> {
+    let n = password.chars().count();
+    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidRequest(format!(
+            "password must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters"
+        )))
+    }
+}
+
+/// The blind index of a normalised email (domain-separated from KV key names).
+pub(super) fn email_index(keys: &TenantKeys, email: &str) -> Vec<u8> {
+    let mut name = Zeroizing::new(Vec::with_capacity(6 + email.len()));
+    name.extend_from_slice(b"email\0");
+    name.extend_from_slice(email.as_bytes());
+    keys.blind_index(&name)
+}
+
+/// A new id for a record living in `group`: `<prefix>_<group>_<128-bit hex>`.
+pub(super) fn new_id(prefix: &str, group: GroupId) -> String {
+    format!("{prefix}_{}_{}", group.0, cairn_crypto::random_hex(16))
+}
+
+fn user_path(user_id: &str) -> Vec<u8> {
+    format!("user/{user_id}").into_bytes()
+}
+
+impl Services {
+    /// The data group and region an id (`<prefix>_<group>_<hex>`) routes to.
+    pub(super) fn id_group(&self, id: &str, prefix: &str) -> Option<(GroupId, String)> {
+        let rest = id.strip_prefix(prefix)?.strip_prefix('_')?;
+        let (group, random) = rest.split_once('_')?;
+        if random.len() != 32
+            || !random
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return None;
+        }
+        let group: u64 = group.parse().ok()?;
+        if group.to_string().len() != rest.len() - random.len() - 1 {
+            return None; // leading zeros or a sign: not an id we issued
+        }
+        self.inner
+            .cfg
+            .groups()
+            .iter()
+            .find(|g| g.id.0 == group && g.id != META_GROUP)
+            .and_then(|g| g.region.clone().map(|r| (g.id, r)))
+    }
+
+    /// Hashes a password with Argon2id on the blocking pool.
+    pub(super) async fn hash_password(
+        &self,
+        password: Zeroizing<String>,
+    ) -> Result<String, ServiceError> {
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::Internal)?;
+        tokio::task::spawn_blocking(move || {
+            cairn_crypto::password::hash_password(password.as_bytes())
+        })
+        .await
+        .map_err(|_| ServiceError::Internal)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            ServiceError::Internal
+        })
+    }
+
+    /// Verifies a password on the blocking pool; without a stored hash, verifies
+    /// against a dummy one, so that the time spent does not tell.
+    pub(super) async fn verify_password(
+        &self,
+        password: Zeroizing<String>,
+        phc: Option<String>,
+    ) -> Result<bool, ServiceError> {
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::Internal)?;
+        tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => cairn_crypto::password::verify_password(password.as_bytes(), &phc),
+            None => {
+                let _ = cairn_crypto::password::verify_password(
+                    password.as_bytes(),
+                    cairn_crypto::password::dummy_hash(),
+                );
+                false
+            }
+        })
+        .await
+        .map_err(|_| ServiceError::Internal)
+    }
+
+    fn seal_user(
+        keys: &TenantKeys,
+        group: GroupId,
+        user_id: &str,
+        plain: &UserPlain,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let bytes = Zeroizing::new(codec::encode("user", plain).map_err(|e| {
+            tracing::error!(error = %e, "encoding a user");
+            ServiceError::Internal
+        })?);
+        keys.seal(group.0, &user_path(user_id), &bytes)
+            .map_err(|e| {
+                tracing::error!(error = %e, tenant_id = keys.id(), "sealing a user");
+                ServiceError::Internal
+            })
+    }
+
+    /// Reads a user of `keys`' tenant linearizably and opens it. `None`: no such
+    /// user for this tenant (or an id that routes nowhere).
+    pub(super) async fn load_user(
+        &self,
+        keys: &TenantKeys,
+        user_id: &str,
+    ) -> Result<Option<LoadedUser>, ServiceError> {
+        let Some((group, region)) = self.id_group(user_id, "usr") else {
+            return Ok(None);
+        };
+        let query = Query::User {
+            tenant: keys.id().to_owned(),
+            user_id: user_id.to_owned(),
+        };
+        let answer = self.inner.raft.query(group, query).await;
+        let record = match answer.map_err(|e| Self::region_error(&region, e))? {
+            QueryResult::User(Some(r)) => r,
+            QueryResult::User(None) => return Ok(None),
+            other => return Err(unexpected("user read", &other)),
+        };
+        let opened = keys
+            .open(group.0, &user_path(user_id), &record.sealed)
+            .map_err(|e| {
+                tracing::error!(error = %e, tenant_id = keys.id(), group = group.0, "stored user failed to decrypt");
+                ServiceError::DecryptionFailed
+            })?;
+        let plain: UserPlain =
+            codec::decode("user", &opened).map_err(|_| ServiceError::DecryptionFailed)?;
+        Ok(Some(LoadedUser {
+            record,
+            plain,
+            region,
+        }))
+    }
+
+    /// Reserves `index` for `user_id` in `meta` (see the module doc on takeover).
+    async fn reserve_email(
+        &self,
+        keys: &TenantKeys,
+        index: &[u8],
+        user_id: &str,
+        region: &str,
+    ) -> Result<(), ServiceError> {
+        let mut replace = None;
+        for _ in 0..ATTEMPTS {
+            let cmd = Command::Directory(DirectoryCommand::ReserveEmail {
+                tenant_id: keys.id().to_owned(),
+                email_index: index.to_vec(),
+                entry: EmailEntry {
+                    user_id: user_id.to_owned(),
+                    region: region.to_owned(),
+                    reserved_at: unix_now(),
+                },
+                replace: replace.take(),
+            });
+            match self.inner.raft.write(META_GROUP, cmd).await? {
+                CommandResult::Directory(DirectoryOutcome::EmailReserved) => return Ok(()),
+                CommandResult::Directory(DirectoryOutcome::TenantNotFound) => {
+                    return Err(ServiceError::TenantNotFound)
+                }
+                CommandResult::Directory(DirectoryOutcome::EmailTaken(holder)) => {
+                    let stale =
+                        unix_now().saturating_sub(holder.reserved_at) >= STALE_RESERVATION_SECS;
+                    if !stale || self.load_user(keys, &holder.user_id).await?.is_some() {
+                        return Err(ServiceError::EmailTaken);
+                    }
+                    tracing::warn!(
+                        tenant_id = keys.id(),
+                        holder = %holder.user_id,
+                        "taking over an email reservation whose user was never created"
+                    );
+                    replace = Some(holder.user_id);
+                }
+                other => return Err(unexpected("email reservation", &other)),
+            }
+        }
+        Err(ServiceError::EmailTaken)
+    }
+
+    /// Releases `index` if `user_id` holds it; failures are logged (a leftover
+    /// reservation only blocks that email until it is taken over as stale).
+    async fn release_email(&self, keys: &TenantKeys, index: &[u8], user_id: &str) {
+        let cmd = Command::Directory(DirectoryCommand::ReleaseEmail {
+            tenant_id: keys.id().to_owned(),
+            email_index: index.to_vec(),
+            user_id: user_id.to_owned(),
+        });
+        if let Err(e) = self.inner.raft.write(META_GROUP, cmd).await {
+            tracing::warn!(tenant_id = keys.id(), user_id, error = %e, "email reservation not released");
+        }
+    }
+
+    /// `POST /v1/users`.
+    ///
+    /// # Errors
+    /// Scope, validation, `email_taken`, an unknown region, an unavailable group.
+    pub async fn create_user(
+        &self,
+        principal: &Principal,
+        email: &str,
+        password: Option<Zeroizing<String>>,
+        region: Option<&str>,
+    ) -> Result<UserView, ServiceError> {
+        principal.require(Scope::Write)?;
+        let keys = Arc::clone(principal.keys());
+        let email = normalize_email(email)?;
+        if let Some(p) = &password {
+            validate_password(p)?;
+        }
+        let region = match region {
+            Some(r) if self.inner.cfg.region(r).is_some() => r.to_owned(),
+            Some(r) => {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "unknown region {r:?}"
+                )))
+            }
+            None => keys.record().region.clone(),
+        };
+        let group = self.region_group(&region)?;
+        let password_hash = match password {
+            Some(p) => Some(self.hash_password(p).await?),
+            None => None,
+        };
+        let user_id = new_id("usr", group);
+        let index = email_index(&keys, &email);
+        self.reserve_email(&keys, &index, &user_id, &region).await?;
+        let now = unix_now();
+        let plain = UserPlain {
+            email,
+            password_hash,
+        };
+        let record = UserRecord {
+            id: user_id.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            sealed: Self::seal_user(&keys, group, &user_id, &plain)?,
+        };
+        let cmd = Command::Auth(AuthCommand::CreateUser {
+            tenant: keys.id().to_owned(),
+            user: record,
+        });
+        match self.inner.raft.write(group, cmd).await {
+            Ok(CommandResult::Auth(AuthOutcome::UserCreated)) => {
+                tracing::info!(tenant_id = keys.id(), user_id, region, "user created");
+                Ok(UserView {
+                    id: user_id,
+                    email: plain.email.clone(),
+                    region,
+                    created_at: now,
+                    updated_at: now,
+                    has_password: plain.password_hash.is_some(),
+                })
+            }
+            Ok(other) => {
+                self.release_email(&keys, &index, &user_id).await;
+                Err(unexpected("user creation", &other))
+            }
+            Err(e @ cairn_raft::RaftNodeError::NoLeader { .. }) => {
+                // Nothing applied: the reservation goes too.
+                self.release_email(&keys, &index, &user_id).await;
+                Err(Self::region_error(&region, e))
+            }
+            // The user may exist: keep the reservation (it is taken over as stale
+            // if the user write did not happen).
+            Err(e) => Err(Self::region_error(&region, e)),
+        }
+    }
+
+    /// `GET /v1/users/{id}`.
+    ///
+    /// # Errors
+    /// Scope, `user_not_found` (also for another tenant's user), unavailable.
+    pub async fn get_user(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+    ) -> Result<UserView, ServiceError> {
+        principal.require(Scope::Read)?;
+        let user = self
+            .load_user(principal.keys(), user_id)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        Ok(view(&user))
+    }
+
+    /// `PATCH /v1/users/{id}`: a new email (unique per tenant) and/or password.
+    ///
+    /// # Errors
+    /// Scope, validation, `email_taken`, `user_not_found`, unavailable, races.
+    pub async fn update_user(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+        patch: UserPatch,
+    ) -> Result<UserView, ServiceError> {
+        principal.require(Scope::Write)?;
+        if patch.email.is_none() && patch.password.is_none() {
+            return Err(ServiceError::InvalidRequest(
+                "nothing to update: give email and/or password".to_owned(),
+            ));
+        }
+        let keys = Arc::clone(principal.keys());
+        let new_email = patch.email.as_deref().map(normalize_email).transpose()?;
+        if let Some(p) = &patch.password {
+            validate_password(p)?;
+        }
+        let new_hash = match patch.password {
+            Some(p) => Some(self.hash_password(p).await?),
+            None => None,
+        };
+        for _ in 0..ATTEMPTS {
+            let user = self
+                .load_user(&keys, user_id)
+                .await?
+                .ok_or(ServiceError::UserNotFound)?;
+            let (group, _) = self
+                .id_group(user_id, "usr")
+                .ok_or(ServiceError::UserNotFound)?;
+            let old_index = email_index(&keys, &user.plain.email);
+            let changed_email = new_email
+                .as_ref()
+                .filter(|e| **e != user.plain.email)
+                .cloned();
+            let new_index = changed_email.as_ref().map(|e| email_index(&keys, e));
+            if let Some(index) = &new_index {
+                self.reserve_email(&keys, index, user_id, &user.region)
+                    .await?;
+            }
+            let plain = UserPlain {
+                email: changed_email
+                    .clone()
+                    .unwrap_or_else(|| user.plain.email.clone()),
+                password_hash: new_hash
+                    .clone()
+                    .or_else(|| user.plain.password_hash.clone()),
+            };
+            let cmd = Command::Auth(AuthCommand::UpdateUser {
+                tenant: keys.id().to_owned(),
+                user_id: user_id.to_owned(),
+                expected_version: user.record.version,
+                sealed: Self::seal_user(&keys, group, user_id, &plain)?,
+                at: unix_now(),
+            });
+            let result = self.inner.raft.write(group, cmd).await;
+            match result.map_err(|e| Self::region_error(&user.region, e))? {
+                CommandResult::Auth(AuthOutcome::UserUpdated(record)) => {
+                    if new_index.is_some() {
+                        self.release_email(&keys, &old_index, user_id).await;
+                    }
+                    tracing::info!(tenant_id = keys.id(), user_id, "user updated");
+                    return Ok(view(&LoadedUser {
+                        record,
+                        plain,
+                        region: user.region,
+                    }));
+                }
+                CommandResult::Auth(AuthOutcome::UserVersionConflict { .. }) => {}
+                CommandResult::Auth(AuthOutcome::UserNotFound) => {
+                    if let Some(index) = &new_index {
+                        self.release_email(&keys, index, user_id).await;
+                    }
+                    return Err(ServiceError::UserNotFound);
+                }
+                other => return Err(unexpected("user update", &other)),
+            }
+        }
+        Err(ServiceError::Conflict(
+            "the user kept changing while being updated; retry".to_owned(),
+        ))
+    }
+
+    /// `DELETE /v1/users/{id}`: the user and every session of it, in one entry;
+    /// then its email is released.
+    ///
+    /// # Errors
+    /// Scope, `user_not_found`, unavailable.
+    pub async fn delete_user(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+    ) -> Result<(), ServiceError> {
+        principal.require(Scope::Delete)?;
+        let keys = Arc::clone(principal.keys());
+        let user = self
+            .load_user(&keys, user_id)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        let (group, _) = self
+            .id_group(user_id, "usr")
+            .ok_or(ServiceError::UserNotFound)?;
+        let cmd = Command::Auth(AuthCommand::DeleteUser {
+            tenant: keys.id().to_owned(),
+            user_id: user_id.to_owned(),
+            at: unix_now(),
+        });
+        let result = self.inner.raft.write(group, cmd).await;
+        match result.map_err(|e| Self::region_error(&user.region, e))? {
+            CommandResult::Auth(AuthOutcome::UserDeleted { sessions }) => {
+                self.release_email(&keys, &email_index(&keys, &user.plain.email), user_id)
+                    .await;
+                tracing::info!(tenant_id = keys.id(), user_id, sessions, "user deleted");
+                Ok(())
+            }
+            CommandResult::Auth(AuthOutcome::UserNotFound) => Err(ServiceError::UserNotFound),
+            other => Err(unexpected("user deletion", &other)),
+        }
+    }
+}
+
+fn view(u: &LoadedUser) -> UserView {
+    UserView {
+        id: u.record.id.clone(),
+        email: u.plain.email.clone(),
+        region: u.region.clone(),
+        created_at: u.record.created_at,
+        updated_at: u.record.updated_at,
+        has_password: u.plain.password_hash.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            normalize_email("  Alice.B@Example.COM ").expect("ok"),
+            "Alice.B@example.com"
+        );
+        for bad in [
+            "",
+            "   ",
+            "no-at",
+            "@example.com",
+            "a@",
+            "a@b@c",
+            "a b@example.com",
+            "a@exa mple.com",
+            "a@.example.com",
+            "a@example..com",
+            "a@-x.com",
+            "a\u{0}@x.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(normalize_email(&long).is_err());
+    }
+
+    #[test]
+    fn password_length_is_counted_in_characters() {
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password(&"é".repeat(256)).is_ok());
+        assert!(validate_password(&"é".repeat(257)).is_err());
+    }
+}
