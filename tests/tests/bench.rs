@@ -8,7 +8,7 @@ use serde_json::Value;
 async fn bench_workloads_run_and_report_figures() {
     let mut c = TestCluster::new(3, "");
     c.boot().await;
-    for workload in ["kv-put", "kv-get", "kv-mixed"] {
+    for workload in ["kv-put", "kv-get", "kv-mixed", "signin", "refresh"] {
         let out = c.cli_ok(&[
             "bench",
             "--workload",
@@ -19,6 +19,8 @@ async fn bench_workloads_run_and_report_figures() {
             "2",
             "--warmup-secs",
             "0",
+            "--users",
+            "4",
             "--json",
             "-",
         ]);

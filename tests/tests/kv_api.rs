@@ -56,6 +56,20 @@ async fn kv_api_success_paths_errors_and_tenant_isolation() {
         c.get_value(3, "beta", "greeting").await.expect("b")["value"],
         "bonjour"
     );
+    // A tenant that was never created is not found (and a write does not
+    // create it); once created, its keyspace is empty.
+    problem(c.get(1, "gamma", "greeting").await, 404, "tenant_not_found").await;
+    let refused = c
+        .client()
+        .put(c.url(1, "/v1/kv/greeting"))
+        .bearer_auth(TOKEN)
+        .header("x-tenant", "gamma")
+        .json(&serde_json::json!({ "value": "x" }))
+        .send()
+        .await
+        .expect("put");
+    problem(refused, 404, "tenant_not_found").await;
+    c.create_tenant(1, "gamma").await.expect("created");
     problem(c.get(1, "gamma", "greeting").await, 404, "key_not_found").await;
 
     // Compare-and-set.

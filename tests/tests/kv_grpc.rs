@@ -43,6 +43,17 @@ async fn kv_over_grpc_success_paths_and_error_codes() {
     let mut n2 = c.grpc(2).await;
     let mut n3 = c.grpc(3).await;
 
+    // An operator call for a tenant that does not exist is not found, and
+    // creates nothing.
+    let unknown = n1
+        .put(authed(put("color", "blue", None), TOKEN, Some("acme")))
+        .await
+        .expect_err("unknown tenant");
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert_eq!(code_of(&unknown), "tenant_not_found");
+    c.create_tenant(1, "acme").await.expect("created");
+    c.create_tenant(2, "other").await.expect("created");
+
     let written = n1
         .put(authed(put("color", "blue", None), TOKEN, Some("acme")))
         .await

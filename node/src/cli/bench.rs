@@ -1,6 +1,11 @@
-//! `cairn bench`: a closed-loop load driver for the KV API. Spreads requests over
-//! every node, counts only successful requests as throughput, and reports latency
-//! percentiles over the measured window (after warm-up).
+//! `cairn bench`: a closed-loop load driver for the KV and auth APIs. Spreads
+//! requests over every node, counts only successful requests as throughput, and
+//! reports latency percentiles over the measured window (after warm-up).
+//!
+//! The auth workloads set themselves up through the API: a tenant (its API key),
+//! users with passwords; `refresh` gives every worker its own session and each
+//! worker then rotates its own refresh token chain (a failed rotation is retried
+//! with the same token, which the server answers idempotently).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,8 +15,6 @@ use anyhow::Context;
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-// The names are the CLI's (`kv-put`, …); auth workloads will join them.
-#[allow(clippy::enum_variant_names)]
 pub enum Workload {
     /// PUT distinct keys.
     KvPut,
@@ -19,6 +22,10 @@ pub enum Workload {
     KvGet,
     /// 80 % linearizable GETs, 20 % PUTs, over the same preloaded keys.
     KvMixed,
+    /// Password sign-ins (Argon2id verify + a session write), over `--users` users.
+    Signin,
+    /// Refresh token rotations: each worker rotates its own session's chain.
+    Refresh,
 }
 
 #[derive(clap::Args)]
@@ -41,6 +48,9 @@ pub struct Args {
     /// e.g. to measure requests relayed from outside a tenant's region.
     #[arg(long, value_delimiter = ',')]
     nodes: Vec<u64>,
+    /// Users the `signin` workload signs in as (created before the run).
+    #[arg(long, default_value_t = 64)]
+    users: usize,
     /// Also write the figures as JSON to this file (`-`: standard output).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -97,76 +107,129 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         cfg.nodes
             .iter()
             .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.id))
-            .map(|n| format!("http://{}/v1/kv/", n.http_addr))
+            .map(|n| format!("http://{}", n.http_addr))
             .collect(),
     );
-    let token = Arc::new(token.expose().to_owned());
+    let first = urls.first().context("no node to send to")?.clone();
+    let admin = token.expose().to_owned();
+    let api_key = Arc::new(tenant_api_key(&client, &first, &admin, &args.tenant).await?);
     let value = "v".repeat(args.value_size);
     let keyspace = 1000usize;
+    let password = "bench-password-1";
 
-    // The tenant must exist (an unknown X-Tenant is 404): create it, or find it.
-    if let Some(first) = urls.first() {
-        let admin = first.replace("/v1/kv/", "/v1/admin/tenants");
-        let resp = client
-            .post(admin)
-            .bearer_auth(token.as_str())
-            .json(&serde_json::json!({ "name": args.tenant }))
-            .send()
-            .await?;
-        if !matches!(resp.status().as_u16(), 201 | 409) {
-            anyhow::bail!("creating tenant {}: {}", args.tenant, resp.status());
+    match args.workload {
+        Workload::KvGet | Workload::KvMixed => {
+            for k in 0..keyspace {
+                let url = format!("{}/v1/kv/bench-{k}", urls[k % urls.len()]);
+                client
+                    .put(url)
+                    .bearer_auth(api_key.as_str())
+                    .json(&serde_json::json!({ "value": value }))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
         }
-    }
-    if matches!(args.workload, Workload::KvGet | Workload::KvMixed) {
-        for k in 0..keyspace {
-            let url = format!("{}bench-{k}", urls[k % urls.len()]);
-            client
-                .put(url)
-                .bearer_auth(token.as_str())
-                .header("x-tenant", &args.tenant)
-                .json(&serde_json::json!({ "value": value }))
-                .send()
-                .await?
-                .error_for_status()?;
+        Workload::Signin | Workload::Refresh => {
+            let users = args.users.max(args.concurrency).max(1);
+            for u in 0..users {
+                let resp = client
+                    .post(format!("{first}/v1/users"))
+                    .bearer_auth(api_key.as_str())
+                    .json(&serde_json::json!({ "email": bench_email(u), "password": password }))
+                    .send()
+                    .await?;
+                if !matches!(resp.status().as_u16(), 201 | 409) {
+                    anyhow::bail!("creating bench user {u}: {}", resp.status());
+                }
+            }
         }
+        Workload::KvPut => {}
     }
 
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup_secs);
     let end = measure_from + Duration::from_secs(args.duration_secs);
+    let users = args.users.max(args.concurrency).max(1);
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency {
-        let (client, urls, token, value, tenant) = (
+        let (client, urls, api_key, value) = (
             client.clone(),
             Arc::clone(&urls),
-            Arc::clone(&token),
+            Arc::clone(&api_key),
             value.clone(),
-            args.tenant.clone(),
         );
         let workload = args.workload;
         tasks.push(tokio::spawn(async move {
             let mut out = WorkerResult::default();
+            let mut refresh_token = match workload {
+                Workload::Refresh => {
+                    match sign_in(
+                        &client,
+                        &urls[worker % urls.len()],
+                        &api_key,
+                        worker,
+                        password,
+                    )
+                    .await
+                    {
+                        Some(t) => Some(t),
+                        None => {
+                            out.errors += 1;
+                            return out;
+                        }
+                    }
+                }
+                _ => None,
+            };
             let mut i = 0usize;
             while Instant::now() < end {
                 i += 1;
-                let url = &urls[(worker + i) % urls.len()];
+                let base = &urls[(worker + i) % urls.len()];
                 let req = match workload {
                     Workload::KvPut => client
-                        .put(format!("{url}w{worker}-{i}"))
+                        .put(format!("{base}/v1/kv/w{worker}-{i}"))
                         .json(&serde_json::json!({ "value": value })),
-                    Workload::KvGet => client.get(format!("{url}bench-{}", i % keyspace)),
+                    Workload::KvGet => client.get(format!("{base}/v1/kv/bench-{}", i % keyspace)),
                     Workload::KvMixed if matches!(i % 5, 0) => client
-                        .put(format!("{url}bench-{}", (worker * 7 + i) % keyspace))
+                        .put(format!(
+                            "{base}/v1/kv/bench-{}",
+                            (worker * 7 + i) % keyspace
+                        ))
                         .json(&serde_json::json!({ "value": value })),
-                    Workload::KvMixed => client.get(format!("{url}bench-{}", i % keyspace)),
+                    Workload::KvMixed => client.get(format!("{base}/v1/kv/bench-{}", i % keyspace)),
+                    Workload::Signin => {
+                        client
+                            .post(format!("{base}/v1/sessions"))
+                            .json(&serde_json::json!({
+                                "email": bench_email((worker + i * 7) % users),
+                                "password": password,
+                            }))
+                    }
+                    Workload::Refresh => client
+                        .post(format!("{base}/v1/sessions/refresh"))
+                        .json(&serde_json::json!({ "refresh_token": refresh_token })),
                 };
                 let t0 = Instant::now();
-                let ok = req
-                    .bearer_auth(token.as_str())
-                    .header("x-tenant", &tenant)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
+                let resp = req.bearer_auth(api_key.as_str()).send().await;
+                let ok = match resp {
+                    Ok(r) if r.status().is_success() => match workload {
+                        // Adopt the successor; an unreadable answer is retried
+                        // with the same token (answered idempotently).
+                        Workload::Refresh => match r.json::<serde_json::Value>().await {
+                            Ok(v) => match v["refresh_token"].as_str() {
+                                Some(t) => {
+                                    refresh_token = Some(t.to_owned());
+                                    true
+                                }
+                                None => false,
+                            },
+                            Err(_) => false,
+                        },
+                        _ => true,
+                    },
+                    _ => false,
+                };
                 let done = Instant::now();
                 if t0 >= measure_from && done <= end {
                     if ok {
@@ -237,6 +300,92 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => println!("ok 0  errors {errors}: no successful requests"),
     }
     Ok(())
+}
+
+fn bench_email(n: usize) -> String {
+    format!("bench-user-{n}@bench.example")
+}
+
+/// An API key of tenant `name` (all scopes): the tenant is created if it does
+/// not exist, else a new key is issued for it.
+async fn tenant_api_key(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let resp = client
+        .post(format!("{base}/v1/admin/tenants"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let tenant_id = match status {
+        201 => {
+            return body["api_key"]
+                .as_str()
+                .map(str::to_owned)
+                .context("tenant creation answered no api_key")
+        }
+        409 => {
+            let list: serde_json::Value = client
+                .get(format!("{base}/v1/admin/tenants"))
+                .bearer_auth(admin)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            list["tenants"]
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["name"] == name))
+                .and_then(|t| t["id"].as_str())
+                .map(str::to_owned)
+                .context("tenant exists but is not listed")?
+        }
+        _ => anyhow::bail!("creating tenant {name}: {status} {body}"),
+    };
+    let key: serde_json::Value = client
+        .post(format!("{base}/v1/admin/tenants/{tenant_id}/api-keys"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({ "scopes": ["read", "write", "manage", "delete"] }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    key["api_key"]
+        .as_str()
+        .map(str::to_owned)
+        .context("api key creation answered no api_key")
+}
+
+/// Signs bench user `user` in; returns its refresh token.
+async fn sign_in(
+    client: &reqwest::Client,
+    base: &str,
+    api_key: &str,
+    user: usize,
+    password: &str,
+) -> Option<String> {
+    for _ in 0..5 {
+        let resp = client
+            .post(format!("{base}/v1/sessions"))
+            .bearer_auth(api_key)
+            .json(&serde_json::json!({ "email": bench_email(user), "password": password }))
+            .send()
+            .await;
+        if let Ok(r) = resp {
+            if r.status().as_u16() == 201 {
+                let v: serde_json::Value = r.json().await.ok()?;
+                return v["refresh_token"].as_str().map(str::to_owned);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }
 
 #[cfg(test)]
