@@ -14,7 +14,7 @@ use cairn_storage::{Engine, NodeIdentity};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::grpc::KvService;
+use crate::grpc::{KvService, SessionsService, TenantAdminService, TokensService, UsersService};
 use crate::keyring::MasterKeys;
 use crate::service::{Services, ServicesConfig};
 
@@ -102,6 +102,10 @@ pub async fn run(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(KvService::server(services.clone()))
+            .add_service(TenantAdminService::server(services.clone()))
+            .add_service(UsersService::server(services.clone()))
+            .add_service(SessionsService::server(services.clone()))
+            .add_service(TokensService::server(services.clone()))
             .serve_with_incoming_shutdown(
                 tokio_stream_listener(grpc_listener),
                 stopped(client_stop_rx.clone()),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-/// Generated gRPC client for the `cairn.v1` API.
+/// Generated gRPC clients for the `cairn.v1` API (KV and auth).
 pub mod proto {
     #![allow(clippy::all, clippy::pedantic)]
     tonic::include_proto!("cairn.v1");
@@ -351,6 +351,16 @@ impl TestCluster {
     /// A gRPC KV client connected to node `id`.
     pub async fn grpc(&self, id: u64) -> proto::kv_client::KvClient<tonic::transport::Channel> {
         proto::kv_client::KvClient::connect(format!("http://{}", self.node(id).grpc))
+            .await
+            .expect("grpc connect")
+    }
+
+    /// A gRPC channel to node `id`, for any `cairn.v1` client (e.g.
+    /// `proto::users_client::UsersClient::new(c.grpc_channel(1).await)`).
+    pub async fn grpc_channel(&self, id: u64) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.node(id).grpc))
+            .expect("grpc address")
+            .connect()
             .await
             .expect("grpc connect")
     }

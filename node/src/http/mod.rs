@@ -98,7 +98,7 @@ async fn method_not_allowed() -> Problem {
 
 /// Echoes (or assigns) a request id, logs the request, and adds security headers to
 /// every response.
-async fn common_headers(req: Request, next: Next) -> Response {
+async fn common_headers(mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
         .get(&REQUEST_ID)
@@ -110,6 +110,10 @@ async fn common_headers(req: Request, next: Next) -> Response {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map_or_else(|| cairn_crypto::random_hex(8), str::to_owned);
+    // Handlers (audit events) see the same, validated id the response echoes.
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
     let span = tracing::info_span!("http", %request_id, method = %req.method());
     let mut resp = next.run(req).instrument(span).await;
     let h = resp.headers_mut();

@@ -392,6 +392,25 @@ impl Services {
         if let Some(s) = self.inner.signing.get(keys.id(), epoch) {
             return Ok(s);
         }
+        self.load_signing(keys, epoch).await
+    }
+
+    /// The tenant's signing keys read from `meta` now (linearizably), whatever the
+    /// cache holds: for a `kid` this replica has not applied yet (a rotation made
+    /// through another node a moment ago).
+    pub(super) async fn signing_fresh(
+        &self,
+        keys: &TenantKeys,
+    ) -> Result<Arc<TenantSigning>, ServiceError> {
+        let epoch = self.inner.raft.meta_epoch();
+        self.load_signing(keys, epoch).await
+    }
+
+    async fn load_signing(
+        &self,
+        keys: &TenantKeys,
+        epoch: u64,
+    ) -> Result<Arc<TenantSigning>, ServiceError> {
         let mut records = self.read_signing_keys(keys.id()).await?;
         if records.keys.is_empty() {
             records = self.rotate_signing_key_with(keys).await?;

@@ -473,7 +473,10 @@ impl Services {
         let Ok(kid) = jwt::header_kid(token) else {
             return Ok(Introspection::default());
         };
-        let signing = self.signing(keys).await?;
+        let mut signing = self.signing(keys).await?;
+        if signing.public(&kid).is_none() {
+            signing = self.signing_fresh(keys).await?;
+        }
         let Some(public) = signing.public(&kid) else {
             return Ok(Introspection::default());
         };

@@ -1,21 +1,15 @@
-//! The client gRPC API (tonic): a thin adapter over [`Services`], with the same
-//! error codes as HTTP (in the `cairn-code` trailer).
+//! `cairn.v1.Kv`: the tenant key-value store.
+
+use std::sync::Arc;
 
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use super::proto::kv_server::{Kv, KvServer};
+use super::{authorization, proto, status};
 use crate::error::ServiceError;
-use std::sync::Arc;
-
 use crate::keyring::TenantKeys;
 use crate::service::{KvEntry, Scope, Services};
-
-pub mod proto {
-    #![allow(clippy::all, clippy::pedantic)]
-    tonic::include_proto!("cairn.v1");
-}
-
-use proto::kv_server::{Kv, KvServer};
 
 pub struct KvService {
     services: Services,
@@ -32,7 +26,7 @@ impl KvService {
         md: &MetadataMap,
         scope: Scope,
     ) -> Result<Arc<TenantKeys>, ServiceError> {
-        let auth = md.get("authorization").and_then(|v| v.to_str().ok());
+        let auth = authorization(md);
         let x_tenant = match md.get("x-tenant") {
             Some(v) => Some(v.to_str().map_err(|_| {
                 ServiceError::InvalidRequest("x-tenant is not valid text".to_owned())
@@ -41,30 +35,6 @@ impl KvService {
         };
         self.services.kv_tenant(auth, x_tenant, scope).await
     }
-}
-
-/// The gRPC status for a service error: the code follows the HTTP status (one
-/// mapping to keep true), the stable problem code rides in `cairn-code`.
-pub(crate) fn status(e: &ServiceError) -> Status {
-    let (http, code) = e.status_and_code();
-    let grpc = match (http, e) {
-        (_, ServiceError::DecryptionFailed) => tonic::Code::DataLoss,
-        (400, _) => tonic::Code::InvalidArgument,
-        (401, _) => tonic::Code::Unauthenticated,
-        (403, _) => tonic::Code::PermissionDenied,
-        (404, _) => tonic::Code::NotFound,
-        (409, ServiceError::Conflict(_)) => tonic::Code::Aborted,
-        (409, _) => tonic::Code::AlreadyExists,
-        (412, _) => tonic::Code::FailedPrecondition,
-        (413 | 429, _) => tonic::Code::ResourceExhausted,
-        (503, _) => tonic::Code::Unavailable,
-        _ => tonic::Code::Internal,
-    };
-    let mut md = MetadataMap::new();
-    if let Ok(v) = code.parse() {
-        md.insert("cairn-code", v);
-    }
-    Status::with_metadata(grpc, e.to_string(), md)
 }
 
 fn entry(e: KvEntry) -> proto::KvEntry {
