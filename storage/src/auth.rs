@@ -72,6 +72,9 @@ pub struct SessionRecord {
     pub idle_timeout_secs: u64,
     /// Authentication methods (`pwd`, …), as the access token's `amr` claim.
     pub amr: Vec<String>,
+    /// The signing key (`kid`) of the access token issued with the current
+    /// refresh token: a retried refresh re-signs the same token with it.
+    pub kid: String,
     /// Generation of the current refresh token.
     pub generation: u64,
     /// Keyed hash of the current refresh token.
@@ -159,6 +162,8 @@ pub enum AuthCommand {
         /// For an older token: (generation, keyed hash) of the token the presented
         /// one walks forward to.
         proof: Option<(u64, Vec<u8>)>,
+        /// The signing key the proposer will sign the new access token with.
+        kid: String,
         at: u64,
         request_id: Option<String>,
     },
@@ -372,6 +377,7 @@ impl ApplyBatch<'_> {
                 presented_hash,
                 successor_hash,
                 proof,
+                kid,
                 at,
                 request_id,
             } => {
@@ -395,6 +401,7 @@ impl ApplyBatch<'_> {
                         ));
                         s.generation = s.generation.saturating_add(1);
                         s.last_refreshed_at = (*at).max(s.last_refreshed_at);
+                        s.kid.clone_from(kid);
                         self.put_session(tenant, &s)?;
                         return Ok(AuthOutcome::Refresh(RefreshOutcome::Rotated(s)));
                     }
@@ -592,6 +599,7 @@ mod tests {
             expires_at: 100 + 90 * 86_400,
             idle_timeout_secs: 30 * 86_400,
             amr: vec!["pwd".to_owned()],
+            kid: "k1".to_owned(),
             generation: 0,
             current_hash: h(0),
             previous_hash: None,
@@ -615,6 +623,7 @@ mod tests {
             presented_hash: h(generation),
             successor_hash: h(generation + 1),
             proof: proof.map(|g| (g, h(g))),
+            kid: "k1".to_owned(),
             at,
             request_id: None,
         }

@@ -177,23 +177,44 @@ pub(super) fn new_signing_key(keys: &TenantKeys) -> Result<SigningKeyRecord, Ser
     })
 }
 
-/// A tenant's signing keys as this node uses them: the current private key and
-/// every public key still valid for verification.
+/// A tenant's signing keys as this node uses them: every private key still
+/// published (oldest first; the last one signs new tokens) and every public key.
 pub struct TenantSigning {
-    current: Option<(String, SigningKey)>,
+    privates: Vec<(String, SigningKey)>,
     publics: Vec<(String, [u8; 32])>,
 }
 
 impl TenantSigning {
-    /// Signs `claims` with the current key.
+    /// The `kid` new tokens are signed with.
+    #[must_use]
+    pub fn current_kid(&self) -> Option<&str> {
+        self.privates.last().map(|(kid, _)| kid.as_str())
+    }
+
+    /// Whether this node holds the private key `kid`.
+    #[must_use]
+    pub fn has_private(&self, kid: &str) -> bool {
+        self.privates.iter().any(|(k, _)| k == kid)
+    }
+
+    /// Signs `claims` with key `kid` (a retired key re-signs the answer it gave
+    /// before a rotation), or the current key if `kid` is gone.
     ///
     /// # Errors
     /// The tenant has no signing key (never after creation), or encoding failed.
-    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, ServiceError> {
-        let (_, key) = self.current.as_ref().ok_or_else(|| {
-            tracing::error!("tenant has no signing key");
-            ServiceError::Internal
-        })?;
+    pub fn sign<T: Serialize>(
+        &self,
+        kid: Option<&str>,
+        claims: &T,
+    ) -> Result<String, ServiceError> {
+        let key = kid
+            .and_then(|kid| self.privates.iter().find(|(k, _)| k == kid))
+            .or_else(|| self.privates.last())
+            .map(|(_, key)| key)
+            .ok_or_else(|| {
+                tracing::error!("tenant has no signing key");
+                ServiceError::Internal
+            })?;
         jwt::sign(key, claims).map_err(|e| {
             tracing::error!(error = %e, "signing a token");
             ServiceError::Internal
@@ -509,23 +530,20 @@ fn unseal_signing(keys: &TenantKeys, records: &SigningKeys) -> Result<TenantSign
         .iter()
         .filter_map(|r| public_bytes(r).map(|p| (r.kid.clone(), p)))
         .collect();
-    let current = match records.current() {
-        Some(r) => {
-            let private: Zeroizing<Vec<u8>> = keys
-                .open(META_GROUP.0, &signing_key_path(&r.kid), &r.sealed_private)
-                .map_err(|e| {
-                    tracing::error!(error = %e, tenant_id = keys.id(), kid = %r.kid, "signing key failed to open");
-                    ServiceError::DecryptionFailed
-                })?;
-            let key =
-                SigningKey::from_bytes(&private).map_err(|_| ServiceError::DecryptionFailed)?;
-            if key.public().as_slice() != r.public.as_slice() {
-                tracing::error!(tenant_id = keys.id(), kid = %r.kid, "signing key does not match its public key");
-                return Err(ServiceError::DecryptionFailed);
-            }
-            Some((r.kid.clone(), key))
+    let mut privates = Vec::with_capacity(records.keys.len());
+    for r in &records.keys {
+        let private: Zeroizing<Vec<u8>> = keys
+            .open(META_GROUP.0, &signing_key_path(&r.kid), &r.sealed_private)
+            .map_err(|e| {
+                tracing::error!(error = %e, tenant_id = keys.id(), kid = %r.kid, "signing key failed to open");
+                ServiceError::DecryptionFailed
+            })?;
+        let key = SigningKey::from_bytes(&private).map_err(|_| ServiceError::DecryptionFailed)?;
+        if key.public().as_slice() != r.public.as_slice() {
+            tracing::error!(tenant_id = keys.id(), kid = %r.kid, "signing key does not match its public key");
+            return Err(ServiceError::DecryptionFailed);
         }
-        None => None,
-    };
-    Ok(TenantSigning { current, publics })
+        privates.push((r.kid.clone(), key));
+    }
+    Ok(TenantSigning { privates, publics })
 }

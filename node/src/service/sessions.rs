@@ -155,7 +155,11 @@ impl Services {
         s: &SessionRecord,
         iat: u64,
     ) -> Result<(String, u64), ServiceError> {
-        let signing = self.signing(keys).await?;
+        let mut signing = self.signing(keys).await?;
+        if !signing.has_private(&s.kid) {
+            // Rotated through another node a moment ago: read the keys again.
+            signing = self.signing_fresh(keys).await?;
+        }
         let exp = iat.saturating_add(ACCESS_TOKEN_TTL_SECS);
         let claims = Claims {
             iss: issuer(keys.id()),
@@ -167,8 +171,20 @@ impl Services {
             amr: s.amr.clone(),
             aal: "aal1".to_owned(),
         };
-        let token = signing.sign(&claims)?;
+        let token = signing.sign(Some(&s.kid), &claims)?;
         Ok((token, exp.saturating_sub(unix_now())))
+    }
+
+    /// The `kid` new access tokens are signed with.
+    async fn current_kid(&self, keys: &TenantKeys) -> Result<String, ServiceError> {
+        self.signing(keys)
+            .await?
+            .current_kid()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                tracing::error!(tenant_id = keys.id(), "tenant has no signing key");
+                ServiceError::Internal
+            })
     }
 
     /// `POST /v1/sessions`: email and password → a session. Every failure is the
@@ -213,6 +229,7 @@ impl Services {
         let (group, region) = self
             .id_group(&user.record.id, "usr")
             .ok_or(ServiceError::InvalidCredentials)?;
+        let kid = self.current_kid(keys).await?;
         let session_id = new_id("ses", group);
         let token = RefreshToken::first(&session_id).map_err(|_| ServiceError::Internal)?;
         let now = unix_now();
@@ -232,6 +249,7 @@ impl Services {
             expires_at: now.saturating_add(SESSION_ABSOLUTE_SECS),
             idle_timeout_secs: SESSION_IDLE_SECS,
             amr: vec!["pwd".to_owned()],
+            kid,
             generation: token.generation(),
             current_hash: token.hash(keys.token_key()).to_vec(),
             previous_hash: None,
@@ -315,6 +333,7 @@ impl Services {
             .ok_or(ServiceError::InvalidRefreshToken)?;
         let key = keys.token_key();
         let successor = token.next(key);
+        let kid = self.current_kid(keys).await?;
         let mut proof = None;
         for _ in 0..REFRESH_ATTEMPTS {
             let cmd = Command::Auth(AuthCommand::Refresh {
@@ -324,6 +343,7 @@ impl Services {
                 presented_hash: token.hash(key).to_vec(),
                 successor_hash: successor.hash(key).to_vec(),
                 proof: proof.take(),
+                kid: kid.clone(),
                 at: unix_now(),
                 request_id: request_id.clone(),
             });
