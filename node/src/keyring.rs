@@ -350,6 +350,7 @@ mod tests {
             region: "local".to_owned(),
             created_at: 0,
             keys,
+            sessions: cairn_storage::SessionPolicy::default(),
         }
     }
 

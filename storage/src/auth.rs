@@ -106,11 +106,17 @@ impl SessionRecord {
 
     #[must_use]
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at
-            || now
-                >= self
-                    .last_refreshed_at
-                    .saturating_add(self.idle_timeout_secs)
+        now >= self.ends_at()
+    }
+
+    /// When the session ends unless refreshed first: its idle end or its absolute
+    /// end, whichever comes sooner.
+    #[must_use]
+    pub fn ends_at(&self) -> u64 {
+        self.expires_at.min(
+            self.last_refreshed_at
+                .saturating_add(self.idle_timeout_secs),
+        )
     }
 }
 

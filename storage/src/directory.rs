@@ -425,6 +425,7 @@ mod tests {
                 wrapped: vec![1],
                 created_at: 1,
             }],
+            sessions: crate::SessionPolicy::default(),
         }
     }
 

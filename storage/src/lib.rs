@@ -42,8 +42,8 @@ pub use kv::{ApplyBatch, KvCommand, KvOutcome, KvRecord};
 pub use log::{GroupLog, HardState};
 pub use state::GroupState;
 pub use tenants::{
-    MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, TenantLookup, TenantRecord,
-    WrappedKey,
+    MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, SessionPolicy, TenantLookup,
+    TenantRecord, WrappedKey,
 };
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

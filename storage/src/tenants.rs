@@ -39,6 +39,44 @@ pub struct TenantRecord {
     pub created_at: u64,
     /// Every key version, ascending; the last is the current one.
     pub keys: Vec<WrappedKey>,
+    /// How long the tenant's sessions live.
+    pub sessions: SessionPolicy,
+}
+
+/// A tenant's session lifetimes, applied to each session when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPolicy {
+    /// A session ends this long after its last sign-in or refresh…
+    pub idle_timeout_secs: u64,
+    /// …and this long after sign-in, however it is used.
+    pub absolute_timeout_secs: u64,
+}
+
+impl SessionPolicy {
+    /// The shortest lifetime a tenant may set.
+    pub const MIN_SECS: u64 = 1;
+    /// The longest lifetime a tenant may set (ten years).
+    pub const MAX_SECS: u64 = 10 * 365 * 86_400;
+
+    /// Whether both lifetimes are in bounds and the idle timeout does not exceed
+    /// the absolute one.
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        let bounds = Self::MIN_SECS..=Self::MAX_SECS;
+        bounds.contains(&self.idle_timeout_secs)
+            && bounds.contains(&self.absolute_timeout_secs)
+            && self.idle_timeout_secs <= self.absolute_timeout_secs
+    }
+}
+
+impl Default for SessionPolicy {
+    /// 30 days idle, 90 days absolute.
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 30 * 86_400,
+            absolute_timeout_secs: 90 * 86_400,
+        }
+    }
 }
 
 impl TenantRecord {
@@ -99,6 +137,12 @@ pub enum MetaCommand {
         at: u64,
         rewrapped: Vec<(String, WrappedKey)>,
     },
+    /// Replaces a tenant's session lifetimes (sessions created from then on
+    /// get them). A policy out of bounds is refused.
+    SetSessionPolicy {
+        tenant_id: String,
+        policy: SessionPolicy,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +165,9 @@ pub enum MetaOutcome {
     /// The re-wrapped keys are not exactly the stored keys (a tenant or key was
     /// added meanwhile): nothing changed; read again and retry.
     RewrapStale,
+    TenantUpdated(TenantRecord),
+    /// The proposed setting is out of bounds; nothing changed.
+    InvalidSetting,
 }
 
 fn tenant_key(group: u64, id: &str) -> Vec<u8> {
@@ -190,6 +237,9 @@ impl ApplyBatch<'_> {
                         Some(existing) => MetaOutcome::TenantExists(existing),
                         None => MetaOutcome::TenantNotFound,
                     });
+                }
+                if !tenant.sessions.is_valid() {
+                    return Ok(MetaOutcome::InvalidSetting);
                 }
                 let [key] = tenant.keys.as_slice() else {
                     return Ok(MetaOutcome::KeyVersionConflict { current: 0 });
@@ -351,6 +401,17 @@ impl ApplyBatch<'_> {
                 )?;
                 Ok(MetaOutcome::MasterRotated(master))
             }
+            MetaCommand::SetSessionPolicy { tenant_id, policy } => {
+                if !policy.is_valid() {
+                    return Ok(MetaOutcome::InvalidSetting);
+                }
+                let Some(mut tenant) = self.tenant(tenant_id)? else {
+                    return Ok(MetaOutcome::TenantNotFound);
+                };
+                tenant.sessions = *policy;
+                self.put_tenant(&tenant)?;
+                Ok(MetaOutcome::TenantUpdated(tenant))
+            }
         }
     }
 
@@ -479,6 +540,7 @@ mod tests {
             region: "local".to_owned(),
             created_at: 1,
             keys: vec![key(1, 1, 0)],
+            sessions: SessionPolicy::default(),
         }
     }
 
@@ -656,5 +718,61 @@ mod tests {
             .expect("apply");
         assert_eq!(out, MetaOutcome::RewrapStale, "b was missed");
         b.commit().expect("commit");
+    }
+
+    #[test]
+    fn session_policies_out_of_bounds_are_refused_and_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = Engine::open(dir.path()).expect("open").state(0);
+        let bad = [(0, 10), (10, 0), (11, 10), (1, SessionPolicy::MAX_SECS + 1)].map(
+            |(idle, absolute)| SessionPolicy {
+                idle_timeout_secs: idle,
+                absolute_timeout_secs: absolute,
+            },
+        );
+        for policy in bad {
+            let cmd = MetaCommand::CreateTenant {
+                tenant: TenantRecord {
+                    sessions: policy,
+                    ..tenant("a", "acme")
+                },
+                master_fingerprint: "fp1".to_owned(),
+                api_key: None,
+                signing_key: None,
+            };
+            assert_eq!(apply(&sm, &cmd), MetaOutcome::InvalidSetting, "{policy:?}");
+        }
+        assert!(sm
+            .tenant_view(TenantLookup::Name("acme"))
+            .expect("read")
+            .0
+            .is_none());
+        apply(&sm, &create("a", "acme", "fp1"));
+        for policy in bad {
+            let cmd = MetaCommand::SetSessionPolicy {
+                tenant_id: "a".to_owned(),
+                policy,
+            };
+            assert_eq!(apply(&sm, &cmd), MetaOutcome::InvalidSetting, "{policy:?}");
+        }
+        let short = SessionPolicy {
+            idle_timeout_secs: 60,
+            absolute_timeout_secs: 3_600,
+        };
+        let set = |tenant_id: &str| MetaCommand::SetSessionPolicy {
+            tenant_id: tenant_id.to_owned(),
+            policy: short,
+        };
+        match apply(&sm, &set("a")) {
+            MetaOutcome::TenantUpdated(t) => assert_eq!(t.sessions, short),
+            other => panic!("{other:?}"),
+        }
+        let a = sm
+            .tenant_view(TenantLookup::Id("a"))
+            .expect("read")
+            .0
+            .expect("present");
+        assert_eq!((a.sessions, a.keys.len()), (short, 1));
+        assert_eq!(apply(&sm, &set("nope")), MetaOutcome::TenantNotFound);
     }
 }

@@ -25,6 +25,15 @@ const REGION: &str = "local";
 const PASSWORD: &str = "correct horse battery";
 const ACCESS_TOKEN_TTL: u64 = 900;
 const MIB: usize = 1024 * 1024;
+/// What the admin API shows of a tenant.
+const TENANT_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "region",
+    "created_at",
+    "session_idle_timeout_secs",
+    "session_absolute_timeout_secs",
+];
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -251,6 +260,8 @@ async fn new_tenant(c: &TestCluster, via: u64, name: &str) -> Tenant {
             "created_at",
             "api_key",
             "api_key_id",
+            "session_idle_timeout_secs",
+            "session_absolute_timeout_secs",
         ],
     );
     assert_eq!(b["name"], name);
@@ -545,6 +556,8 @@ async fn tenant_administration_api_keys_and_scopes() {
             "created_at",
             "api_key",
             "api_key_id",
+            "session_idle_timeout_secs",
+            "session_absolute_timeout_secs",
         ],
     );
     assert_eq!(b["name"], "acme");
@@ -597,7 +610,7 @@ async fn tenant_administration_api_keys_and_scopes() {
     assert_fields(b, &["tenants"]);
     let tenants = b["tenants"].as_array().expect("tenants");
     for t in tenants {
-        assert_fields(t, &["id", "name", "region", "created_at"]);
+        assert_fields(t, TENANT_FIELDS);
     }
     let listed: HashMap<String, String> =
         tenants.iter().map(|t| (s(t, "name"), s(t, "id"))).collect();
@@ -2415,6 +2428,272 @@ async fn refresh_rotation_reuse_retry_and_concurrency() {
         kid_of(&retry_at),
         jwt_parts(&first_at).1 == jwt_parts(&retry_at).1
     );
+}
+
+// ---------------------------------------------------------------------------
+// 3b. Session lifetimes are per tenant: idle and absolute ends, settings API.
+// ---------------------------------------------------------------------------
+
+const DEFAULT_IDLE: u64 = 30 * 86_400;
+const DEFAULT_ABSOLUTE: u64 = 90 * 86_400;
+
+/// The session of `session_id` as `GET /v1/users/{id}/sessions` lists it.
+async fn listed_session(
+    c: &TestCluster,
+    via: u64,
+    key: &str,
+    user_id: &str,
+    session_id: &str,
+) -> Option<Value> {
+    let r = get(c, via, &format!("/v1/users/{user_id}/sessions"), Some(key)).await;
+    r.expect(200)["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|x| x["id"] == session_id)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_lifetimes_are_per_tenant() {
+    let mut c = TestCluster::new(3, "");
+    c.boot().await;
+
+    // Settings at creation, shown by create, get and list (through every node).
+    let r = post(
+        &c,
+        1,
+        "/v1/admin/tenants",
+        Some(TOKEN),
+        &json!({ "name": "brief", "session_idle_timeout_secs": 4,
+                 "session_absolute_timeout_secs": 8 }),
+    )
+    .await;
+    let b = r.expect(201).clone();
+    assert_eq!(
+        (
+            &b["session_idle_timeout_secs"],
+            &b["session_absolute_timeout_secs"]
+        ),
+        (&json!(4), &json!(8))
+    );
+    let brief = Tenant {
+        id: s(&b, "id"),
+        key: s(&b, "api_key"),
+        key_id: s(&b, "api_key_id"),
+    };
+    let plain = new_tenant(&c, 2, "plain").await;
+    for via in 1..=3 {
+        let r = get(
+            &c,
+            via,
+            &format!("/v1/admin/tenants/{}", brief.id),
+            Some(TOKEN),
+        )
+        .await;
+        let b = r.expect(200);
+        assert_fields(b, TENANT_FIELDS);
+        assert_eq!(b["name"], "brief");
+        assert_eq!(b["session_absolute_timeout_secs"], 8);
+        let r = get(
+            &c,
+            via,
+            &format!("/v1/admin/tenants/{}", plain.id),
+            Some(TOKEN),
+        )
+        .await;
+        let b = r.expect(200);
+        assert_eq!(b["session_idle_timeout_secs"], DEFAULT_IDLE);
+        assert_eq!(b["session_absolute_timeout_secs"], DEFAULT_ABSOLUTE);
+    }
+    let r = get(&c, 3, "/v1/admin/tenants", Some(TOKEN)).await;
+    let listed = r.expect(200)["tenants"]
+        .as_array()
+        .expect("tenants")
+        .clone();
+    let b = listed
+        .iter()
+        .find(|t| t["id"] == brief.id.as_str())
+        .expect("listed");
+    assert_eq!(b["session_idle_timeout_secs"], 4);
+
+    // Out of bounds, malformed, unknown, unauthorised: refused, nothing changed.
+    let bad = [
+        json!({ "session_idle_timeout_secs": 0 }),
+        json!({ "session_absolute_timeout_secs": 0 }),
+        json!({ "session_idle_timeout_secs": 10, "session_absolute_timeout_secs": 9 }),
+        json!({ "session_absolute_timeout_secs": 10u64 * 365 * 86_400 + 1 }),
+        json!({ "session_idle_timeout_secs": -5 }),
+        json!({ "session_idle_timeout_secs": "4" }),
+        json!({ "session_idle_timeout_secs": 4, "idle": 4 }),
+    ];
+    for body in &bad {
+        patch(
+            &c,
+            2,
+            &format!("/v1/admin/tenants/{}", brief.id),
+            Some(TOKEN),
+            body,
+        )
+        .await
+        .problem(400, "invalid_request");
+        let mut create = body.clone();
+        create["name"] = json!("never-made");
+        post(&c, 1, "/v1/admin/tenants", Some(TOKEN), &create)
+            .await
+            .problem(400, "invalid_request");
+    }
+    // Each lifetime is checked against the other as it will stand: brief's
+    // absolute lifetime (8 s) for a new idle timeout, the default idle timeout
+    // (30 days) for a new tenant's absolute lifetime.
+    patch(
+        &c,
+        3,
+        &format!("/v1/admin/tenants/{}", brief.id),
+        Some(TOKEN),
+        &json!({ "session_idle_timeout_secs": 9 }),
+    )
+    .await
+    .problem(400, "invalid_request");
+    post(
+        &c,
+        3,
+        "/v1/admin/tenants",
+        Some(TOKEN),
+        &json!({ "name": "never-made", "session_absolute_timeout_secs": 5 }),
+    )
+    .await
+    .problem(400, "invalid_request");
+    let ok = json!({ "session_idle_timeout_secs": 5 });
+    patch(&c, 1, "/v1/admin/tenants/0000", Some(TOKEN), &ok)
+        .await
+        .problem(404, "tenant_not_found");
+    get(&c, 1, "/v1/admin/tenants/0000", Some(TOKEN))
+        .await
+        .problem(404, "tenant_not_found");
+    let path = format!("/v1/admin/tenants/{}", brief.id);
+    for auth in [None, Some("wrong-token"), Some(brief.key.as_str())] {
+        patch(&c, 1, &path, auth, &ok)
+            .await
+            .problem(401, "unauthorized");
+        get(&c, 1, &path, auth).await.problem(401, "unauthorized");
+    }
+    let r = get(&c, 3, &path, Some(TOKEN)).await;
+    let b = r.expect(200);
+    assert_eq!(
+        (
+            &b["session_idle_timeout_secs"],
+            &b["session_absolute_timeout_secs"]
+        ),
+        (&json!(4), &json!(8)),
+        "nothing changed"
+    );
+    let r = get(&c, 1, "/v1/admin/tenants", Some(TOKEN)).await;
+    assert!(!r.text.contains("never-made"));
+
+    // Idle end: a session unused for longer than 4 s is over; its access token
+    // never outlives it.
+    let key = brief.key.as_str();
+    let user = new_user(&c, 1, key, "brief@example.com", Some(PASSWORD)).await;
+    let uid = s(&user, "id");
+    let session = sign_in(&c, 2, key, "brief@example.com", PASSWORD).await;
+    let (_, claims) = jwt_parts(&session.access);
+    let (iat, exp) = (
+        claims["iat"].as_u64().expect("iat"),
+        claims["exp"].as_u64().expect("exp"),
+    );
+    assert_eq!(exp, iat + 4, "capped at the idle end: {claims}");
+    let listed = listed_session(&c, 3, key, &uid, &session.id)
+        .await
+        .expect("listed");
+    assert_eq!(listed["expires_at"], iat + 4);
+    assert_eq!(
+        introspect(&c, 1, key, &session.access).await["active"],
+        true
+    );
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    refresh(&c, 3, key, &session.refresh)
+        .await
+        .problem(401, "session_expired");
+    assert_inactive(
+        &introspect(&c, 1, key, &session.refresh).await,
+        "refresh token of an idle-expired session",
+    );
+    assert_inactive(
+        &introspect(&c, 2, key, &session.access).await,
+        "access token of an idle-expired session",
+    );
+    assert!(listed_session(&c, 2, key, &uid, &session.id)
+        .await
+        .is_none());
+
+    // Absolute end: refreshed every 1.5 s (well inside the idle timeout), the
+    // session still ends 8 s after sign-in.
+    let session = sign_in(&c, 1, key, "brief@example.com", PASSWORD).await;
+    let (_, claims) = jwt_parts(&session.access);
+    let signed_in = claims["iat"].as_u64().expect("iat");
+    let mut token = session.refresh.clone();
+    let mut i = 0;
+    let ended = loop {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        i += 1;
+        let r = refresh(&c, node(i), key, &token).await;
+        if r.status == 401 {
+            r.problem(401, "session_expired");
+            break unix_now();
+        }
+        let b = r.expect(200);
+        let (_, claims) = jwt_parts(&s(b, "access_token"));
+        let exp = claims["exp"].as_u64().expect("exp");
+        assert!(
+            exp <= signed_in + 8,
+            "never past the absolute end: {claims}"
+        );
+        token = s(b, "refresh_token");
+        assert!(i < 10, "the session outlived its absolute lifetime");
+    };
+    assert!(ended >= signed_in + 8, "not before the absolute end");
+    assert_inactive(
+        &introspect(&c, 3, key, &token).await,
+        "refresh token past the absolute end",
+    );
+
+    // A change applies to sessions signed in from then on, at once on every
+    // node; sessions signed in before keep their lifetimes.
+    let pkey = plain.key.as_str();
+    let puser = new_user(&c, 1, pkey, "plain@example.com", Some(PASSWORD)).await;
+    let puid = s(&puser, "id");
+    let before = sign_in(&c, 1, pkey, "plain@example.com", PASSWORD).await;
+    let r = patch(
+        &c,
+        1,
+        &format!("/v1/admin/tenants/{}", plain.id),
+        Some(TOKEN),
+        &json!({ "session_idle_timeout_secs": 60 }),
+    )
+    .await;
+    let b = r.expect(200);
+    assert_fields(b, TENANT_FIELDS);
+    assert_eq!(b["session_idle_timeout_secs"], 60);
+    assert_eq!(b["session_absolute_timeout_secs"], DEFAULT_ABSOLUTE);
+    let after = sign_in(&c, 3, pkey, "plain@example.com", PASSWORD).await;
+    let (_, claims) = jwt_parts(&after.access);
+    let iat = claims["iat"].as_u64().expect("iat");
+    let listed = listed_session(&c, 2, pkey, &puid, &after.id)
+        .await
+        .expect("listed");
+    assert_eq!(listed["expires_at"], iat + 60);
+    assert_eq!(claims["exp"], iat + 60, "capped at the new idle end");
+    let listed = listed_session(&c, 2, pkey, &puid, &before.id)
+        .await
+        .expect("listed");
+    assert!(
+        listed["expires_at"].as_u64().expect("expires_at") >= unix_now() + DEFAULT_IDLE - 120,
+        "a session signed in before the change keeps its lifetime: {listed}"
+    );
+    // Tenant isolation: brief's settings did not move.
+    let r = get(&c, 2, &path, Some(TOKEN)).await;
+    assert_eq!(r.expect(200)["session_idle_timeout_secs"], 4);
 }
 
 // ---------------------------------------------------------------------------

@@ -10,10 +10,11 @@ use cairn_tests::proto::tokens_client::TokensClient;
 use cairn_tests::proto::users_client::UsersClient;
 use cairn_tests::proto::{
     CreateApiKeyRequest, CreateTenantRequest, CreateTenantResponse, CreateUserRequest,
-    DeleteTenantRequest, DeleteUserRequest, GetJwksRequest, GetUserRequest, IntrospectRequest,
-    IntrospectResponse, Jwks, ListSessionsRequest, ListTenantsRequest, RefreshRequest,
-    RefreshResponse, RevokeApiKeyRequest, RevokeSessionRequest, RotateSigningKeyRequest,
-    SignInRequest, SignInResponse, UpdateUserRequest, User,
+    DeleteTenantRequest, DeleteUserRequest, GetJwksRequest, GetTenantRequest, GetUserRequest,
+    IntrospectRequest, IntrospectResponse, Jwks, ListSessionsRequest, ListTenantsRequest,
+    RefreshRequest, RefreshResponse, RevokeApiKeyRequest, RevokeSessionRequest,
+    RotateSigningKeyRequest, SignInRequest, SignInResponse, UpdateTenantRequest, UpdateUserRequest,
+    User,
 };
 use cairn_tests::{TestCluster, TOKEN};
 use tonic::transport::Channel;
@@ -185,11 +186,130 @@ async fn auth_api_over_grpc() {
     cleanup(&g, &keys, &b, &bob).await;
 }
 
+/// `TenantAdmin`: get and update a tenant's session lifetimes; settings at
+/// creation.
+async fn tenant_settings(g: &Grpc, tenant_id: &str) {
+    let get = |id: &str| GetTenantRequest { id: id.to_owned() };
+    let update = |id: &str, idle: Option<u64>, absolute: Option<u64>| UpdateTenantRequest {
+        id: id.to_owned(),
+        session_idle_timeout_secs: idle,
+        session_absolute_timeout_secs: absolute,
+    };
+    let t = g
+        .admin(2)
+        .get_tenant(req(get(tenant_id), Some(TOKEN)))
+        .await
+        .expect("get tenant")
+        .into_inner();
+    assert_eq!((t.id.as_str(), t.name.as_str()), (tenant_id, "acme"));
+    assert_eq!(t.session_idle_timeout_secs, 30 * 86_400);
+    fails(
+        g.admin(1)
+            .get_tenant(req(get("nosuchtenant"), Some(TOKEN)))
+            .await,
+        Code::NotFound,
+        "tenant_not_found",
+    );
+    unauthorized(g.admin(1).get_tenant(req(get(tenant_id), None)).await);
+
+    let changed = g
+        .admin(3)
+        .update_tenant(req(update(tenant_id, Some(3_600), None), Some(TOKEN)))
+        .await
+        .expect("update tenant")
+        .into_inner();
+    assert_eq!(
+        (
+            changed.session_idle_timeout_secs,
+            changed.session_absolute_timeout_secs
+        ),
+        (3_600, 90 * 86_400)
+    );
+    let t = g
+        .admin(1)
+        .get_tenant(req(get(tenant_id), Some(TOKEN)))
+        .await
+        .expect("get tenant")
+        .into_inner();
+    assert_eq!(t, changed, "read back through another node");
+    for (idle, absolute) in [
+        (Some(0), None),
+        (Some(7_200), Some(3_600)),
+        (None, Some(u64::MAX)),
+    ] {
+        fails(
+            g.admin(2)
+                .update_tenant(req(update(tenant_id, idle, absolute), Some(TOKEN)))
+                .await,
+            Code::InvalidArgument,
+            "invalid_request",
+        );
+    }
+    fails(
+        g.admin(2)
+            .update_tenant(req(update("nosuchtenant", Some(60), None), Some(TOKEN)))
+            .await,
+        Code::NotFound,
+        "tenant_not_found",
+    );
+    unauthorized(
+        g.admin(2)
+            .update_tenant(req(update(tenant_id, Some(60), None), None))
+            .await,
+    );
+    // Back to the defaults, so the session checks below see a 15-minute token.
+    g.admin(2)
+        .update_tenant(req(
+            update(tenant_id, Some(30 * 86_400), Some(90 * 86_400)),
+            Some(TOKEN),
+        ))
+        .await
+        .expect("update tenant");
+
+    let created = g
+        .admin(1)
+        .create_tenant(req(
+            CreateTenantRequest {
+                name: "short-lived".to_owned(),
+                region: None,
+                session_idle_timeout_secs: Some(60),
+                session_absolute_timeout_secs: Some(600),
+            },
+            Some(TOKEN),
+        ))
+        .await
+        .expect("create tenant with lifetimes")
+        .into_inner();
+    assert_eq!(
+        (
+            created.session_idle_timeout_secs,
+            created.session_absolute_timeout_secs
+        ),
+        (60, 600)
+    );
+    fails(
+        g.admin(1)
+            .create_tenant(req(
+                CreateTenantRequest {
+                    name: "never-made".to_owned(),
+                    region: None,
+                    session_idle_timeout_secs: Some(601),
+                    session_absolute_timeout_secs: Some(600),
+                },
+                Some(TOKEN),
+            ))
+            .await,
+        Code::InvalidArgument,
+        "invalid_request",
+    );
+}
+
 /// `TenantAdmin`: create (A and B), list, JWKS, signing key rotation, API keys.
 async fn tenant_admin(g: &Grpc) -> (CreateTenantResponse, CreateTenantResponse, Keys, Jwks) {
     let create = |name: &str, region: Option<&str>| CreateTenantRequest {
         name: name.to_owned(),
         region: region.map(str::to_owned),
+        ..CreateTenantRequest::default()
     };
     unauthorized(
         g.admin(1)
@@ -210,6 +330,11 @@ async fn tenant_admin(g: &Grpc) -> (CreateTenantResponse, CreateTenantResponse, 
     assert_eq!((a.name.as_str(), a.region.as_str()), ("acme", "local"));
     assert!(!a.id.is_empty() && a.created_at > 0);
     assert!(a.api_key.starts_with("ck_") && !a.api_key_id.is_empty());
+    assert_eq!(
+        (a.session_idle_timeout_secs, a.session_absolute_timeout_secs),
+        (30 * 86_400, 90 * 86_400),
+        "the default session lifetimes"
+    );
     fails(
         g.admin(2)
             .create_tenant(req(create("acme", None), Some(TOKEN)))
@@ -260,6 +385,7 @@ async fn tenant_admin(g: &Grpc) -> (CreateTenantResponse, CreateTenantResponse, 
         ]
     );
     assert!(listed.iter().all(|t| t.created_at > 0));
+    tenant_settings(g, &a.id).await;
     unauthorized(
         g.admin(3)
             .list_tenants(req(ListTenantsRequest {}, None))
@@ -1151,8 +1277,7 @@ async fn cleanup(g: &Grpc, keys: &Keys, b: &CreateTenantResponse, bob: &User) {
         .expect("list")
         .into_inner()
         .tenants;
-    assert_eq!(
-        left.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-        ["acme"]
-    );
+    let mut left: Vec<_> = left.iter().map(|t| t.name.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["acme", "short-lived"]);
 }

@@ -13,7 +13,10 @@ use super::proto::tokens_server::{Tokens, TokensServer};
 use super::proto::users_server::{Users, UsersServer};
 use super::{authorization, proto, status};
 use crate::error::ServiceError;
-use crate::service::{Principal, Services, SignInContext, UserPatch, UserView, MAX_BODY_BYTES};
+use crate::service::{
+    Principal, Services, SignInContext, TenantSettings, TenantView, UserPatch, UserView,
+    MAX_BODY_BYTES,
+};
 
 type Rpc<T> = Result<Response<T>, Status>;
 
@@ -79,6 +82,17 @@ fn jwks(keys: &[serde_json::Value]) -> proto::Jwks {
     }
 }
 
+fn tenant(t: TenantView) -> proto::Tenant {
+    proto::Tenant {
+        id: t.id,
+        name: t.name,
+        region: t.region,
+        created_at: t.created_at,
+        session_idle_timeout_secs: t.session_idle_timeout_secs,
+        session_absolute_timeout_secs: t.session_absolute_timeout_secs,
+    }
+}
+
 // ---- TenantAdmin ----
 
 pub struct TenantAdminService {
@@ -100,9 +114,13 @@ impl TenantAdmin for TenantAdminService {
     ) -> Rpc<proto::CreateTenantResponse> {
         authorize_admin(&self.services, req.metadata())?;
         let r = req.into_inner();
+        let settings = TenantSettings {
+            session_idle_timeout_secs: r.session_idle_timeout_secs,
+            session_absolute_timeout_secs: r.session_absolute_timeout_secs,
+        };
         let created = self
             .services
-            .create_tenant(&r.name, r.region.as_deref())
+            .create_tenant(&r.name, r.region.as_deref(), settings)
             .await;
         answer(created, |t| proto::CreateTenantResponse {
             id: t.tenant.id,
@@ -111,7 +129,25 @@ impl TenantAdmin for TenantAdminService {
             created_at: t.tenant.created_at,
             api_key: t.api_key,
             api_key_id: t.api_key_id,
+            session_idle_timeout_secs: t.tenant.session_idle_timeout_secs,
+            session_absolute_timeout_secs: t.tenant.session_absolute_timeout_secs,
         })
+    }
+
+    async fn get_tenant(&self, req: Request<proto::GetTenantRequest>) -> Rpc<proto::Tenant> {
+        authorize_admin(&self.services, req.metadata())?;
+        let r = req.into_inner();
+        answer(self.services.get_tenant(&r.id).await, tenant)
+    }
+
+    async fn update_tenant(&self, req: Request<proto::UpdateTenantRequest>) -> Rpc<proto::Tenant> {
+        authorize_admin(&self.services, req.metadata())?;
+        let r = req.into_inner();
+        let settings = TenantSettings {
+            session_idle_timeout_secs: r.session_idle_timeout_secs,
+            session_absolute_timeout_secs: r.session_absolute_timeout_secs,
+        };
+        answer(self.services.update_tenant(&r.id, settings).await, tenant)
     }
 
     async fn list_tenants(
@@ -121,15 +157,7 @@ impl TenantAdmin for TenantAdminService {
         authorize_admin(&self.services, req.metadata())?;
         answer(self.services.list_tenants().await, |tenants| {
             proto::ListTenantsResponse {
-                tenants: tenants
-                    .into_iter()
-                    .map(|t| proto::Tenant {
-                        id: t.id,
-                        name: t.name,
-                        region: t.region,
-                        created_at: t.created_at,
-                    })
-                    .collect(),
+                tenants: tenants.into_iter().map(tenant).collect(),
             }
         })
     }

@@ -16,7 +16,7 @@ use crate::error::ServiceError;
 use crate::http::body::StrictJson;
 use crate::service::{
     Introspection, IssuedApiKey, IssuedSession, Principal, RefreshedSession, SignInContext,
-    UserPatch, UserView,
+    TenantSettings, TenantView, UserPatch, UserView,
 };
 
 fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ServiceError> {
@@ -41,6 +41,44 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyBody {
     scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatchBody {
+    #[serde(default)]
+    session_idle_timeout_secs: Option<u64>,
+    #[serde(default)]
+    session_absolute_timeout_secs: Option<u64>,
+}
+
+/// `GET /v1/admin/tenants/{id}` → the tenant and its settings.
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<TenantView>, ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    Ok(Json(state.services.get_tenant(&path(id)?).await?))
+}
+
+/// `PATCH /v1/admin/tenants/{id}` `{"session_idle_timeout_secs"?,
+/// "session_absolute_timeout_secs"?}` → the tenant as changed. New lifetimes
+/// apply to sessions signed in from then on.
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<StrictJson<TenantPatchBody>, ServiceError>,
+) -> Result<Json<TenantView>, ServiceError> {
+    state.services.authorize_admin(bearer(&headers))?;
+    let id = path(id)?;
+    let StrictJson(body) = body?;
+    let settings = TenantSettings {
+        session_idle_timeout_secs: body.session_idle_timeout_secs,
+        session_absolute_timeout_secs: body.session_absolute_timeout_secs,
+    };
+    Ok(Json(state.services.update_tenant(&id, settings).await?))
 }
 
 /// `DELETE /v1/admin/tenants/{id}` → 204.

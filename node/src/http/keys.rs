@@ -11,7 +11,7 @@ use crate::error::ServiceError;
 use crate::http::body::StrictJson;
 use axum::http::StatusCode;
 
-use crate::service::{CreatedTenant, KeysView, RotatedTenantKey, StagedMasterKey};
+use crate::service::{CreatedTenant, KeysView, RotatedTenantKey, StagedMasterKey, TenantSettings};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,10 +37,15 @@ pub struct CreateTenantBody {
     name: String,
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    session_idle_timeout_secs: Option<u64>,
+    #[serde(default)]
+    session_absolute_timeout_secs: Option<u64>,
 }
 
-/// `POST /v1/admin/tenants` `{"name", "region"?}` → 201 the tenant and its first
-/// API key (all scopes; shown once).
+/// `POST /v1/admin/tenants` `{"name", "region"?, "session_idle_timeout_secs"?,
+/// "session_absolute_timeout_secs"?}` → 201 the tenant and its first API key
+/// (all scopes; shown once).
 pub async fn create_tenant(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -50,7 +55,14 @@ pub async fn create_tenant(
     let StrictJson(body) = body?;
     let tenant = state
         .services
-        .create_tenant(&body.name, body.region.as_deref())
+        .create_tenant(
+            &body.name,
+            body.region.as_deref(),
+            TenantSettings {
+                session_idle_timeout_secs: body.session_idle_timeout_secs,
+                session_absolute_timeout_secs: body.session_absolute_timeout_secs,
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }

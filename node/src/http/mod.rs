@@ -43,7 +43,12 @@ pub fn router(services: Services) -> Router {
             "/v1/admin/tenants",
             get(keys::list_tenants).post(keys::create_tenant),
         )
-        .route("/v1/admin/tenants/{id}", delete(auth::delete_tenant))
+        .route(
+            "/v1/admin/tenants/{id}",
+            get(auth::get_tenant)
+                .patch(auth::update_tenant)
+                .delete(auth::delete_tenant),
+        )
         .route(
             "/v1/admin/tenants/{id}/api-keys",
             post(auth::create_api_key),

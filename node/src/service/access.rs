@@ -15,8 +15,8 @@ use cairn_crypto::jwt::{self, SigningKey};
 use cairn_crypto::token::ApiKey;
 use cairn_raft::{Command, CommandResult, Query, QueryResult};
 use cairn_storage::{
-    ApiKeyRecord, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, SigningKeyRecord,
-    SigningKeys,
+    ApiKeyRecord, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, SessionPolicy,
+    SigningKeyRecord, SigningKeys,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -64,6 +64,9 @@ pub struct Principal {
     keys: Arc<TenantKeys>,
     scopes: Vec<Scope>,
     key_id: String,
+    /// The tenant's session lifetimes as read with the key (the cached keys may
+    /// hold an older copy of the tenant record).
+    sessions: SessionPolicy,
 }
 
 impl std::fmt::Debug for Principal {
@@ -87,6 +90,11 @@ impl Principal {
         } else {
             Err(ServiceError::InsufficientScope(scope.as_str()))
         }
+    }
+
+    #[must_use]
+    pub fn session_policy(&self) -> SessionPolicy {
+        self.sessions
     }
 
     #[must_use]
@@ -295,11 +303,13 @@ impl Services {
             .filter_map(|s| Scope::parse(s))
             .collect();
         let name = view.tenant.name.clone();
+        let sessions = view.tenant.sessions;
         let keys = self.install_keys(&name, epoch, view.tenant, master.as_ref())?;
         Ok(Principal {
             keys,
             scopes,
             key_id: view.key.id,
+            sessions,
         })
     }
 

@@ -1,5 +1,5 @@
-//! Tenant records and data keys: lookup (cached per `meta` epoch), creation on a
-//! tenant's first write, data key rotation and master key rotation.
+//! Tenant records and data keys: lookup (cached per `meta` epoch), creation and
+//! settings (admin API), data key rotation and master key rotation.
 //!
 //! Every decision is the `meta` group's: this node generates and wraps keys, but a
 //! key exists only once its command is applied, and the apply logic (storage's
@@ -17,7 +17,8 @@ use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
 use cairn_raft::{Command, CommandResult, Query, QueryResult, TenantRef};
 use cairn_storage::{
-    MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, TenantRecord, WrappedKey,
+    MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, SessionPolicy, TenantRecord,
+    WrappedKey,
 };
 use serde::Serialize;
 
@@ -37,6 +38,8 @@ pub struct TenantView {
     pub name: String,
     pub region: String,
     pub created_at: u64,
+    pub session_idle_timeout_secs: u64,
+    pub session_absolute_timeout_secs: u64,
 }
 
 impl From<&TenantRecord> for TenantView {
@@ -46,7 +49,45 @@ impl From<&TenantRecord> for TenantView {
             name: t.name.clone(),
             region: t.region.clone(),
             created_at: t.created_at,
+            session_idle_timeout_secs: t.sessions.idle_timeout_secs,
+            session_absolute_timeout_secs: t.sessions.absolute_timeout_secs,
         }
+    }
+}
+
+/// Tenant settings an operator may give at creation or change later; a field
+/// left out keeps its current (or default) value.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TenantSettings {
+    pub session_idle_timeout_secs: Option<u64>,
+    pub session_absolute_timeout_secs: Option<u64>,
+}
+
+impl TenantSettings {
+    /// `base` with these settings applied.
+    ///
+    /// # Errors
+    /// `invalid_request` naming the bounds the result breaks.
+    fn apply_to(self, base: SessionPolicy) -> Result<SessionPolicy, ServiceError> {
+        let policy = SessionPolicy {
+            idle_timeout_secs: self
+                .session_idle_timeout_secs
+                .unwrap_or(base.idle_timeout_secs),
+            absolute_timeout_secs: self
+                .session_absolute_timeout_secs
+                .unwrap_or(base.absolute_timeout_secs),
+        };
+        if policy.is_valid() {
+            return Ok(policy);
+        }
+        Err(ServiceError::InvalidRequest(format!(
+            "session lifetimes must be between {} and {} seconds, with \
+             session_idle_timeout_secs ({}) at most session_absolute_timeout_secs ({})",
+            SessionPolicy::MIN_SECS,
+            SessionPolicy::MAX_SECS,
+            policy.idle_timeout_secs,
+            policy.absolute_timeout_secs,
+        )))
     }
 }
 
@@ -252,6 +293,7 @@ impl Services {
         &self,
         name: &str,
         region: &str,
+        sessions: SessionPolicy,
     ) -> Result<(Arc<TenantKeys>, Option<IssuedApiKey>), ServiceError> {
         let _one_at_a_time = self.inner.create_lock.lock().await;
         for _ in 0..ATTEMPTS {
@@ -282,6 +324,7 @@ impl Services {
                     wrapped,
                     created_at: now,
                 }],
+                sessions,
             };
             // The tenant's keys as they will be once created: they seal its
             // signing key (bound to `meta`) before the tenant exists.
@@ -337,8 +380,10 @@ impl Services {
         &self,
         name: &str,
         region: Option<&str>,
+        settings: TenantSettings,
     ) -> Result<CreatedTenant, ServiceError> {
         validate_tenant(name)?;
+        let sessions = settings.apply_to(SessionPolicy::default())?;
         let region = region.unwrap_or(&self.inner.cfg.default_region).to_owned();
         if self.inner.cfg.region(&region).is_none() {
             return Err(ServiceError::InvalidRequest(format!(
@@ -352,7 +397,7 @@ impl Services {
                     .join(", ")
             )));
         }
-        let (keys, issued) = self.create_tenant_keys(name, &region).await?;
+        let (keys, issued) = self.create_tenant_keys(name, &region, sessions).await?;
         let Some(issued) = issued else {
             return Err(ServiceError::TenantExists(name.to_owned()));
         };
@@ -361,6 +406,54 @@ impl Services {
             api_key: issued.api_key,
             api_key_id: issued.id,
         })
+    }
+
+    /// The tenant with id `tenant_id`.
+    ///
+    /// # Errors
+    /// `tenant_not_found`, `meta` unavailable.
+    pub async fn get_tenant(&self, tenant_id: &str) -> Result<TenantView, ServiceError> {
+        match self
+            .read_tenant(TenantRef::Id(tenant_id.to_owned()))
+            .await?
+        {
+            (Some(t), _) => Ok(TenantView::from(&t)),
+            (None, _) => Err(ServiceError::TenantNotFound),
+        }
+    }
+
+    /// Changes tenant `tenant_id`'s settings. New session lifetimes apply to
+    /// sessions signed in from then on; existing sessions keep theirs.
+    ///
+    /// # Errors
+    /// `tenant_not_found`, `invalid_request`, `meta` unavailable.
+    pub async fn update_tenant(
+        &self,
+        tenant_id: &str,
+        settings: TenantSettings,
+    ) -> Result<TenantView, ServiceError> {
+        let (tenant, _) = self
+            .read_tenant(TenantRef::Id(tenant_id.to_owned()))
+            .await?;
+        let tenant = tenant.ok_or(ServiceError::TenantNotFound)?;
+        let policy = settings.apply_to(tenant.sessions)?;
+        let cmd = Command::Meta(MetaCommand::SetSessionPolicy {
+            tenant_id: tenant_id.to_owned(),
+            policy,
+        });
+        match self.inner.raft.write(META_GROUP, cmd).await? {
+            CommandResult::Meta(MetaOutcome::TenantUpdated(t)) => {
+                tracing::info!(
+                    tenant_id,
+                    idle_timeout_secs = policy.idle_timeout_secs,
+                    absolute_timeout_secs = policy.absolute_timeout_secs,
+                    "tenant session policy changed"
+                );
+                Ok(TenantView::from(&t))
+            }
+            CommandResult::Meta(MetaOutcome::TenantNotFound) => Err(ServiceError::TenantNotFound),
+            other => Err(unexpected("tenant update", &other)),
+        }
     }
 
     /// Every tenant.

@@ -25,7 +25,9 @@ use crate::error::ServiceError;
 use crate::keyring::{MasterKeys, TenantCache, TenantKeys};
 
 pub use access::{IssuedApiKey, Principal, Scope};
-pub use keys::{CreatedTenant, KeysView, RotatedTenantKey, StagedMasterKey};
+pub use keys::{
+    CreatedTenant, KeysView, RotatedTenantKey, StagedMasterKey, TenantSettings, TenantView,
+};
 pub use kv::KvEntry;
 pub use sessions::{Introspection, IssuedSession, RefreshedSession, SignInContext};
 pub use users::{UserPatch, UserView};

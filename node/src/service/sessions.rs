@@ -24,12 +24,8 @@ use super::Services;
 use crate::error::ServiceError;
 use crate::keyring::TenantKeys;
 
-/// Access token lifetime.
+/// Access token lifetime (shorter if the session ends sooner).
 pub const ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
-/// A session ends after this long without a refresh…
-pub const SESSION_IDLE_SECS: u64 = 30 * 86_400;
-/// …and this long after sign-in, whatever its use.
-pub const SESSION_ABSOLUTE_SECS: u64 = 90 * 86_400;
 /// Every sign-in answer takes at least this long, so that the paths that fail
 /// early (unknown email, no password) cannot be told from a wrong password.
 pub const SIGN_IN_MIN_TIME: Duration = Duration::from_millis(150);
@@ -160,7 +156,9 @@ impl Services {
             // Rotated through another node a moment ago: read the keys again.
             signing = self.signing_fresh(keys).await?;
         }
-        let exp = iat.saturating_add(ACCESS_TOKEN_TTL_SECS);
+        // Never outlives its session: the session's idle and absolute ends, as
+        // they stand at `iat` (its sign-in or latest refresh).
+        let exp = iat.saturating_add(ACCESS_TOKEN_TTL_SECS).min(s.ends_at());
         let claims = Claims {
             iss: issuer(keys.id()),
             sub: s.user_id.clone(),
@@ -233,6 +231,7 @@ impl Services {
         let session_id = new_id("ses", group);
         let token = RefreshToken::first(&session_id).map_err(|_| ServiceError::Internal)?;
         let now = unix_now();
+        let policy = principal.session_policy();
         let details = SessionDetails {
             ip: ctx.ip,
             user_agent: ctx.user_agent,
@@ -246,8 +245,8 @@ impl Services {
             user_id: user.record.id.clone(),
             created_at: now,
             last_refreshed_at: now,
-            expires_at: now.saturating_add(SESSION_ABSOLUTE_SECS),
-            idle_timeout_secs: SESSION_IDLE_SECS,
+            expires_at: now.saturating_add(policy.absolute_timeout_secs),
+            idle_timeout_secs: policy.idle_timeout_secs,
             amr: vec!["pwd".to_owned()],
             kid,
             generation: token.generation(),
@@ -459,9 +458,7 @@ impl Services {
                 return Err(ServiceError::DecryptionFailed);
             };
             out.push(SessionView {
-                expires_at: s
-                    .expires_at
-                    .min(s.last_refreshed_at.saturating_add(s.idle_timeout_secs)),
+                expires_at: s.ends_at(),
                 id: s.id,
                 user_id: s.user_id,
                 created_at: s.created_at,
@@ -554,10 +551,7 @@ impl Services {
             sid: Some(s.id.clone()),
             tid: Some(keys.id().to_owned()),
             iat: Some(s.last_refreshed_at),
-            exp: Some(
-                s.expires_at
-                    .min(s.last_refreshed_at.saturating_add(s.idle_timeout_secs)),
-            ),
+            exp: Some(s.ends_at()),
             amr: Some(s.amr),
             aal: Some("aal1".to_owned()),
         })
