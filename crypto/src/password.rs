@@ -11,19 +11,22 @@
 //! Parameters read from a stored string are capped so a corrupted record cannot make
 //! one login allocate gigabytes.
 //!
-//! Both [`hash_password`] and [`verify_password`] are deliberately slow (tens of
-//! milliseconds of CPU and 19 MiB of memory each): async callers must run them on a
-//! blocking thread (`tokio::task::spawn_blocking`), never on a runtime worker, and
-//! should bound how many run at once. To avoid revealing which accounts exist,
-//! a login for an unknown account verifies against [`dummy_hash`] so it costs the
-//! same as a wrong password.
+//! Hashing and verifying are deliberately slow (tens of milliseconds of CPU and
+//! 19 MiB of memory each): async callers must run them on a blocking thread
+//! (`tokio::task::spawn_blocking`), never on a runtime worker, and should bound how
+//! many run at once. A server keeps one [`Workspace`] per concurrent hash and
+//! reuses it: allocating 19 MiB per call made the allocator keep a copy in every
+//! thread's arena (gigabytes of resident memory under a sign-in load). The
+//! workspace is zeroized after every use, since it holds password-derived state.
+//! To avoid revealing which accounts exist, a login for an unknown account
+//! verifies against [`dummy_hash`] so it costs the same as a wrong password.
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore as _;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Memory cost in KiB (19 MiB).
 pub const ARGON2_M_KIB: u32 = 19_456;
@@ -51,50 +54,144 @@ pub fn params_description() -> String {
     format!("Argon2id m={ARGON2_M_KIB} KiB, t={ARGON2_T}, p={ARGON2_P}")
 }
 
-fn hasher() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None)
-        .map_err(|_| PasswordError::HashingFailed)?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+fn current_params() -> Result<Params, PasswordError> {
+    Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None).map_err(|_| PasswordError::HashingFailed)
 }
 
-/// Hashes `password` with Argon2id under a fresh random 16-byte salt and returns the
-/// PHC string to store. CPU- and memory-heavy: run it on a blocking thread.
+/// Argon2 working memory (19 MiB for the current parameters), reused across calls
+/// and zeroized after each. Not `Clone`: one per concurrent hash.
+pub struct Workspace {
+    blocks: Vec<Block>,
+}
+
+impl Workspace {
+    /// Allocates the memory the current parameters need.
+    #[must_use]
+    pub fn new() -> Self {
+        let blocks = current_params().map_or(0, |p| p.block_count());
+        Self {
+            blocks: vec![Block::default(); blocks],
+        }
+    }
+
+    /// Hashes `password` with Argon2id under a fresh random 16-byte salt and
+    /// returns the PHC string to store. CPU- and memory-heavy: run it on a
+    /// blocking thread.
+    ///
+    /// # Errors
+    /// [`PasswordError::HashingFailed`] if Argon2 refuses the input (a password
+    /// over 4 GiB) or cannot run.
+    pub fn hash(&mut self, password: &[u8]) -> Result<String, PasswordError> {
+        let params = current_params()?;
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let mut salt_bytes = [0u8; 64];
+        let salt_raw = salt
+            .as_salt()
+            .decode_b64(&mut salt_bytes)
+            .map_err(|_| PasswordError::HashingFailed)?;
+        let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
+        self.run(&params, password, salt_raw, out.as_mut())
+            .map_err(|_| PasswordError::HashingFailed)?;
+        let hash = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).map_err(|_| PasswordError::HashingFailed)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(out.as_ref()).map_err(|_| PasswordError::HashingFailed)?),
+        };
+        Ok(hash.to_string())
+    }
+
+    /// Whether `password` matches the stored PHC string `phc`. `false` for a
+    /// mismatch and for anything that is not an Argon2id v19 hash within sane
+    /// parameters; the final comparison is constant-time. CPU- and memory-heavy:
+    /// run it on a blocking thread.
+    #[must_use]
+    pub fn verify(&mut self, password: &[u8], phc: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(phc) else {
+            return false;
+        };
+        if hash.algorithm != argon2::ARGON2ID_IDENT || hash.version != Some(Version::V0x13.into()) {
+            return false;
+        }
+        let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+            return false;
+        };
+        let Ok(params) = Params::try_from(&hash) else {
+            return false;
+        };
+        if params.m_cost() > MAX_VERIFY_M_KIB
+            || params.t_cost() > MAX_VERIFY_T
+            || params.p_cost() > MAX_VERIFY_P
+        {
+            return false;
+        }
+        let mut salt_bytes = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+            return false;
+        };
+        let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+        if self.run(&params, password, salt, &mut out).is_err() {
+            return false;
+        }
+        crate::constant_time_eq(&out, expected.as_bytes())
+    }
+
+    /// One Argon2id v19 computation into `out`, in this workspace's memory (grown
+    /// if a stored hash's parameters need more), which is zeroized afterwards.
+    fn run(
+        &mut self,
+        params: &Params,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), argon2::Error> {
+        if self.blocks.len() < params.block_count() {
+            self.blocks.resize(params.block_count(), Block::default());
+        }
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let result = argon.hash_password_into_with_memory(password, salt, out, &mut self.blocks);
+        self.wipe();
+        // Memory grown for an unusual stored hash is given back.
+        let normal = current_params().map_or(0, |p| p.block_count());
+        if self.blocks.len() > normal {
+            self.blocks.truncate(normal);
+            self.blocks.shrink_to_fit();
+        }
+        result
+    }
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Workspace {
+    fn wipe(&mut self) {
+        self.blocks.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+/// [`Workspace::hash`] in a workspace of its own (allocated for this call).
 ///
 /// # Errors
-/// [`PasswordError::HashingFailed`] if Argon2 refuses the input (a password over
-/// 4 GiB) or cannot run.
+/// As [`Workspace::hash`].
 pub fn hash_password(password: &[u8]) -> Result<String, PasswordError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    let hash = hasher()?
-        .hash_password(password, &salt)
-        .map_err(|_| PasswordError::HashingFailed)?;
-    Ok(hash.to_string())
+    Workspace::new().hash(password)
 }
 
-/// Whether `password` matches the stored PHC string `phc`. `false` for a mismatch
-/// and for anything that is not an Argon2id v19 hash within sane parameters; the
-/// final comparison is constant-time. CPU- and memory-heavy: run it on a blocking
-/// thread.
+/// [`Workspace::verify`] in a workspace of its own (allocated for this call).
 #[must_use]
 pub fn verify_password(password: &[u8], phc: &str) -> bool {
-    let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
-    };
-    if hash.algorithm != argon2::ARGON2ID_IDENT || hash.version != Some(Version::V0x13.into()) {
-        return false;
-    }
-    let Ok(params) = Params::try_from(&hash) else {
-        return false;
-    };
-    if params.m_cost() > MAX_VERIFY_M_KIB
-        || params.t_cost() > MAX_VERIFY_T
-        || params.p_cost() > MAX_VERIFY_P
-    {
-        return false;
-    }
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .verify_password(password, &hash)
-        .is_ok()
+    Workspace::new().verify(password, phc)
 }
 
 /// A valid hash, with the current parameters, of a random password nobody knows.
@@ -114,6 +211,7 @@ pub fn dummy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
     const PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
 
@@ -218,6 +316,45 @@ mod tests {
         for guess in [&b""[..], b"password", b"dummy", dummy.as_bytes()] {
             assert!(!verify_password(guess, dummy));
         }
+    }
+
+    #[test]
+    fn one_workspace_serves_many_calls_and_is_wiped_after_each() {
+        let mut ws = Workspace::new();
+        let normal = ws.blocks.len();
+        assert_eq!(normal, 19_456, "one 1 KiB block per KiB of memory cost");
+        let a = ws.hash(b"first").expect("hash");
+        let b = ws.hash(b"second").expect("hash");
+        assert!(ws.verify(b"first", &a) && ws.verify(b"second", &b));
+        assert!(!ws.verify(b"second", &a) && !ws.verify(b"first", &b));
+        // The library's own verifier accepts our hashes, and we accept its.
+        let library = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            current_params().expect("params"),
+        );
+        let parsed = PasswordHash::new(&a).expect("phc");
+        assert!(library.verify_password(b"first", &parsed).is_ok());
+        let theirs = library
+            .hash_password(b"third", &SaltString::generate(&mut rand::rngs::OsRng))
+            .expect("hash")
+            .to_string();
+        assert!(ws.verify(b"third", &theirs));
+        // A stored hash with more memory than today's parameters verifies; the
+        // extra memory is given back afterwards.
+        let bigger = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(32_768, 1, 1, None).expect("params"),
+        )
+        .hash_password(b"bigger", &SaltString::generate(&mut rand::rngs::OsRng))
+        .expect("hash")
+        .to_string();
+        assert!(ws.verify(b"bigger", &bigger));
+        assert_eq!(ws.blocks.len(), normal);
+        // Nothing password-derived stays in the workspace between calls.
+        let zero = Block::default();
+        assert!(ws.blocks.iter().all(|b| b.as_ref() == zero.as_ref()));
     }
 
     #[test]

@@ -15,9 +15,10 @@
 //!   routes a user request without a lookup; an id naming no data group, or one
 //!   of another tenant, is simply not found.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use cairn_cluster_config::{GroupId, META_GROUP};
+use cairn_crypto::password::Workspace;
 use cairn_raft::{Command, CommandResult, Query, QueryResult};
 use cairn_storage::{
     codec, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, EmailEntry, UserRecord,
@@ -169,26 +170,45 @@ impl Services {
             .and_then(|g| g.region.clone().map(|r| (g.id, r)))
     }
 
-    /// Hashes a password with Argon2id on the blocking pool.
-    pub(super) async fn hash_password(
+    /// Runs `f` on the blocking pool with an Argon2 workspace: at most one per
+    /// `hashing` permit at a time, each reused from call to call.
+    async fn with_workspace<T: Send + 'static>(
         &self,
-        password: Zeroizing<String>,
-    ) -> Result<String, ServiceError> {
+        f: impl FnOnce(&mut Workspace) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
         let _permit = self
             .inner
             .hashing
             .acquire()
             .await
             .map_err(|_| ServiceError::Internal)?;
-        tokio::task::spawn_blocking(move || {
-            cairn_crypto::password::hash_password(password.as_bytes())
+        let pool = &self.inner.workspaces;
+        let mut ws = pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default();
+        let (ws, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&mut ws);
+            (ws, out)
         })
         .await
-        .map_err(|_| ServiceError::Internal)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing failed");
-            ServiceError::Internal
-        })
+        .map_err(|_| ServiceError::Internal)?;
+        pool.lock().unwrap_or_else(PoisonError::into_inner).push(ws);
+        Ok(out)
+    }
+
+    /// Hashes a password with Argon2id on the blocking pool.
+    pub(super) async fn hash_password(
+        &self,
+        password: Zeroizing<String>,
+    ) -> Result<String, ServiceError> {
+        self.with_workspace(move |ws| ws.hash(password.as_bytes()))
+            .await?
+            .map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                ServiceError::Internal
+            })
     }
 
     /// Verifies a password on the blocking pool; without a stored hash, verifies
@@ -198,24 +218,14 @@ impl Services {
         password: Zeroizing<String>,
         phc: Option<String>,
     ) -> Result<bool, ServiceError> {
-        let _permit = self
-            .inner
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| ServiceError::Internal)?;
-        tokio::task::spawn_blocking(move || match phc {
-            Some(phc) => cairn_crypto::password::verify_password(password.as_bytes(), &phc),
+        self.with_workspace(move |ws| match phc {
+            Some(phc) => ws.verify(password.as_bytes(), &phc),
             None => {
-                let _ = cairn_crypto::password::verify_password(
-                    password.as_bytes(),
-                    cairn_crypto::password::dummy_hash(),
-                );
+                let _ = ws.verify(password.as_bytes(), cairn_crypto::password::dummy_hash());
                 false
             }
         })
         .await
-        .map_err(|_| ServiceError::Internal)
     }
 
     fn seal_user(
