@@ -9,6 +9,7 @@
 //! - [`server`]: the peer gRPC service that routes messages to the local groups.
 //! - [`node`]: [`RaftNode`], which owns the groups and gives the rest of the node
 //!   leader-transparent writes, linearizable reads, init and status.
+//! - `read_batch`: concurrent linearizable reads share leadership confirmations.
 
 // openraft's storage traits return `openraft::StorageError` by value (224 bytes);
 // our helpers that feed those traits return it too rather than box and unbox.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod log_store;
 pub mod network;
 pub mod node;
+mod read_batch;
 pub mod server;
 pub mod state_machine;
 pub mod status;

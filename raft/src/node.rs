@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::error::{InitError, RaftNodeError};
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, PeerCallError, Peers, Pinned, Rpc};
+use crate::read_batch::ReadBatcher;
 use crate::state_machine::StateMachine;
 use crate::status::{GroupStatus, PeerProgress};
 use crate::types::{Command, CommandResult, NodeId, Query, QueryResult, Raft, TenantRef};
@@ -36,6 +37,10 @@ struct Group {
     raft: Raft,
     state: GroupState,
     committed: Arc<AtomicU64>,
+    /// Read indexes for this node's reads, from the leader wherever it is.
+    reads: ReadBatcher,
+    /// Read indexes confirmed here, as leader (for this node's reads and peers').
+    confirms: Arc<ReadBatcher>,
 }
 
 /// What `InitGroup` did on the node that received it.
@@ -123,6 +128,8 @@ impl RaftNode {
             let raft = Raft::new(id, Arc::new(config), network, log_store, sm)
                 .await
                 .map_err(|e| RaftNodeError::Internal(format!("group {}: {e}", spec.name)))?;
+            let confirms = Arc::new(Self::confirm_batcher(&raft));
+            let reads = Self::read_batcher(id, spec.id, &raft, &peers, &confirms);
             groups.insert(
                 spec.id,
                 Group {
@@ -130,6 +137,8 @@ impl RaftNode {
                     raft,
                     state: engine.state(spec.id.0),
                     committed,
+                    reads,
+                    confirms,
                 },
             );
         }
@@ -420,7 +429,11 @@ impl RaftNode {
         // Read index: the leader confirms it still leads (a quorum round) and names
         // the commit index; once this replica has applied that far, its state
         // reflects every write acknowledged before the read began.
-        let read_index = self.read_index(group, hops).await?;
+        let read_index = g
+            .reads
+            .read_index()
+            .await
+            .ok_or(RaftNodeError::NoLeader { group: group.0 })?;
         g.raft
             .wait(Some(REQUEST_DEADLINE))
             .applied_index_at_least(Some(read_index), "linearizable read")
@@ -433,45 +446,64 @@ impl RaftNode {
             .map_err(|e| RaftNodeError::Internal(e.to_string()))?
     }
 
-    /// The read index of `group`, from its leader (this node or a peer).
-    pub(crate) async fn read_index(&self, group: GroupId, hops: u32) -> Result<u64, RaftNodeError> {
-        let g = self
-            .groups
-            .get(&group)
-            .ok_or(RaftNodeError::UnknownGroup(group.0))?;
-        let leader = g.raft.metrics().borrow().current_leader;
-        match leader {
-            Some(l) if l == self.id => self.leader_read_index(group).await,
-            Some(l) if hops < MAX_HOPS => self
-                .peers
-                .call::<_, Result<u64, RaftNodeError>>(
-                    l,
-                    Rpc::ReadIndex,
-                    group.0,
-                    hops + 1,
-                    &(),
-                    FORWARD_TIMEOUT,
-                )
-                .await
-                .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?,
-            _ => Err(RaftNodeError::NoLeader { group: group.0 }),
-        }
+    /// Batches rounds of leadership confirmation by this node (see
+    /// [`crate::read_batch`]): the read index only the leader can give.
+    fn confirm_batcher(raft: &Raft) -> ReadBatcher {
+        let raft = raft.clone();
+        ReadBatcher::new(move || {
+            let raft = raft.clone();
+            async move {
+                let (read_log_id, _) = raft.get_read_log_id().await.ok()?;
+                Some(read_log_id.map_or(0, |l| l.index))
+            }
+        })
+    }
+
+    /// Batches this node's read-index requests for `group`: confirmed here if this
+    /// node leads, else asked of the leader (whose own batcher answers).
+    fn read_batcher(
+        id: NodeId,
+        group: GroupId,
+        raft: &Raft,
+        peers: &Arc<Peers>,
+        confirms: &Arc<ReadBatcher>,
+    ) -> ReadBatcher {
+        let (raft, peers, confirms) = (raft.clone(), Arc::clone(peers), Arc::clone(confirms));
+        ReadBatcher::new(move || {
+            let (peers, confirms) = (Arc::clone(&peers), Arc::clone(&confirms));
+            let leader = raft.metrics().borrow().current_leader;
+            async move {
+                match leader? {
+                    l if l == id => confirms.read_index().await,
+                    l => peers
+                        .call::<_, Result<u64, RaftNodeError>>(
+                            l,
+                            Rpc::ReadIndex,
+                            group.0,
+                            1,
+                            &(),
+                            FORWARD_TIMEOUT,
+                        )
+                        .await
+                        .ok()?
+                        .ok(),
+                }
+            }
+        })
     }
 
     /// The read index as only the leader can give it: confirms leadership with a
-    /// quorum, then names the index a linearizable read must wait for. Also answers
+    /// quorum, then names the index a linearizable read must wait for. Answers
     /// peers' `ReadIndex` calls.
     pub(crate) async fn leader_read_index(&self, group: GroupId) -> Result<u64, RaftNodeError> {
         let g = self
             .groups
             .get(&group)
             .ok_or(RaftNodeError::UnknownGroup(group.0))?;
-        let (read_log_id, _) = g
-            .raft
-            .get_read_log_id()
+        g.confirms
+            .read_index()
             .await
-            .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?;
-        Ok(read_log_id.map_or(0, |l| l.index))
+            .ok_or(RaftNodeError::NoLeader { group: group.0 })
     }
 
     pub(crate) fn raft(&self, group: u64) -> Option<&Raft> {

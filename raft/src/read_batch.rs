@@ -1,0 +1,179 @@
+//! Read-index batching: concurrent linearizable reads of one group share one
+//! leadership confirmation.
+//!
+//! A linearizable read needs a read index obtained *after* the read began: the
+//! leader confirms with a quorum that it still leads, and its commit index at that
+//! moment covers every write acknowledged before. A round that started before a
+//! read began cannot serve that read (a write may have been acknowledged in
+//! between), but one round can serve every read that was waiting when it started.
+//! So a [`ReadBatcher`] runs at most one round at a time; reads arriving during a
+//! round wait for the next one, which serves all of them. Under load one quorum
+//! round serves many reads; a lone read costs one round, as without batching.
+//!
+//! Rounds run on a task of their own, so a reader that gives up (its client went
+//! away) never strands the others; a round that fails or takes longer than
+//! [`ROUND_TIMEOUT`] answers `None` to its whole batch.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// Longest one round may take before its reads fail (and may be retried).
+pub(crate) const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Round = dyn Fn() -> Pin<Box<dyn Future<Output = Option<u64>> + Send>> + Send + Sync;
+
+/// Coalesces read-index requests into rounds of `round`.
+pub(crate) struct ReadBatcher {
+    round: Arc<Round>,
+    state: Arc<Mutex<Batch>>,
+}
+
+#[derive(Default)]
+struct Batch {
+    running: bool,
+    waiting: Vec<oneshot::Sender<Option<u64>>>,
+}
+
+impl ReadBatcher {
+    /// `round` obtains one read index (`None`: no leader confirmed it).
+    pub(crate) fn new<F, Fut>(round: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<u64>> + Send + 'static,
+    {
+        Self {
+            round: Arc::new(move || Box::pin(round()) as Pin<Box<_>>),
+            state: Arc::new(Mutex::new(Batch::default())),
+        }
+    }
+
+    /// A read index obtained by a round that started after this call began.
+    pub(crate) async fn read_index(&self) -> Option<u64> {
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut batch = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            batch.waiting.push(tx);
+            !std::mem::replace(&mut batch.running, true)
+        };
+        if start {
+            tokio::spawn(drive(Arc::clone(&self.state), Arc::clone(&self.round)));
+        }
+        rx.await.ok().flatten()
+    }
+}
+
+/// Runs rounds while reads are waiting, each round serving the reads that were
+/// waiting when it started.
+async fn drive(state: Arc<Mutex<Batch>>, round: Arc<Round>) {
+    // Whatever ends this task (even a panic in a round), the batcher is left
+    // idle, and reads still waiting fail rather than hang.
+    let _idle = Idle(Arc::clone(&state));
+    loop {
+        let batch = {
+            let mut batch = state.lock().unwrap_or_else(PoisonError::into_inner);
+            if batch.waiting.is_empty() {
+                batch.running = false;
+                return;
+            }
+            std::mem::take(&mut batch.waiting)
+        };
+        let index = tokio::time::timeout(ROUND_TIMEOUT, round())
+            .await
+            .ok()
+            .flatten();
+        for reader in batch {
+            // A reader that gave up has dropped its receiver: nothing to do.
+            let _ = reader.send(index);
+        }
+    }
+}
+
+struct Idle(Arc<Mutex<Batch>>);
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        let mut batch = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        batch.running = false;
+        batch.waiting.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A round that takes 20 ms and answers the number of rounds started so far.
+    fn counting() -> (ReadBatcher, Arc<AtomicU64>) {
+        let rounds = Arc::new(AtomicU64::new(0));
+        let r = Arc::clone(&rounds);
+        let batcher = ReadBatcher::new(move || {
+            let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Some(n)
+            }
+        });
+        (batcher, rounds)
+    }
+
+    #[tokio::test]
+    async fn a_lone_read_gets_a_round_of_its_own() {
+        let (b, rounds) = counting();
+        assert_eq!(b.read_index().await, Some(1));
+        assert_eq!(b.read_index().await, Some(2));
+        assert_eq!(rounds.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_reads_share_rounds_that_started_after_they_began() {
+        let (b, rounds) = counting();
+        let b = Arc::new(b);
+        // The first read starts round 1; the 99 others arrive while it runs and
+        // must all be served by round 2, never by round 1.
+        let first = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.read_index().await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let later: Vec<_> = (0..99)
+            .map(|_| {
+                let b = Arc::clone(&b);
+                tokio::spawn(async move { b.read_index().await })
+            })
+            .collect();
+        assert_eq!(first.await.expect("task"), Some(1));
+        for r in later {
+            assert_eq!(r.await.expect("task"), Some(2));
+        }
+        assert_eq!(rounds.load(Ordering::SeqCst), 2, "100 reads, two rounds");
+    }
+
+    #[tokio::test]
+    async fn failed_slow_and_panicking_rounds_fail_their_reads_without_wedging() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&calls);
+        let b = ReadBatcher::new(move || {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => None,
+                    1 => {
+                        tokio::time::sleep(ROUND_TIMEOUT * 2).await;
+                        Some(1)
+                    }
+                    2 => panic!("a round panicked"),
+                    _ => Some(n),
+                }
+            }
+        });
+        assert_eq!(b.read_index().await, None, "failed round");
+        assert_eq!(b.read_index().await, None, "timed-out round");
+        assert_eq!(b.read_index().await, None, "panicked round");
+        assert_eq!(b.read_index().await, Some(3), "the batcher still works");
+    }
+}
