@@ -77,6 +77,15 @@ pub enum Query {
     },
 }
 
+impl Query {
+    /// Whether the query reads a range of rows (all tenants, a user's sessions)
+    /// rather than a few keys.
+    #[must_use]
+    pub fn is_scan(&self) -> bool {
+        matches!(self, Self::Tenants | Self::UserSessions { .. })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QueryResult {
     Kv(Option<KvRecord>),
