@@ -1,19 +1,11 @@
 //! `RaftLogStorage` for one group, over the node's shared RocksDB.
-//!
-//! Appends are group-committed: [`LogStore::append`] writes the entries (readable
-//! at once) and hands openraft's flush callback to the node's [`WalSyncer`], one
-//! thread that fsyncs the WAL once for every callback that queued up meanwhile and
-//! only then reports the entries durable. So the Raft core never waits for an
-//! fsync, and one fsync covers every group's appends of that moment. openraft
-//! counts an entry toward a quorum (and a follower acknowledges it) only after its
-//! callback, so nothing is acknowledged before it is on disk.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
-use cairn_storage::{codec, Engine, GroupLog, HardState};
+use cairn_storage::{codec, GroupLog, HardState};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
     ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogId, RaftLogReader, StorageIOError,
@@ -27,52 +19,6 @@ pub struct LogStore {
     log: GroupLog,
     /// Last committed index seen by `save_committed` (0: none), for status reporting.
     committed: Arc<AtomicU64>,
-    syncer: WalSyncer,
-}
-
-/// The node's WAL sync thread (see the module doc). Clones share it; the thread
-/// ends when the last clone is dropped, after reporting what was queued.
-#[derive(Clone)]
-pub struct WalSyncer {
-    queue: mpsc::Sender<LogFlushed<TypeConfig>>,
-}
-
-impl WalSyncer {
-    /// Starts the sync thread for `engine`.
-    ///
-    /// # Errors
-    /// The thread could not be spawned.
-    pub fn start(engine: Engine) -> std::io::Result<Self> {
-        let (queue, pending) = mpsc::channel::<LogFlushed<TypeConfig>>();
-        std::thread::Builder::new()
-            .name("wal-sync".to_owned())
-            .spawn(move || {
-                while let Ok(first) = pending.recv() {
-                    // Everything queued by now was written before it was queued:
-                    // one fsync covers it all.
-                    let batch: Vec<_> = std::iter::once(first).chain(pending.try_iter()).collect();
-                    let synced = engine.sync_wal();
-                    if let Err(e) = &synced {
-                        tracing::error!(error = %e, "WAL sync failed");
-                    }
-                    for callback in batch {
-                        let result = match &synced {
-                            Ok(()) => Ok(()),
-                            Err(e) => Err(std::io::Error::other(e.to_string())),
-                        };
-                        callback.log_io_completed(result);
-                    }
-                }
-            })?;
-        Ok(Self { queue })
-    }
-
-    /// Reports `callback` once everything written so far is durable.
-    fn flush(&self, callback: LogFlushed<TypeConfig>) {
-        if let Err(mpsc::SendError(callback)) = self.queue.send(callback) {
-            callback.log_io_completed(Err(std::io::Error::other("the WAL sync thread stopped")));
-        }
-    }
 }
 
 pub(crate) fn io_err(
@@ -93,11 +39,10 @@ fn write_err(e: &(impl std::error::Error + 'static)) -> StorageError {
 
 impl LogStore {
     #[must_use]
-    pub fn new(log: GroupLog, syncer: WalSyncer) -> Self {
+    pub fn new(log: GroupLog) -> Self {
         Self {
             log,
             committed: Arc::new(AtomicU64::new(0)),
-            syncer,
         }
     }
 
@@ -213,11 +158,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| Ok((e.log_id.index, codec::encode("log entry", &e)?)))
             .collect::<Result<Vec<_>, cairn_storage::StorageError>>()
             .map_err(|e| write_err(&e))?;
-        // An unsynced write (a WAL append and a memtable insert, no fsync) is
-        // quick enough to make here; durability is the sync thread's.
-        match self.log.append(rows) {
+        // The synced write blocks on fsync: keep it off the async workers.
+        let log = self.log.clone();
+        let result = tokio::task::spawn_blocking(move || log.append(rows))
+            .await
+            .map_err(|e| write_err(&e))?;
+        match result {
             Ok(()) => {
-                self.syncer.flush(callback);
+                callback.log_io_completed(Ok(()));
                 Ok(())
             }
             Err(e) => {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::{InitError, RaftNodeError};
-use crate::log_store::{LogStore, WalSyncer};
+use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, PeerCallError, Peers, Pinned, Rpc};
 use crate::read_batch::ReadBatcher;
 use crate::state_machine::StateMachine;
@@ -105,8 +105,6 @@ impl RaftNode {
         let tuning = &cfg.raft;
         let meta_epoch = Arc::new(AtomicU64::new(0));
         let admitted = Self::load_admission(cfg, id, engine)?;
-        let syncer = WalSyncer::start(engine.clone())
-            .map_err(|e| RaftNodeError::Internal(format!("starting the WAL sync thread: {e}")))?;
         let mut groups = HashMap::new();
         for spec in cfg.groups().iter().filter(|g| g.has_voter(id)) {
             let config = openraft::Config {
@@ -123,7 +121,7 @@ impl RaftNode {
             }
             .validate()
             .map_err(|e| RaftNodeError::Internal(format!("raft config: {e}")))?;
-            let log_store = LogStore::new(engine.log(spec.id.0), syncer.clone());
+            let log_store = LogStore::new(engine.log(spec.id.0));
             let committed = log_store.committed_gauge();
             let sm = StateMachine::new(engine.state(spec.id.0), Arc::clone(&meta_epoch));
             let network = NetworkFactory::new(Arc::clone(&peers), spec.id.0);

@@ -69,14 +69,19 @@ impl ReadBatcher {
 /// Runs rounds while reads are waiting, each round serving the reads that were
 /// waiting when it started.
 async fn drive(state: Arc<Mutex<Batch>>, round: Arc<Round>) {
-    // Whatever ends this task (even a panic in a round), the batcher is left
-    // idle, and reads still waiting fail rather than hang.
-    let _idle = Idle(Arc::clone(&state));
+    // If a round panics, the batcher is left idle and the reads still waiting
+    // fail rather than hang. Disarmed on the normal way out, which goes idle under
+    // the lock: a reader arriving just after starts a new task, undisturbed.
+    let mut idle = Idle {
+        state: Arc::clone(&state),
+        armed: true,
+    };
     loop {
         let batch = {
             let mut batch = state.lock().unwrap_or_else(PoisonError::into_inner);
             if batch.waiting.is_empty() {
                 batch.running = false;
+                idle.armed = false;
                 return;
             }
             std::mem::take(&mut batch.waiting)
@@ -92,13 +97,18 @@ async fn drive(state: Arc<Mutex<Batch>>, round: Arc<Round>) {
     }
 }
 
-struct Idle(Arc<Mutex<Batch>>);
+struct Idle {
+    state: Arc<Mutex<Batch>>,
+    armed: bool,
+}
 
 impl Drop for Idle {
     fn drop(&mut self) {
-        let mut batch = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        batch.running = false;
-        batch.waiting.clear();
+        if self.armed {
+            let mut batch = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            batch.running = false;
+            batch.waiting.clear();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! machine: the contract openraft relies on (log state, vote, truncate, purge,
 //! membership recovery, snapshot transfer).
 
-use cairn_raft::log_store::{LogStore, WalSyncer};
+use cairn_raft::log_store::LogStore;
 use cairn_raft::state_machine::StateMachine;
 use cairn_raft::TypeConfig;
 use cairn_storage::Engine;
@@ -25,9 +25,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Roc
         };
         let dir = tempfile::tempdir().map_err(|e| io(&e))?;
         let engine = Engine::open(dir.path()).map_err(|e| io(&e))?;
-        let syncer = WalSyncer::start(engine.clone()).map_err(|e| io(&e))?;
         // A group id other than 0 so that key prefixes are exercised.
-        let log = LogStore::new(engine.log(7), syncer);
+        let log = LogStore::new(engine.log(7));
         let sm = StateMachine::new(engine.state(7), std::sync::Arc::default());
         Ok((dir, log, sm))
     }

@@ -47,17 +47,6 @@ impl Engine {
         Ok(Self { db: Arc::new(db) })
     }
 
-    /// Makes every write made so far durable (fsyncs the WAL). Concurrent writes
-    /// may go on meanwhile; those that returned before this call are covered.
-    ///
-    /// # Errors
-    /// The sync failed: nothing written since the last successful sync may be
-    /// assumed durable.
-    pub fn sync_wal(&self) -> Result<()> {
-        self.db.flush_wal(true)?;
-        Ok(())
-    }
-
     pub(crate) fn db(&self) -> &DB {
         &self.db
     }

@@ -14,12 +14,10 @@ pub enum HardState {
 
 /// One group's Raft log and hard state, as opaque bytes keyed by index.
 ///
-/// Durability: [`GroupLog::truncate_from`], the vote and the purge marker are
-/// written with a synced WAL before they return. [`GroupLog::append`] is not synced:
-/// its entries are durable once a later [`crate::Engine::sync_wal`] (or any synced
-/// write) returns. RocksDB's WAL is one sequential file per node, so a sync makes
-/// every earlier write of any group durable at once (group commit), and a crash
-/// loses at most a suffix of the WAL, never a write from the middle.
+/// Durability: [`GroupLog::append`], [`GroupLog::truncate_from`], the vote and the purge
+/// marker are written with a synced WAL before they return. RocksDB's WAL is one
+/// sequential file per node, so a synced write also makes every earlier write of any
+/// group durable, and concurrent synced writers share one fsync (group commit).
 #[derive(Clone)]
 pub struct GroupLog {
     engine: Engine,
@@ -36,8 +34,7 @@ impl GroupLog {
         self.group
     }
 
-    /// Appends entries (index, bytes) in one write batch, readable at once, durable
-    /// after the next [`crate::Engine::sync_wal`].
+    /// Appends entries (index, bytes) in one synced write batch.
     ///
     /// # Errors
     /// RocksDB write failure; nothing of the batch is then applied.
@@ -50,7 +47,7 @@ impl GroupLog {
         for (index, bytes) in entries {
             batch.put_cf(cf, log_key(self.group, index), bytes);
         }
-        self.engine.db().write(batch)?;
+        self.engine.db().write_opt(batch, &synced())?;
         Ok(())
     }
 

@@ -137,11 +137,14 @@ pub enum MetaCommand {
         at: u64,
         rewrapped: Vec<(String, WrappedKey)>,
     },
-    /// Replaces a tenant's session lifetimes (sessions created from then on
-    /// get them). A policy out of bounds is refused.
+    /// Changes a tenant's session lifetimes (sessions created from then on get
+    /// them): each given field replaces the stored one, merged here so that
+    /// concurrent changes of different fields both stand. A result out of bounds
+    /// is refused.
     SetSessionPolicy {
         tenant_id: String,
-        policy: SessionPolicy,
+        idle_timeout_secs: Option<u64>,
+        absolute_timeout_secs: Option<u64>,
     },
 }
 
@@ -401,14 +404,24 @@ impl ApplyBatch<'_> {
                 )?;
                 Ok(MetaOutcome::MasterRotated(master))
             }
-            MetaCommand::SetSessionPolicy { tenant_id, policy } => {
-                if !policy.is_valid() {
-                    return Ok(MetaOutcome::InvalidSetting);
-                }
+            MetaCommand::SetSessionPolicy {
+                tenant_id,
+                idle_timeout_secs,
+                absolute_timeout_secs,
+            } => {
                 let Some(mut tenant) = self.tenant(tenant_id)? else {
                     return Ok(MetaOutcome::TenantNotFound);
                 };
-                tenant.sessions = *policy;
+                let policy = SessionPolicy {
+                    idle_timeout_secs: idle_timeout_secs
+                        .unwrap_or(tenant.sessions.idle_timeout_secs),
+                    absolute_timeout_secs: absolute_timeout_secs
+                        .unwrap_or(tenant.sessions.absolute_timeout_secs),
+                };
+                if !policy.is_valid() {
+                    return Ok(MetaOutcome::InvalidSetting);
+                }
+                tenant.sessions = policy;
                 self.put_tenant(&tenant)?;
                 Ok(MetaOutcome::TenantUpdated(tenant))
             }
@@ -751,22 +764,44 @@ mod tests {
         for policy in bad {
             let cmd = MetaCommand::SetSessionPolicy {
                 tenant_id: "a".to_owned(),
-                policy,
+                idle_timeout_secs: Some(policy.idle_timeout_secs),
+                absolute_timeout_secs: Some(policy.absolute_timeout_secs),
             };
             assert_eq!(apply(&sm, &cmd), MetaOutcome::InvalidSetting, "{policy:?}");
         }
+        // Valid alone, but not merged with the stored 30-day idle timeout.
+        let too_short = MetaCommand::SetSessionPolicy {
+            tenant_id: "a".to_owned(),
+            idle_timeout_secs: None,
+            absolute_timeout_secs: Some(60),
+        };
+        assert_eq!(apply(&sm, &too_short), MetaOutcome::InvalidSetting);
         let short = SessionPolicy {
             idle_timeout_secs: 60,
             absolute_timeout_secs: 3_600,
         };
-        let set = |tenant_id: &str| MetaCommand::SetSessionPolicy {
-            tenant_id: tenant_id.to_owned(),
-            policy: short,
+        // Two changes of different fields, each proposed from the same earlier
+        // read: both stand.
+        let idle = MetaCommand::SetSessionPolicy {
+            tenant_id: "a".to_owned(),
+            idle_timeout_secs: Some(60),
+            absolute_timeout_secs: None,
         };
-        match apply(&sm, &set("a")) {
+        let absolute = MetaCommand::SetSessionPolicy {
+            tenant_id: "a".to_owned(),
+            idle_timeout_secs: None,
+            absolute_timeout_secs: Some(3_600),
+        };
+        assert!(matches!(apply(&sm, &idle), MetaOutcome::TenantUpdated(_)));
+        match apply(&sm, &absolute) {
             MetaOutcome::TenantUpdated(t) => assert_eq!(t.sessions, short),
             other => panic!("{other:?}"),
         }
+        let set = |tenant_id: &str| MetaCommand::SetSessionPolicy {
+            tenant_id: tenant_id.to_owned(),
+            idle_timeout_secs: Some(60),
+            absolute_timeout_secs: None,
+        };
         let a = sm
             .tenant_view(TenantLookup::Id("a"))
             .expect("read")

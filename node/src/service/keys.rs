@@ -436,22 +436,31 @@ impl Services {
             .read_tenant(TenantRef::Id(tenant_id.to_owned()))
             .await?;
         let tenant = tenant.ok_or(ServiceError::TenantNotFound)?;
-        let policy = settings.apply_to(tenant.sessions)?;
+        // Checked here for a precise message; the state machine merges the given
+        // fields into the record as it stands then, and checks again.
+        settings.apply_to(tenant.sessions)?;
         let cmd = Command::Meta(MetaCommand::SetSessionPolicy {
             tenant_id: tenant_id.to_owned(),
-            policy,
+            idle_timeout_secs: settings.session_idle_timeout_secs,
+            absolute_timeout_secs: settings.session_absolute_timeout_secs,
         });
         match self.inner.raft.write(META_GROUP, cmd).await? {
             CommandResult::Meta(MetaOutcome::TenantUpdated(t)) => {
                 tracing::info!(
                     tenant_id,
-                    idle_timeout_secs = policy.idle_timeout_secs,
-                    absolute_timeout_secs = policy.absolute_timeout_secs,
+                    idle_timeout_secs = t.sessions.idle_timeout_secs,
+                    absolute_timeout_secs = t.sessions.absolute_timeout_secs,
                     "tenant session policy changed"
                 );
                 Ok(TenantView::from(&t))
             }
             CommandResult::Meta(MetaOutcome::TenantNotFound) => Err(ServiceError::TenantNotFound),
+            // Another change landed in between and the merge is out of bounds.
+            CommandResult::Meta(MetaOutcome::InvalidSetting) => Err(ServiceError::InvalidRequest(
+                "the session lifetimes changed meanwhile and this change no longer fits them \
+                 (idle at most absolute); read the tenant and retry"
+                    .to_owned(),
+            )),
             other => Err(unexpected("tenant update", &other)),
         }
     }

@@ -54,7 +54,7 @@ struct Inner {
     signing: access::SigningCache,
     /// Argon2id runs at most this many at once (each holds 19 MiB): a burst of
     /// sign-ins queues instead of exhausting memory or starving other work.
-    hashing: tokio::sync::Semaphore,
+    hashing: Arc<tokio::sync::Semaphore>,
     /// Argon2 working memory, one per permit, reused (see `cairn_crypto::password`).
     workspaces: std::sync::Mutex<Vec<cairn_crypto::password::Workspace>>,
     /// One tenant creation at a time on this node, so a burst of first writes for a
@@ -85,9 +85,9 @@ impl Services {
                 masters: c.masters,
                 tenants: TenantCache::default(),
                 signing: access::SigningCache::default(),
-                hashing: tokio::sync::Semaphore::new(
+                hashing: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-                ),
+                )),
                 workspaces: std::sync::Mutex::new(Vec::new()),
                 create_lock: tokio::sync::Mutex::new(()),
             }),

@@ -171,31 +171,33 @@ impl Services {
     }
 
     /// Runs `f` on the blocking pool with an Argon2 workspace: at most one per
-    /// `hashing` permit at a time, each reused from call to call.
+    /// `hashing` permit at a time, each reused from call to call. The permit and
+    /// the workspace belong to the blocking task, so a caller that goes away (a
+    /// client disconnecting mid sign-in) frees neither before the hash is done:
+    /// the bound on concurrent hashes and their memory holds.
     async fn with_workspace<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Workspace) -> T + Send + 'static,
     ) -> Result<T, ServiceError> {
-        let _permit = self
-            .inner
-            .hashing
-            .acquire()
+        let permit = Arc::clone(&self.inner.hashing)
+            .acquire_owned()
             .await
             .map_err(|_| ServiceError::Internal)?;
-        let pool = &self.inner.workspaces;
-        let mut ws = pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default();
-        let (ws, out) = tokio::task::spawn_blocking(move || {
+        let services = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let pool = &services.inner.workspaces;
+            let mut ws = pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .unwrap_or_default();
             let out = f(&mut ws);
-            (ws, out)
+            pool.lock().unwrap_or_else(PoisonError::into_inner).push(ws);
+            drop(permit);
+            out
         })
         .await
-        .map_err(|_| ServiceError::Internal)?;
-        pool.lock().unwrap_or_else(PoisonError::into_inner).push(ws);
-        Ok(out)
+        .map_err(|_| ServiceError::Internal)
     }
 
     /// Hashes a password with Argon2id on the blocking pool.
