@@ -10,6 +10,7 @@
 //! - [`node`]: [`RaftNode`], which owns the groups and gives the rest of the node
 //!   leader-transparent writes, linearizable reads, init and status.
 //! - `read_batch`: concurrent linearizable reads share leadership confirmations.
+//! - `propose_batch`: concurrent writes to a group share a Raft entry.
 
 // openraft's storage traits return `openraft::StorageError` by value (224 bytes);
 // our helpers that feed those traits return it too rather than box and unbox.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod log_store;
 pub mod network;
 pub mod node;
+mod propose_batch;
 mod read_batch;
 pub mod server;
 pub mod state_machine;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cairn_cluster_config::{ClusterConfig, GroupId, GroupSpec, Residency};
 use cairn_storage::{Engine, GroupState, TenantLookup};
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::error::{InitError, RaftNodeError};
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, PeerCallError, Peers, Pinned, Rpc};
+use crate::propose_batch::ProposalBatcher;
 use crate::read_batch::ReadBatcher;
 use crate::state_machine::StateMachine;
 use crate::status::{GroupStatus, PeerProgress};
@@ -41,6 +42,8 @@ struct Group {
     reads: ReadBatcher,
     /// Read indexes confirmed here, as leader (for this node's reads and peers').
     confirms: Arc<ReadBatcher>,
+    /// Writes proposed here, as leader, batched into entries.
+    proposals: ProposalBatcher,
 }
 
 /// What `InitGroup` did on the node that received it.
@@ -130,6 +133,7 @@ impl RaftNode {
                 .map_err(|e| RaftNodeError::Internal(format!("group {}: {e}", spec.name)))?;
             let confirms = Arc::new(Self::confirm_batcher(&raft));
             let reads = Self::read_batcher(id, spec.id, &raft, &peers, &confirms);
+            let proposals = ProposalBatcher::new(id, spec.id.0, raft.clone(), COMMIT_TIMEOUT);
             groups.insert(
                 spec.id,
                 Group {
@@ -139,6 +143,7 @@ impl RaftNode {
                     committed,
                     reads,
                     confirms,
+                    proposals,
                 },
             );
         }
@@ -314,35 +319,13 @@ impl RaftNode {
         let target = match self.groups.get(&group) {
             // Propose only where this node believes it leads: a follower's
             // `client_write` would answer `ForwardToLeader` too, but that answer is
-            // ambiguous (see below), so the unambiguous case never reaches it.
+            // ambiguous (the entry may have been truncated here while another node
+            // holds it and may still commit it: forwarding could apply it twice),
+            // so the unambiguous case never reaches it. Proposals are batched
+            // (`propose_batch`), which checks leadership again before proposing
+            // and reports that ambiguous answer as "outcome unknown".
             Some(g) if g.raft.metrics().borrow().current_leader == Some(self.id) => {
-                let proposal =
-                    tokio::time::timeout(COMMIT_TIMEOUT, g.raft.client_write(cmd.clone()));
-                let unknown = |detail: &str| RaftNodeError::OutcomeUnknown {
-                    group: group.0,
-                    detail: detail.to_owned(),
-                };
-                match proposal.await {
-                    Ok(Ok(resp)) => return Ok(resp.data),
-                    // openraft answers `ForwardToLeader` both when leadership was lost
-                    // before the proposal and when the proposed entry was truncated by
-                    // a new leader, which may still commit it if another node holds
-                    // it. Forwarding the command again could apply it twice.
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                        return Err(unknown("leadership changed while the write was in flight"))
-                    }
-                    Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                        return Err(RaftNodeError::Internal(e.to_string()))
-                    }
-                    // The group stopped (shutdown or storage failure); the entry may
-                    // already have reached followers.
-                    Ok(Err(RaftError::Fatal(_))) => {
-                        return Err(unknown("the group stopped while the write was in flight"))
-                    }
-                    Err(_elapsed) => {
-                        return Err(unknown("not committed within the deadline (quorum lost?)"))
-                    }
-                }
+                return g.proposals.propose(cmd.clone()).await;
             }
             Some(g) => g
                 .raft

@@ -4,7 +4,7 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cairn_storage::{codec, GroupState};
+use cairn_storage::{codec, ApplyBatch, GroupState};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
@@ -170,32 +170,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     applied.membership = StoredMembership::new(Some(entry.log_id), m);
                     CommandResult::None
                 }
-                EntryPayload::Normal(Command::Kv(cmd)) => CommandResult::Kv(
-                    batch
-                        .apply_kv(entry.log_id.index, &cmd)
-                        .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
-                ),
-                EntryPayload::Normal(Command::Directory(cmd)) => {
-                    meta_changed = true;
-                    CommandResult::Directory(
-                        batch
-                            .apply_directory(&cmd)
-                            .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
-                    )
+                EntryPayload::Normal(Command::Batch(cmds)) => {
+                    let mut out = Vec::with_capacity(cmds.len());
+                    for (i, cmd) in cmds.iter().enumerate() {
+                        let seq = sequence(entry.log_id.index, i)?;
+                        out.push(apply_one(&mut batch, seq, cmd, &mut meta_changed)?);
+                    }
+                    CommandResult::Batch(out)
                 }
-                EntryPayload::Normal(Command::Auth(cmd)) => CommandResult::Auth(
-                    batch
-                        .apply_auth(entry.log_id.index, &cmd)
-                        .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
-                ),
-                EntryPayload::Normal(Command::Meta(cmd)) => {
-                    meta_changed = true;
-                    CommandResult::Meta(
-                        batch
-                            .apply_meta(&cmd)
-                            .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
-                    )
-                }
+                EntryPayload::Normal(cmd) => apply_one(
+                    &mut batch,
+                    sequence(entry.log_id.index, 0)?,
+                    &cmd,
+                    &mut meta_changed,
+                )?,
             };
             results.push(result);
         }
@@ -264,4 +252,67 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
     }
+}
+
+/// Commands per entry: each command of an entry gets its own sequence number.
+const SEQ_PER_ENTRY: u64 = 1 << 16;
+
+/// The sequence number of the `position`-th command of entry `index`: what a
+/// command uses as its revision (KV) and audit row key. Strictly increasing in
+/// log order, unique per command.
+fn sequence(index: u64, position: usize) -> Result<u64, StorageError> {
+    u64::try_from(position)
+        .ok()
+        .filter(|p| *p < SEQ_PER_ENTRY)
+        .and_then(|p| index.checked_mul(SEQ_PER_ENTRY)?.checked_add(p))
+        .ok_or_else(|| {
+            sm_err(
+                ErrorVerb::Write,
+                &std::io::Error::other(format!(
+                    "entry {index}: command {position} is beyond the sequence space"
+                )),
+            )
+        })
+}
+
+/// Applies one command of an entry at sequence `seq`.
+fn apply_one(
+    batch: &mut ApplyBatch<'_>,
+    seq: u64,
+    cmd: &Command,
+    meta_changed: &mut bool,
+) -> Result<CommandResult, StorageError> {
+    Ok(match cmd {
+        Command::Kv(cmd) => CommandResult::Kv(
+            batch
+                .apply_kv(seq, cmd)
+                .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+        ),
+        Command::Directory(cmd) => {
+            *meta_changed = true;
+            CommandResult::Directory(
+                batch
+                    .apply_directory(cmd)
+                    .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+            )
+        }
+        Command::Auth(cmd) => CommandResult::Auth(
+            batch
+                .apply_auth(seq, cmd)
+                .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+        ),
+        Command::Meta(cmd) => {
+            *meta_changed = true;
+            CommandResult::Meta(
+                batch
+                    .apply_meta(cmd)
+                    .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
+            )
+        }
+        // The proposer never nests batches; a nested one changes nothing.
+        Command::Batch(_) => {
+            tracing::error!("nested batch entry ignored");
+            CommandResult::None
+        }
+    })
 }

@@ -19,6 +19,9 @@ pub enum Command {
     Directory(DirectoryCommand),
     /// Users and sessions: a region's data group.
     Auth(AuthCommand),
+    /// Several writes proposed as one entry (`propose_batch`), applied in order;
+    /// never nested.
+    Batch(Vec<Command>),
 }
 
 /// What applying a [`Command`] decided.
@@ -30,6 +33,8 @@ pub enum CommandResult {
     Meta(MetaOutcome),
     Directory(DirectoryOutcome),
     Auth(AuthOutcome),
+    /// One result per command of a [`Command::Batch`], in order.
+    Batch(Vec<CommandResult>),
 }
 
 /// How a tenant is looked up.
