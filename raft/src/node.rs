@@ -120,6 +120,10 @@ impl RaftNode {
                 max_in_snapshot_log_to_keep: tuning.max_logs_kept_after_snapshot,
                 // Only an admitted node campaigns (see `is_admitted`).
                 enable_elect: admitted,
+                // An entry may carry a batch of writes up to 1 MiB
+                // (`propose_batch`): 64 of them stay far below the peer
+                // channel's 256 MiB message limit.
+                max_payload_entries: 64,
                 ..openraft::Config::default()
             }
             .validate()

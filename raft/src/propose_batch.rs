@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::oneshot;
@@ -28,16 +28,21 @@ use crate::types::{Command, CommandResult, NodeId, Raft};
 
 /// Most proposals of one group in flight from this node.
 const MAX_IN_FLIGHT: usize = 4;
-/// Most writes in one entry.
-const MAX_COMMANDS: usize = 256;
+/// Most writes in one entry (each needs its own sequence number).
+const MAX_COMMANDS: usize = crate::state_machine::COMMANDS_PER_ENTRY;
 /// Most encoded bytes of writes in one entry (a larger single write goes alone).
 const MAX_BYTES: usize = 1 << 20;
+/// A write still queued after this long (the group is not committing: quorum
+/// lost?) is answered "no leader" without being proposed, so callers and
+/// forwarding peers get a safe-to-retry answer within their deadlines.
+const MAX_QUEUED: Duration = Duration::from_secs(2);
 
 type Reply = oneshot::Sender<Result<CommandResult, RaftNodeError>>;
 
 struct Pending {
     cmd: Command,
     bytes: usize,
+    queued: Instant,
     reply: Reply,
 }
 
@@ -76,11 +81,22 @@ impl ProposalBatcher {
     /// due (nothing proposed); [`RaftNodeError::OutcomeUnknown`] if the entry may
     /// or may not commit; [`RaftNodeError::Internal`] on a membership error.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<CommandResult, RaftNodeError> {
+        if matches!(cmd, Command::Batch(_)) {
+            // Batches are formed here, never accepted from callers or peers.
+            return Err(RaftNodeError::Internal(
+                "a batch cannot be proposed as a write".to_owned(),
+            ));
+        }
         let bytes = cairn_storage::codec::encode("command", &cmd).map_or(MAX_BYTES, |b| b.len());
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            q.waiting.push_back(Pending { cmd, bytes, reply });
+            q.waiting.push_back(Pending {
+                cmd,
+                bytes,
+                queued: Instant::now(),
+                reply,
+            });
             let start = q.drivers < MAX_IN_FLIGHT;
             if start {
                 q.drivers += 1;
@@ -88,13 +104,22 @@ impl ProposalBatcher {
             start
         };
         if start {
-            tokio::spawn(drive(Driver {
-                id: self.id,
-                group: self.group,
-                raft: self.raft.clone(),
-                commit_timeout: self.commit_timeout,
+            // The guard exists before the task: a task dropped before it first
+            // runs (runtime shutdown) still gives its slot back.
+            let idle = Idle {
                 queue: Arc::clone(&self.queue),
-            }));
+                armed: true,
+            };
+            tokio::spawn(drive(
+                Driver {
+                    id: self.id,
+                    group: self.group,
+                    raft: self.raft.clone(),
+                    commit_timeout: self.commit_timeout,
+                    queue: Arc::clone(&self.queue),
+                },
+                idle,
+            ));
         }
         answer.await.unwrap_or_else(|_| {
             Err(RaftNodeError::OutcomeUnknown {
@@ -133,16 +158,11 @@ impl Drop for Idle {
     }
 }
 
-async fn drive(d: Driver) {
-    let mut idle = Idle {
-        queue: Arc::clone(&d.queue),
-        armed: true,
-    };
+async fn drive(d: Driver, mut idle: Idle) {
     loop {
         let batch = {
             let mut q = d.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            // Writes whose caller went away are not proposed.
-            q.waiting.retain(|p| !p.reply.is_closed());
+            prune(&mut q.waiting, d.group, Instant::now());
             if q.waiting.is_empty() {
                 q.drivers = q.drivers.saturating_sub(1);
                 idle.armed = false;
@@ -152,6 +172,23 @@ async fn drive(d: Driver) {
         };
         d.run(batch).await;
     }
+}
+
+/// Drops writes whose caller went away (they are not proposed) and answers writes
+/// queued longer than [`MAX_QUEUED`] "no leader", unproposed.
+fn prune(waiting: &mut VecDeque<Pending>, group: u64, now: Instant) {
+    waiting.retain_mut(|p| {
+        if p.reply.is_closed() {
+            return false;
+        }
+        if now.saturating_duration_since(p.queued) > MAX_QUEUED {
+            let (expired, _) = oneshot::channel();
+            let reply = std::mem::replace(&mut p.reply, expired);
+            let _ = reply.send(Err(RaftNodeError::NoLeader { group }));
+            return false;
+        }
+        true
+    });
 }
 
 /// The next batch: writes from the front of the queue, within the limits (at
@@ -259,8 +296,39 @@ mod tests {
                 expected_revision: None,
             }),
             bytes,
+            queued: Instant::now(),
             reply,
         }
+    }
+
+    #[test]
+    fn abandoned_writes_are_dropped_and_stale_ones_answered_unproposed() {
+        let now = Instant::now();
+        let (live, mut live_answer) = oneshot::channel();
+        let (gone, gone_answer) = oneshot::channel();
+        drop(gone_answer);
+        let (stale, mut stale_answer) = oneshot::channel();
+        let pending = |reply: Reply, queued: Instant| Pending {
+            cmd: Command::Batch(Vec::new()),
+            bytes: 1,
+            queued,
+            reply,
+        };
+        let mut q: VecDeque<Pending> = [
+            pending(live, now),
+            pending(gone, now),
+            pending(stale, now.checked_sub(MAX_QUEUED * 2).unwrap_or(now)),
+        ]
+        .into_iter()
+        .collect();
+        prune(&mut q, 7, now);
+        assert_eq!(q.len(), 1, "only the live write stays queued");
+        assert_eq!(
+            stale_answer.try_recv().ok(),
+            Some(Err(RaftNodeError::NoLeader { group: 7 })),
+            "safe to retry: it was never proposed"
+        );
+        assert!(live_answer.try_recv().is_err(), "the live write waits on");
     }
 
     #[test]

@@ -254,12 +254,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// Commands per entry: each command of an entry gets its own sequence number.
-const SEQ_PER_ENTRY: u64 = 1 << 16;
+/// Most commands in one entry: each gets its own sequence number.
+pub(crate) const COMMANDS_PER_ENTRY: usize = 256;
+const SEQ_PER_ENTRY: u64 = COMMANDS_PER_ENTRY as u64;
 
-/// The sequence number of the `position`-th command of entry `index`: what a
-/// command uses as its revision (KV) and audit row key. Strictly increasing in
-/// log order, unique per command.
+/// The sequence number of the `position`-th command of entry `index`
+/// (`index × 256 + position`): what a command uses as its KV revision and audit
+/// row key. Strictly increasing in log order, unique per command, the same on
+/// every replica; below 2^53 (exact in JSON numbers) until index 2^45.
 fn sequence(index: u64, position: usize) -> Result<u64, StorageError> {
     u64::try_from(position)
         .ok()

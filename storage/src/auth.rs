@@ -270,8 +270,9 @@ impl ApplyBatch<'_> {
         )
     }
 
-    /// Audit events are keyed by the log index of the entry that wrote them, so
-    /// they sort in log order; `n` orders several events of one entry.
+    /// Audit events are keyed by the sequence number of the command that wrote
+    /// them (entry index × 256 + position), so they sort in log order; `n` orders
+    /// several events of one command.
     fn audit(&mut self, index: u64, tenant: &str, event: &AuditEvent) -> Result<()> {
         let prefix = tenant_row(self.group(), SM_AUDIT, tenant, &[]);
         let mut n: u32 = 0;
@@ -560,7 +561,7 @@ impl GroupState {
         Ok(out)
     }
 
-    /// A tenant's audit events in this group with the log index that wrote each,
+    /// A tenant's audit events in this group with the sequence number that wrote each,
     /// oldest first, at most `limit`.
     ///
     /// # Errors

@@ -16,7 +16,7 @@
 //!               [group u64][0x30][t][user id]               -> UserRecord (data)
 //!               [group u64][0x31][t][session id]            -> SessionRecord (data)
 //!               [group u64][0x32][t][user id][session id]   -> () user's sessions (data)
-//!               [group u64][0x33][t][log index u64][n u32]  -> AuditEvent (data)
+//!               [group u64][0x33][t][sequence u64][n u32]   -> AuditEvent (data)
 //!   where [t] = [len u16][tenant id], and every part but the last is length-prefixed
 //! cf snapshot   [group u64]                                 -> current snapshot (meta + data)
 //! cf node       "identity"                                  -> NodeIdentity (bincode)
@@ -52,7 +52,7 @@ pub const SM_USER: u8 = 0x30;
 pub const SM_SESSION: u8 = 0x31;
 /// Data groups: (tenant, user id, session id) -> () — a user's sessions.
 pub const SM_USER_SESSION: u8 = 0x32;
-/// Data groups: (tenant, log index, n) -> audit event.
+/// Data groups: (tenant, command sequence number, n) -> audit event.
 pub const SM_AUDIT: u8 = 0x33;
 
 /// Longest tenant name the KV keyspace can encode (length is a u16).

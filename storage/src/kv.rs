@@ -1,7 +1,8 @@
 //! Tenant key-value commands and their deterministic application.
 //!
-//! A command's revision is the Raft log index of the entry that carried it: unique
-//! and increasing within a group, the same on every replica (etcd's `mod_revision`).
+//! A command's revision is its sequence number in the log (entry index × 256 + its
+//! position in the entry, see `cairn_raft`'s state machine): unique and increasing
+//! within a group, the same on every replica (like etcd's `mod_revision`).
 
 use std::collections::{BTreeMap, HashMap};
 

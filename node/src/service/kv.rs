@@ -16,7 +16,8 @@ use super::{validate_key, Services, MAX_VALUE_BYTES};
 use crate::error::ServiceError;
 use crate::keyring::{OpenError, TenantKeys};
 
-/// A key's value and the revision (log index) that wrote it.
+/// A key's value and the revision (the write's sequence number in the log) that
+/// wrote it.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct KvEntry {
     pub key: String,
