@@ -284,32 +284,17 @@ fn apply_one(
     cmd: &Command,
     meta_changed: &mut bool,
 ) -> Result<CommandResult, StorageError> {
+    let failed = |e: cairn_storage::StorageError| sm_err(ErrorVerb::Write, &e);
     Ok(match cmd {
-        Command::Kv(cmd) => CommandResult::Kv(
-            batch
-                .apply_kv(seq, cmd)
-                .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
-        ),
+        Command::Kv(cmd) => CommandResult::Kv(batch.apply_kv(seq, cmd).map_err(failed)?),
         Command::Directory(cmd) => {
             *meta_changed = true;
-            CommandResult::Directory(
-                batch
-                    .apply_directory(cmd)
-                    .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
-            )
+            CommandResult::Directory(batch.apply_directory(cmd).map_err(failed)?)
         }
-        Command::Auth(cmd) => CommandResult::Auth(
-            batch
-                .apply_auth(seq, cmd)
-                .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
-        ),
+        Command::Auth(cmd) => CommandResult::Auth(batch.apply_auth(seq, cmd).map_err(failed)?),
         Command::Meta(cmd) => {
             *meta_changed = true;
-            CommandResult::Meta(
-                batch
-                    .apply_meta(cmd)
-                    .map_err(|e| sm_err(ErrorVerb::Write, &e))?,
-            )
+            CommandResult::Meta(batch.apply_meta(cmd).map_err(failed)?)
         }
         // The proposer never nests batches; a nested one changes nothing.
         Command::Batch(_) => {

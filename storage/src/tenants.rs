@@ -58,6 +58,19 @@ impl SessionPolicy {
     /// The longest lifetime a tenant may set (ten years).
     pub const MAX_SECS: u64 = 10 * 365 * 86_400;
 
+    /// This policy with each given lifetime replacing its own.
+    #[must_use]
+    pub fn merged(
+        self,
+        idle_timeout_secs: Option<u64>,
+        absolute_timeout_secs: Option<u64>,
+    ) -> Self {
+        Self {
+            idle_timeout_secs: idle_timeout_secs.unwrap_or(self.idle_timeout_secs),
+            absolute_timeout_secs: absolute_timeout_secs.unwrap_or(self.absolute_timeout_secs),
+        }
+    }
+
     /// Whether both lifetimes are in bounds and the idle timeout does not exceed
     /// the absolute one.
     #[must_use]
@@ -412,12 +425,9 @@ impl ApplyBatch<'_> {
                 let Some(mut tenant) = self.tenant(tenant_id)? else {
                     return Ok(MetaOutcome::TenantNotFound);
                 };
-                let policy = SessionPolicy {
-                    idle_timeout_secs: idle_timeout_secs
-                        .unwrap_or(tenant.sessions.idle_timeout_secs),
-                    absolute_timeout_secs: absolute_timeout_secs
-                        .unwrap_or(tenant.sessions.absolute_timeout_secs),
-                };
+                let policy = tenant
+                    .sessions
+                    .merged(*idle_timeout_secs, *absolute_timeout_secs);
                 if !policy.is_valid() {
                     return Ok(MetaOutcome::InvalidSetting);
                 }

@@ -43,15 +43,6 @@ pub struct ApiKeyBody {
     scopes: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantPatchBody {
-    #[serde(default)]
-    session_idle_timeout_secs: Option<u64>,
-    #[serde(default)]
-    session_absolute_timeout_secs: Option<u64>,
-}
-
 /// `GET /v1/admin/tenants/{id}` → the tenant and its settings.
 pub async fn get_tenant(
     State(state): State<AppState>,
@@ -69,15 +60,11 @@ pub async fn update_tenant(
     State(state): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-    body: Result<StrictJson<TenantPatchBody>, ServiceError>,
+    body: Result<StrictJson<TenantSettings>, ServiceError>,
 ) -> Result<Json<TenantView>, ServiceError> {
     state.services.authorize_admin(bearer(&headers))?;
     let id = path(id)?;
-    let StrictJson(body) = body?;
-    let settings = TenantSettings {
-        session_idle_timeout_secs: body.session_idle_timeout_secs,
-        session_absolute_timeout_secs: body.session_absolute_timeout_secs,
-    };
+    let StrictJson(settings) = body?;
     Ok(Json(state.services.update_tenant(&id, settings).await?))
 }
 

@@ -20,7 +20,7 @@ use cairn_storage::{
     MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, SessionPolicy, TenantRecord,
     WrappedKey,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::access::{new_api_key, new_signing_key, IssuedApiKey, Scope};
 use super::{validate_tenant, Services};
@@ -55,11 +55,15 @@ impl From<&TenantRecord> for TenantView {
     }
 }
 
-/// Tenant settings an operator may give at creation or change later; a field
-/// left out keeps its current (or default) value.
-#[derive(Debug, Default, Clone, Copy)]
+/// Tenant settings an operator may give at creation or change later (also the
+/// `PATCH /v1/admin/tenants/{id}` body); a field left out keeps its current (or
+/// default) value.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TenantSettings {
+    #[serde(default)]
     pub session_idle_timeout_secs: Option<u64>,
+    #[serde(default)]
     pub session_absolute_timeout_secs: Option<u64>,
 }
 
@@ -69,14 +73,10 @@ impl TenantSettings {
     /// # Errors
     /// `invalid_request` naming the bounds the result breaks.
     fn apply_to(self, base: SessionPolicy) -> Result<SessionPolicy, ServiceError> {
-        let policy = SessionPolicy {
-            idle_timeout_secs: self
-                .session_idle_timeout_secs
-                .unwrap_or(base.idle_timeout_secs),
-            absolute_timeout_secs: self
-                .session_absolute_timeout_secs
-                .unwrap_or(base.absolute_timeout_secs),
-        };
+        let policy = base.merged(
+            self.session_idle_timeout_secs,
+            self.session_absolute_timeout_secs,
+        );
         if policy.is_valid() {
             return Ok(policy);
         }
