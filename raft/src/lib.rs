@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+mod lease;
 pub mod log_store;
 pub mod network;
 pub mod node;

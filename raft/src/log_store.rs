@@ -13,12 +13,14 @@ use openraft::{
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
-/// A group's log store. Clones share the same log (and the same commit-index gauge).
+/// A group's log store. Clones share the same log (and the same gauges).
 #[derive(Clone)]
 pub struct LogStore {
     log: GroupLog,
     /// Last committed index seen by `save_committed` (0: none), for status reporting.
     committed: Arc<AtomicU64>,
+    /// Votes persisted by `save_vote` since start: any change ends a leader lease.
+    votes: Arc<AtomicU64>,
 }
 
 pub(crate) fn io_err(
@@ -43,7 +45,14 @@ impl LogStore {
         Self {
             log,
             committed: Arc::new(AtomicU64::new(0)),
+            votes: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Counts the votes persisted since start (each counted as its write begins).
+    #[must_use]
+    pub fn vote_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.votes)
     }
 
     /// The commit index last reported by openraft (0 before any).
@@ -117,6 +126,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let bytes = codec::encode("vote", vote)
             .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, &e))?;
+        // Counted before the write: openraft answers a candidate only after this
+        // returns, so a lease ends before the vote it granted can elect anyone.
+        self.votes.fetch_add(1, Ordering::AcqRel);
         self.log
             .set_hard_state(HardState::Vote, &bytes, true)
             .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, &e))

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::{InitError, RaftNodeError};
+use crate::lease::{LeaderReads, Lease};
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, PeerCallError, Peers, Pinned, Rpc};
 use crate::propose_batch::ProposalBatcher;
@@ -38,10 +39,13 @@ struct Group {
     raft: Raft,
     state: GroupState,
     committed: Arc<AtomicU64>,
+    /// The index this node's state machine last applied.
+    applied: Arc<AtomicU64>,
     /// Read indexes for this node's reads, from the leader wherever it is.
     reads: ReadBatcher,
-    /// Read indexes confirmed here, as leader (for this node's reads and peers').
-    confirms: Arc<ReadBatcher>,
+    /// Read indexes given here, as leader (for this node's reads and peers'):
+    /// from the lease, or from a confirmation round.
+    leader: Arc<LeaderReads>,
     /// Writes proposed here, as leader, batched into entries.
     proposals: ProposalBatcher,
 }
@@ -67,6 +71,10 @@ pub struct RaftNode {
     engine: Engine,
     /// Whether this data dir was admitted by `cairn init` (see [`RaftNode::is_admitted`]).
     admitted: AtomicBool,
+    /// When this process started its groups, and how long after it grants no vote
+    /// (see [`RaftNode::is_holding_votes`]).
+    started: Instant,
+    vote_hold: Duration,
 }
 
 impl RaftNode {
@@ -108,6 +116,10 @@ impl RaftNode {
         let tuning = &cfg.raft;
         let meta_epoch = Arc::new(AtomicU64::new(0));
         let admitted = Self::load_admission(cfg, id, engine)?;
+        let vote_hold = Duration::from_millis(tuning.election_timeout_max_ms);
+        // See `lease`: followers refuse votes for `election_timeout_max` after a
+        // heartbeat; half of it is the leader's, half is margin.
+        let lease_length = vote_hold / 2;
         let mut groups = HashMap::new();
         for spec in cfg.groups().iter().filter(|g| g.has_voter(id)) {
             let config = openraft::Config {
@@ -118,8 +130,9 @@ impl RaftNode {
                 install_snapshot_timeout: 10_000,
                 snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_logs_since_last),
                 max_in_snapshot_log_to_keep: tuning.max_logs_kept_after_snapshot,
-                // Only an admitted node campaigns (see `is_admitted`).
-                enable_elect: admitted,
+                // Only an admitted node campaigns (see `is_admitted`), and not
+                // before its vote hold ends (`is_holding_votes`).
+                enable_elect: false,
                 // An entry may carry a batch of writes up to 1 MiB
                 // (`propose_batch`): 64 of them stay far below the peer
                 // channel's 256 MiB message limit.
@@ -130,13 +143,15 @@ impl RaftNode {
             .map_err(|e| RaftNodeError::Internal(format!("raft config: {e}")))?;
             let log_store = LogStore::new(engine.log(spec.id.0));
             let committed = log_store.committed_gauge();
+            let lease = Lease::new(lease_length, log_store.vote_counter());
             let sm = StateMachine::new(engine.state(spec.id.0), Arc::clone(&meta_epoch));
+            let applied = sm.applied_gauge();
             let network = NetworkFactory::new(Arc::clone(&peers), spec.id.0);
             let raft = Raft::new(id, Arc::new(config), network, log_store, sm)
                 .await
                 .map_err(|e| RaftNodeError::Internal(format!("group {}: {e}", spec.name)))?;
-            let confirms = Arc::new(Self::confirm_batcher(&raft));
-            let reads = Self::read_batcher(id, spec.id, &raft, &peers, &confirms);
+            let leader = Arc::new(LeaderReads::new(id, &raft, lease, Arc::clone(&applied)));
+            let reads = Self::read_batcher(id, spec.id, &raft, &peers, &leader);
             let proposals = ProposalBatcher::new(id, spec.id.0, raft.clone(), COMMIT_TIMEOUT);
             groups.insert(
                 spec.id,
@@ -145,13 +160,14 @@ impl RaftNode {
                     raft,
                     state: engine.state(spec.id.0),
                     committed,
+                    applied,
                     reads,
-                    confirms,
+                    leader,
                     proposals,
                 },
             );
         }
-        Ok(Arc::new(Self {
+        let node = Arc::new(Self {
             id,
             groups,
             specs: cfg.groups().to_vec(),
@@ -161,7 +177,24 @@ impl RaftNode {
             meta_epoch,
             engine: engine.clone(),
             admitted: AtomicBool::new(admitted),
-        }))
+            started: Instant::now(),
+            vote_hold,
+        });
+        let weak = Arc::downgrade(&node);
+        let hold_ends = node.started + vote_hold;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(hold_ends).await;
+            if let Some(node) = weak.upgrade().filter(|n| n.is_admitted()) {
+                node.enable_elections();
+            }
+        });
+        Ok(node)
+    }
+
+    fn enable_elections(&self) {
+        for g in self.groups.values() {
+            g.raft.runtime_config().elect(true);
+        }
     }
 
     /// Cuts this node off from `nodes` for every group (fault injection; empty heals).
@@ -186,6 +219,16 @@ impl RaftNode {
     #[must_use]
     pub fn is_admitted(&self) -> bool {
         self.admitted.load(Ordering::Acquire)
+    }
+
+    /// Whether this node still neither votes nor campaigns because it started less
+    /// than `election_timeout_max` ago. openraft forgets on restart when it last
+    /// heard from a leader and would grant a vote (or campaign) at once; a leader's
+    /// lease (see [`crate::lease`]) counts on every node that acknowledged its
+    /// heartbeat taking no part in an election that long after it.
+    #[must_use]
+    pub fn is_holding_votes(&self) -> bool {
+        self.started.elapsed() < self.vote_hold
     }
 
     /// Reads the admission record; a data dir written before admission records
@@ -253,8 +296,10 @@ impl RaftNode {
                 .map_err(|e| e.to_string())?,
         }
         self.admitted.store(true, Ordering::Release);
-        for g in self.groups.values() {
-            g.raft.runtime_config().elect(true);
+        // During the vote hold the task started by `start` enables them (it reads
+        // `admitted` after the hold ends, so one of the two always does).
+        if !self.is_holding_votes() {
+            self.enable_elections();
         }
         Ok(())
     }
@@ -416,18 +461,14 @@ impl RaftNode {
         // Read index: the leader confirms it still leads (a quorum round) and names
         // the commit index; once this replica has applied that far, its state
         // reflects every write acknowledged before the read began.
-        let read_index = g
-            .reads
-            .read_index()
-            .await
-            .ok_or(RaftNodeError::NoLeader { group: group.0 })?;
-        let applied = g
-            .raft
-            .metrics()
-            .borrow()
-            .last_applied
-            .map_or(0, |l| l.index);
-        if applied < read_index {
+        let leads = g.raft.metrics().borrow().current_leader == Some(self.id);
+        let read_index = if leads {
+            g.leader.read_index().await
+        } else {
+            g.reads.read_index().await
+        }
+        .ok_or(RaftNodeError::NoLeader { group: group.0 })?;
+        if g.applied.load(Ordering::Acquire) < read_index {
             g.raft
                 .wait(Some(REQUEST_DEADLINE))
                 .applied_index_at_least(Some(read_index), "linearizable read")
@@ -446,19 +487,6 @@ impl RaftNode {
             .map_err(|e| RaftNodeError::Internal(e.to_string()))?
     }
 
-    /// Batches rounds of leadership confirmation by this node (see
-    /// [`crate::read_batch`]): the read index only the leader can give.
-    fn confirm_batcher(raft: &Raft) -> ReadBatcher {
-        let raft = raft.clone();
-        ReadBatcher::new(move || {
-            let raft = raft.clone();
-            async move {
-                let (read_log_id, _) = raft.get_read_log_id().await.ok()?;
-                Some(read_log_id.map_or(0, |l| l.index))
-            }
-        })
-    }
-
     /// Batches this node's read-index requests for `group`: confirmed here if this
     /// node leads, else asked of the leader (whose own batcher answers).
     fn read_batcher(
@@ -466,15 +494,15 @@ impl RaftNode {
         group: GroupId,
         raft: &Raft,
         peers: &Arc<Peers>,
-        confirms: &Arc<ReadBatcher>,
+        leader: &Arc<LeaderReads>,
     ) -> ReadBatcher {
-        let (raft, peers, confirms) = (raft.clone(), Arc::clone(peers), Arc::clone(confirms));
+        let (raft, peers, here) = (raft.clone(), Arc::clone(peers), Arc::clone(leader));
         ReadBatcher::new(move || {
-            let (peers, confirms) = (Arc::clone(&peers), Arc::clone(&confirms));
+            let (peers, here) = (Arc::clone(&peers), Arc::clone(&here));
             let leader = raft.metrics().borrow().current_leader;
             async move {
                 match leader? {
-                    l if l == id => confirms.read_index().await,
+                    l if l == id => here.read_index().await,
                     l => peers
                         .call::<_, Result<u64, RaftNodeError>>(
                             l,
@@ -492,15 +520,15 @@ impl RaftNode {
         })
     }
 
-    /// The read index as only the leader can give it: confirms leadership with a
-    /// quorum, then names the index a linearizable read must wait for. Answers
-    /// peers' `ReadIndex` calls.
+    /// The read index as only the leader can give it (from its lease, or after
+    /// confirming leadership with a quorum): the index a linearizable read must
+    /// wait for. Answers peers' `ReadIndex` calls.
     pub(crate) async fn leader_read_index(&self, group: GroupId) -> Result<u64, RaftNodeError> {
         let g = self
             .groups
             .get(&group)
             .ok_or(RaftNodeError::UnknownGroup(group.0))?;
-        g.confirms
+        g.leader
             .read_index()
             .await
             .ok_or(RaftNodeError::NoLeader { group: group.0 })

@@ -82,6 +82,16 @@ impl Peer for PeerService {
                 "this node is not admitted to the cluster and does not vote",
             ));
         }
+        if self.node.is_holding_votes() {
+            tracing::debug!(
+                group = msg.group,
+                candidate = msg.from,
+                "vote refused: this node started less than election_timeout_max ago"
+            );
+            return Err(Status::unavailable(
+                "this node has just started and does not vote yet",
+            ));
+        }
         let rpc: VoteRequest<NodeId> = decode(&msg)?;
         reply(&self.raft(msg.group)?.vote(rpc).await)
     }

@@ -37,6 +37,10 @@ pub struct StateMachine {
     /// Bumped after every applied `meta` command or installed snapshot, so caches
     /// of tenant records know when to read them again.
     meta_epoch: Arc<AtomicU64>,
+    /// The last applied index, set once the applied writes are stored and before
+    /// openraft answers their proposers (0 until the first apply or install after
+    /// start: a leader lease then relies on its round's read index).
+    applied_index: Arc<AtomicU64>,
     /// The last log id of the stored snapshot (`None` inside: not read yet). Held
     /// while storing one: openraft builds snapshots in a task that can race with
     /// installing a newer one, and an older build must never replace a newer
@@ -59,7 +63,20 @@ impl StateMachine {
             state,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             meta_epoch,
+            applied_index: Arc::new(AtomicU64::new(0)),
             stored: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The index this state machine last applied (see `applied_index`).
+    #[must_use]
+    pub fn applied_gauge(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.applied_index)
+    }
+
+    fn set_applied_index(&self, last: Option<LogId>) {
+        if let Some(last) = last {
+            self.applied_index.fetch_max(last.index, Ordering::AcqRel);
         }
     }
 
@@ -193,6 +210,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .set_applied(&bytes)
             .map_err(|e| sm_err(ErrorVerb::Write, &e))?;
         batch.commit().map_err(|e| sm_err(ErrorVerb::Write, &e))?;
+        self.set_applied_index(applied.last_applied);
         if meta_changed {
             self.meta_epoch.fetch_add(1, Ordering::Release);
         }
@@ -233,6 +251,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
             *guard = Some(meta.last_log_id);
         }
+        self.set_applied_index(meta.last_log_id);
         self.meta_epoch.fetch_add(1, Ordering::Release);
         Ok(())
     }

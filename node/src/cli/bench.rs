@@ -226,9 +226,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                             },
                             Err(_) => false,
                         },
-                        _ => true,
+                        // The whole answer counts: a body cut short is an error
+                        // (and a connection goes back to the pool only once its
+                        // body is read).
+                        _ => r.bytes().await.is_ok(),
                     },
-                    _ => false,
+                    Ok(r) => {
+                        let _ = r.bytes().await;
+                        false
+                    }
+                    Err(_) => false,
                 };
                 let done = Instant::now();
                 if t0 >= measure_from && done <= end {
