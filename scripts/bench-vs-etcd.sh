@@ -12,6 +12,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 source scripts/env.sh
+source scripts/lib/bench-cluster.sh
 
 duration=10
 warmup=2
@@ -32,8 +33,7 @@ if ((${#missing[@]})); then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
-cargo build --workspace --bins
-bin="$CARGO_TARGET_DIR/debug/cairn"
+bench_build
 
 work="$(mktemp -d)"
 pids=()
@@ -111,28 +111,8 @@ done
 stop_all
 
 # --- Cairn ----------------------------------------------------------------
-(umask 077; head -c 32 /dev/urandom >"$work/master.key"; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin.token")
-{
-  printf 'cluster_name = "bench"\nreplication_factor = 3\nmaster_key_file = "master.key"\nadmin_token_file = "admin.token"\n'
-  printf '[[regions]]\nname = "local"\nresidency = "hard"\n'
-  for id in 1 2 3; do
-    printf '[[nodes]]\nid = %s\nregion = "local"\nraft_addr = "127.0.0.1:%s"\nhttp_addr = "127.0.0.1:%s"\ngrpc_addr = "127.0.0.1:%s"\ndata_dir = "node-%s"\n' \
-      "$id" "$((7500 + id))" "$((8500 + id))" "$((9500 + id))" "$id"
-  done
-} >"$work/cluster.toml"
 cairn_pids=()
-for id in 1 2 3; do
-  "$bin" node --config "$work/cluster.toml" --id "$id" >"$work/node-$id.log" 2>&1 &
-  pids+=("$!")
-  cairn_pids+=("$!")
-done
-"$bin" init --config "$work/cluster.toml" >/dev/null
-for id in 1 2 3; do
-  for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$((8500 + id))/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-done
+bench_cluster_start "$work" 7500
 token="$(cat "$work/admin.token")"
 curl -fsS -o /dev/null -X POST http://127.0.0.1:8501/v1/admin/tenants \
   -H "Authorization: Bearer $token" -d '{"name":"bench"}'
@@ -151,10 +131,7 @@ LUA
 for conns in 64 256; do
   run_wrk cairn "$conns" http://127.0.0.1:8501 "$work/cairn.lua"
 done
-rss=""
-for p in "${cairn_pids[@]}"; do
-  rss="$rss $(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$p/status" 2>/dev/null || echo "?")MiB"
-done
+rss="$(bench_peak_rss)"
 stop_all
 
 echo
@@ -168,4 +145,4 @@ while read -r name conns rate p50 p99 bad; do
   printf '%-8s %6s %10s %9s %9s %7s %14s\n' "$name" "$conns" "$rate" "$p50" "$p99" "$bad" "$ratio"
 done <"$results"
 echo "peak RSS of each Cairn node (VmHWM):$rss"
-echo "(Cairn: dev profile build; values sealed; every put is a durable Raft write on a majority)"
+echo "(Cairn: release build; values sealed; every put is a durable Raft write on a majority)"

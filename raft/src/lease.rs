@@ -14,9 +14,10 @@
 //!   holds a node that refuses to vote. The lease runs until
 //!   `t + election_timeout_max / 2`: half is margin for clocks that run at
 //!   slightly different rates on different machines.
-//! - A follower that restarted has forgotten when it last heard from the leader
-//!   (openraft then grants votes, and campaigns, at once). A node therefore
-//!   neither votes nor campaigns for `election_timeout_max` after it starts
+//! - A follower that restarted no longer knows when it last heard from the
+//!   leader. openraft 0.9.25 starts its vote clock at startup (so it refuses votes
+//!   for `leader_lease` after it starts); independently of that, a node neither
+//!   votes nor campaigns for `election_timeout_max` after it starts
 //!   (`RaftNode::is_holding_votes`), and it started after acknowledging any
 //!   heartbeat it acknowledged before.
 //! - The leader itself may grant a higher vote and step down while its lease
@@ -32,6 +33,16 @@
 //! Under load a read renews a lease that is past half its length with a round of
 //! its own in the background; an idle leader lets it lapse, and the next read
 //! pays for one round, as without leases.
+//!
+//! What this assumes, beyond openraft's behaviour above (re-check it on any
+//! openraft upgrade; 0.10's leadership transfer elects without waiting out a
+//! lease):
+//! - every node runs with the same `[raft] election_timeout_max` (the cluster is
+//!   configured from one file; lowering it must be done on all nodes at once, by a
+//!   full restart, never node by node);
+//! - a node's monotonic clock runs while its process is stopped (true of
+//!   SIGSTOP and scheduling stalls; not of a suspended host, whose
+//!   `CLOCK_MONOTONIC` stands still: do not suspend a host that runs a node).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -16,7 +16,9 @@
 // our helpers that feed those traits return it too rather than box and unbox.
 #![allow(clippy::result_large_err)]
 
+mod batch;
 pub mod error;
+mod forward_batch;
 mod lease;
 pub mod log_store;
 pub mod network;

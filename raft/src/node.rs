@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::{InitError, RaftNodeError};
+use crate::forward_batch::Forwarder;
 use crate::lease::{LeaderReads, Lease};
 use crate::log_store::LogStore;
-use crate::network::{NetworkFactory, PeerCallError, Peers, Pinned, Rpc};
+use crate::network::{NetworkFactory, Peers, Pinned, Rpc};
 use crate::propose_batch::ProposalBatcher;
 use crate::read_batch::ReadBatcher;
 use crate::state_machine::StateMachine;
@@ -63,6 +64,8 @@ pub struct RaftNode {
     groups: HashMap<GroupId, Group>,
     specs: Vec<GroupSpec>,
     peers: Arc<Peers>,
+    /// Writes relayed to leaders, batched per (leader, group).
+    forwards: Forwarder,
     addrs: BTreeMap<NodeId, String>,
     /// Round-robin cursor for picking a member of a group this node is not in.
     next_member: AtomicUsize,
@@ -171,6 +174,7 @@ impl RaftNode {
             id,
             groups,
             specs: cfg.groups().to_vec(),
+            forwards: Forwarder::new(Arc::clone(&peers), FORWARD_TIMEOUT),
             peers,
             addrs,
             next_member: AtomicUsize::new(0),
@@ -222,10 +226,11 @@ impl RaftNode {
     }
 
     /// Whether this node still neither votes nor campaigns because it started less
-    /// than `election_timeout_max` ago. openraft forgets on restart when it last
-    /// heard from a leader and would grant a vote (or campaign) at once; a leader's
-    /// lease (see [`crate::lease`]) counts on every node that acknowledged its
-    /// heartbeat taking no part in an election that long after it.
+    /// than `election_timeout_max` ago. A leader's lease (see [`crate::lease`])
+    /// counts on every node that acknowledged its heartbeat taking no part in an
+    /// election that long after it, restarts included. openraft 0.9.25 already
+    /// starts a restarted node's vote clock at its start; this hold keeps the
+    /// guarantee independent of that detail (and costs nothing more).
     #[must_use]
     pub fn is_holding_votes(&self) -> bool {
         self.started.elapsed() < self.vote_hold
@@ -296,9 +301,19 @@ impl RaftNode {
                 .map_err(|e| e.to_string())?,
         }
         self.admitted.store(true, Ordering::Release);
-        // During the vote hold the task started by `start` enables them (it reads
-        // `admitted` after the hold ends, so one of the two always does).
-        if !self.is_holding_votes() {
+        if self.is_holding_votes() {
+            // Enabled when the hold ends (by this task; the one `start` spawned
+            // may have looked before `admitted` was set). Enabling twice is
+            // harmless.
+            let groups: Vec<Raft> = self.groups.values().map(|g| g.raft.clone()).collect();
+            let hold_ends = self.started + self.vote_hold;
+            tokio::spawn(async move {
+                tokio::time::sleep_until(hold_ends).await;
+                for raft in groups {
+                    raft.runtime_config().elect(true);
+                }
+            });
+        } else {
             self.enable_elections();
         }
         Ok(())
@@ -386,20 +401,9 @@ impl RaftNode {
         };
         match target {
             Some(node) if hops < MAX_HOPS => {
-                let reply: Result<Result<CommandResult, RaftNodeError>, PeerCallError> = self
-                    .peers
-                    .call(node, Rpc::Forward, group.0, hops + 1, cmd, FORWARD_TIMEOUT)
-                    .await;
-                match reply {
-                    Ok(answer) => answer,
-                    Err(PeerCallError::NotSent { .. }) => {
-                        Err(RaftNodeError::NoLeader { group: group.0 })
-                    }
-                    Err(e) => Err(RaftNodeError::OutcomeUnknown {
-                        group: group.0,
-                        detail: e.to_string(),
-                    }),
-                }
+                self.forwards
+                    .forward(node, group.0, hops + 1, cmd.clone())
+                    .await
             }
             _ => Err(RaftNodeError::NoLeader { group: group.0 }),
         }

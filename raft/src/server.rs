@@ -113,15 +113,18 @@ impl Peer for PeerService {
         reply(&self.raft(msg.group)?.install_snapshot(rpc).await)
     }
 
+    /// A batch of writes (see `forward_batch`): each goes on its own way (proposed
+    /// here if this node leads, else forwarded on), one answer each, in order.
     async fn forward(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
         let msg = self.receive(req)?;
-        let cmd: Command = decode(&msg)?;
-        reply(
-            &self
-                .node
-                .write_once(GroupId(msg.group), &cmd, msg.hops)
-                .await,
+        let cmds: Vec<Command> = decode(&msg)?;
+        let group = GroupId(msg.group);
+        let answers = futures::future::join_all(
+            cmds.iter()
+                .map(|cmd| self.node.write_once(group, cmd, msg.hops)),
         )
+        .await;
+        reply(&answers)
     }
 
     async fn query(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {

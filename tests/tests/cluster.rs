@@ -233,7 +233,11 @@ async fn partition(c: &TestCluster, id: u64, blocked: &[u64]) {
         .send()
         .await
         .expect("partition request");
-    assert!(r.status().is_success(), "partition via {id}: {}", r.status());
+    assert!(
+        r.status().is_success(),
+        "partition via {id}: {}",
+        r.status()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,380 @@
+//! Write batching: concurrent writes share one downstream call.
+//!
+//! A [`Batcher`] keeps at most `max_in_flight` calls of its [`Sink`] running; the
+//! writes that arrive while all are taken go out together in the next call, and
+//! each caller gets its own answer. Under load one call serves many writes; a write
+//! that finds a free slot goes out at once. Two sinks use it: proposing to the
+//! local Raft group (`propose_batch`: one log entry, one fsync, one replication
+//! round per batch) and forwarding to the group's leader (`forward_batch`: one
+//! peer RPC per batch).
+//!
+//! A write still queued after [`MAX_QUEUED`] (the downstream is not answering:
+//! quorum lost?) is answered "no leader" without being sent, so callers and
+//! forwarding peers get a safe-to-retry answer within their deadlines; a write
+//! whose caller went away is dropped unsent.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::error::RaftNodeError;
+use crate::types::{Command, CommandResult};
+
+/// How long a write may wait for a slot before it is answered "no leader".
+pub(crate) const MAX_QUEUED: Duration = Duration::from_secs(2);
+
+/// One write's answer.
+pub(crate) type Answer = Result<CommandResult, RaftNodeError>;
+
+/// Where a batch goes.
+pub(crate) trait Sink: Send + Sync + 'static {
+    /// Sends `cmds` (in order) and returns one answer per command, or one error
+    /// for all of them.
+    fn flush(
+        &self,
+        cmds: Vec<Command>,
+    ) -> impl Future<Output = Result<Vec<Answer>, RaftNodeError>> + Send;
+}
+
+/// A batcher's limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Most calls of the sink running at once.
+    pub(crate) in_flight: usize,
+    /// Most writes in one call.
+    pub(crate) commands: usize,
+    /// Most encoded bytes of writes in one call (a larger single write goes alone).
+    pub(crate) bytes: usize,
+}
+
+struct Pending {
+    cmd: Command,
+    bytes: usize,
+    queued: Instant,
+    reply: oneshot::Sender<Answer>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Driver tasks running, each with at most one call in flight.
+    drivers: usize,
+    waiting: VecDeque<Pending>,
+}
+
+/// Batches writes into calls of `S` (see the module doc).
+pub(crate) struct Batcher<S: Sink> {
+    sink: Arc<S>,
+    group: u64,
+    limits: Limits,
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl<S: Sink> Batcher<S> {
+    pub(crate) fn new(sink: S, group: u64, limits: Limits) -> Self {
+        Self {
+            sink: Arc::new(sink),
+            group,
+            limits,
+            queue: Arc::new(Mutex::new(Queue::default())),
+        }
+    }
+
+    /// Sends `cmd` (with whatever else is waiting) and returns its answer.
+    pub(crate) async fn submit(&self, cmd: Command) -> Answer {
+        let bytes =
+            cairn_storage::codec::encode("command", &cmd).map_or(self.limits.bytes, |b| b.len());
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            q.waiting.push_back(Pending {
+                cmd,
+                bytes,
+                queued: Instant::now(),
+                reply,
+            });
+            let start = q.drivers < self.limits.in_flight;
+            if start {
+                q.drivers += 1;
+            }
+            start
+        };
+        if start {
+            // The guard exists before the task: a task dropped before it first
+            // runs (runtime shutdown) still gives its slot back.
+            let idle = Idle {
+                queue: Arc::clone(&self.queue),
+                armed: true,
+            };
+            tokio::spawn(drive(
+                Arc::clone(&self.sink),
+                self.group,
+                self.limits,
+                Arc::clone(&self.queue),
+                idle,
+            ));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(RaftNodeError::OutcomeUnknown {
+                group: self.group,
+                detail: "the batching task stopped".to_owned(),
+            })
+        })
+    }
+}
+
+/// If a driver ends abnormally (a panic), it is counted out; if it was the last,
+/// waiting writes are answered (dropped senders: "outcome unknown"), never left
+/// hanging.
+struct Idle {
+    queue: Arc<Mutex<Queue>>,
+    armed: bool,
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            q.drivers = q.drivers.saturating_sub(1);
+            if q.drivers == 0 {
+                q.waiting.clear();
+            }
+        }
+    }
+}
+
+async fn drive<S: Sink>(
+    sink: Arc<S>,
+    group: u64,
+    limits: Limits,
+    queue: Arc<Mutex<Queue>>,
+    mut idle: Idle,
+) {
+    loop {
+        let batch = {
+            let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
+            prune(&mut q.waiting, group, Instant::now());
+            if q.waiting.is_empty() {
+                q.drivers = q.drivers.saturating_sub(1);
+                idle.armed = false;
+                return;
+            }
+            take_batch(&mut q.waiting, limits)
+        };
+        let (cmds, replies): (Vec<Command>, Vec<_>) =
+            batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+        match sink.flush(cmds).await {
+            Ok(answers) if answers.len() == replies.len() => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            }
+            Ok(answers) => {
+                tracing::error!(
+                    group,
+                    writes = replies.len(),
+                    answers = answers.len(),
+                    "a batch was answered with the wrong number of results"
+                );
+                let e = RaftNodeError::OutcomeUnknown {
+                    group,
+                    detail: "batch answer mismatch".to_owned(),
+                };
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Drops writes whose caller went away (they are not sent) and answers writes
+/// queued longer than [`MAX_QUEUED`] "no leader", unsent.
+fn prune(waiting: &mut VecDeque<Pending>, group: u64, now: Instant) {
+    waiting.retain_mut(|p| {
+        if p.reply.is_closed() {
+            return false;
+        }
+        if now.saturating_duration_since(p.queued) > MAX_QUEUED {
+            let (expired, _) = oneshot::channel();
+            let reply = std::mem::replace(&mut p.reply, expired);
+            let _ = reply.send(Err(RaftNodeError::NoLeader { group }));
+            return false;
+        }
+        true
+    });
+}
+
+/// The next batch: writes from the front of the queue, within the limits (at
+/// least one).
+fn take_batch(waiting: &mut VecDeque<Pending>, limits: Limits) -> Vec<Pending> {
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(next) = waiting.front() {
+        if !batch.is_empty()
+            && (batch.len() >= limits.commands || bytes.saturating_add(next.bytes) > limits.bytes)
+        {
+            break;
+        }
+        bytes = bytes.saturating_add(next.bytes);
+        if let Some(p) = waiting.pop_front() {
+            batch.push(p);
+        }
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_storage::KvCommand;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const LIMITS: Limits = Limits {
+        in_flight: 2,
+        commands: 256,
+        bytes: 1 << 20,
+    };
+
+    fn cmd(n: u8) -> Command {
+        Command::Kv(KvCommand::Delete {
+            tenant: "t".to_owned(),
+            key: vec![n; 4],
+            expected_revision: None,
+        })
+    }
+
+    fn pending(bytes: usize, queued: Instant, reply: oneshot::Sender<Answer>) -> Pending {
+        Pending {
+            cmd: cmd(0),
+            bytes,
+            queued,
+            reply,
+        }
+    }
+
+    #[test]
+    fn abandoned_writes_are_dropped_and_stale_ones_answered_unsent() {
+        let now = Instant::now();
+        let (live, mut live_answer) = oneshot::channel();
+        let (gone, gone_answer) = oneshot::channel();
+        drop(gone_answer);
+        let (stale, mut stale_answer) = oneshot::channel();
+        let mut q: VecDeque<Pending> = [
+            pending(1, now, live),
+            pending(1, now, gone),
+            pending(1, now.checked_sub(MAX_QUEUED * 2).unwrap_or(now), stale),
+        ]
+        .into_iter()
+        .collect();
+        prune(&mut q, 7, now);
+        assert_eq!(q.len(), 1, "only the live write stays queued");
+        assert_eq!(
+            stale_answer.try_recv().ok(),
+            Some(Err(RaftNodeError::NoLeader { group: 7 })),
+            "safe to retry: it was never sent"
+        );
+        assert!(live_answer.try_recv().is_err(), "the live write waits on");
+    }
+
+    #[test]
+    fn batches_respect_the_count_and_byte_limits_and_keep_order() {
+        let put = |bytes| pending(bytes, Instant::now(), oneshot::channel().0);
+        let mut q: VecDeque<Pending> = (0..600).map(|_| put(10)).collect();
+        assert_eq!(take_batch(&mut q, LIMITS).len(), LIMITS.commands);
+        assert_eq!(q.len(), 600 - LIMITS.commands);
+
+        let max = LIMITS.bytes;
+        let mut q: VecDeque<Pending> = [max / 2, max / 2, 1, max * 3, 5]
+            .into_iter()
+            .map(put)
+            .collect();
+        let sizes = |b: Vec<Pending>| b.iter().map(|p| p.bytes).collect::<Vec<_>>();
+        assert_eq!(sizes(take_batch(&mut q, LIMITS)), [max / 2, max / 2]);
+        assert_eq!(
+            sizes(take_batch(&mut q, LIMITS)),
+            [1],
+            "the next would exceed the cap"
+        );
+        assert_eq!(
+            sizes(take_batch(&mut q, LIMITS)),
+            [max * 3],
+            "an oversized write goes alone"
+        );
+        assert_eq!(sizes(take_batch(&mut q, LIMITS)), [5]);
+        assert!(take_batch(&mut q, LIMITS).is_empty());
+    }
+
+    /// Answers each command with its key's first byte as a revision, after a
+    /// pause, and records the size of every call.
+    struct Echo {
+        calls: Mutex<Vec<usize>>,
+        running: AtomicUsize,
+        most_running: AtomicUsize,
+    }
+
+    impl Sink for Echo {
+        async fn flush(&self, cmds: Vec<Command>) -> Result<Vec<Answer>, RaftNodeError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_running.fetch_max(now, Ordering::SeqCst);
+            self.calls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(cmds.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(cmds
+                .iter()
+                .map(|c| match c {
+                    Command::Kv(KvCommand::Delete { key, .. }) => {
+                        Ok(CommandResult::Kv(cairn_storage::KvOutcome::Written {
+                            revision: u64::from(key[0]),
+                        }))
+                    }
+                    _ => Err(RaftNodeError::Internal("unexpected".to_owned())),
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_calls_and_each_gets_its_own_answer() {
+        let echo = Echo {
+            calls: Mutex::new(Vec::new()),
+            running: AtomicUsize::new(0),
+            most_running: AtomicUsize::new(0),
+        };
+        let b = Arc::new(Batcher::new(echo, 1, LIMITS));
+        let tasks: Vec<_> = (0..100u8)
+            .map(|n| {
+                let b = Arc::clone(&b);
+                tokio::spawn(async move { (n, b.submit(cmd(n)).await) })
+            })
+            .collect();
+        for t in tasks {
+            let (n, answer) = t.await.expect("task");
+            assert_eq!(
+                answer,
+                Ok(CommandResult::Kv(cairn_storage::KvOutcome::Written {
+                    revision: u64::from(n)
+                }))
+            );
+        }
+        let calls = b
+            .sink
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        assert_eq!(calls.iter().sum::<usize>(), 100, "every write sent once");
+        assert!(calls.len() < 100, "writes were batched: {calls:?}");
+        assert!(b.sink.most_running.load(Ordering::SeqCst) <= LIMITS.in_flight);
+    }
+}

@@ -1,0 +1,48 @@
+# Sourced by the benchmark scripts: a fresh 3-node Cairn cluster in a scratch
+# directory, from the release build (benchmarks measure what would be deployed;
+# the first release build compiles RocksDB again, ~15 minutes on 2 cores).
+
+# bench_build: builds the release binaries; sets `bin`.
+bench_build() {
+  cargo build --release --workspace --bins
+  bin="$CARGO_TARGET_DIR/release/cairn"
+}
+
+# bench_cluster_start DIR PORT_BASE: writes DIR/cluster.toml (a master key and an
+# admin token beside it), starts the three nodes (their pids are appended to the
+# caller's `pids` and `cairn_pids` arrays), runs `cairn init` and waits until
+# every node is ready. Node i listens on PORT_BASE+i (raft), +1000+i (HTTP),
+# +2000+i (gRPC).
+bench_cluster_start() {
+  local dir="$1" base="$2" id
+  (umask 077; head -c 32 /dev/urandom >"$dir/master.key"; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/admin.token")
+  {
+    printf 'cluster_name = "bench"\nreplication_factor = 3\nmaster_key_file = "master.key"\nadmin_token_file = "admin.token"\n'
+    printf '[[regions]]\nname = "local"\nresidency = "hard"\n'
+    for id in 1 2 3; do
+      printf '[[nodes]]\nid = %s\nregion = "local"\nraft_addr = "127.0.0.1:%s"\nhttp_addr = "127.0.0.1:%s"\ngrpc_addr = "127.0.0.1:%s"\ndata_dir = "node-%s"\n' \
+        "$id" "$((base + id))" "$((base + 1000 + id))" "$((base + 2000 + id))" "$id"
+    done
+  } >"$dir/cluster.toml"
+  for id in 1 2 3; do
+    "$bin" node --config "$dir/cluster.toml" --id "$id" >"$dir/node-$id.log" 2>&1 &
+    pids+=("$!")
+    cairn_pids+=("$!")
+  done
+  "$bin" init --config "$dir/cluster.toml" >/dev/null
+  for id in 1 2 3; do
+    for _ in $(seq 1 100); do
+      curl -fsS "http://127.0.0.1:$((base + 1000 + id))/readyz" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  done
+}
+
+# bench_peak_rss: the peak RSS (VmHWM) of each node in `cairn_pids`, e.g. " 96MiB 97MiB 96MiB".
+bench_peak_rss() {
+  local p out=""
+  for p in "${cairn_pids[@]}"; do
+    out="$out $(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$p/status" 2>/dev/null || echo "?")MiB"
+  done
+  echo "$out"
+}
