@@ -2,6 +2,11 @@
 //! requests over every node, counts only successful requests as throughput, and
 //! reports latency percentiles over the measured window (after warm-up).
 //!
+//! The load runs over plain keep-alive HTTP/1.1 connections, one per worker and
+//! node, with request parts prepared once: the driver shares the machine with the
+//! nodes it measures, so it should cost them as little CPU as it can. Setup
+//! (tenant, preloaded keys, users, sign-ins) goes through `reqwest`.
+//!
 //! The auth workloads set themselves up through the API: a tenant (its API key),
 //! users with passwords; `refresh` gives every worker its own session and each
 //! worker then rotates its own refresh token chain (a failed rotation is retried
@@ -12,6 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -152,13 +161,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let end = measure_from + Duration::from_secs(args.duration_secs);
     let users = args.users.max(args.concurrency).max(1);
     let mut tasks = Vec::new();
+    let auth = HeaderValue::try_from(format!("Bearer {api_key}")).context("api key header")?;
+    let put_body = Bytes::from(serde_json::to_vec(&serde_json::json!({ "value": value }))?);
     for worker in 0..args.concurrency {
-        let (client, urls, api_key, value) = (
+        let (client, urls, api_key, auth, put_body) = (
             client.clone(),
             Arc::clone(&urls),
             Arc::clone(&api_key),
-            value.clone(),
+            auth.clone(),
+            put_body.clone(),
         );
+        let mut conns = cfg
+            .nodes
+            .iter()
+            .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.id))
+            .map(|n| Conn::new(&n.http_addr))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let workload = args.workload;
         tasks.push(tokio::spawn(async move {
             let mut out = WorkerResult::default();
@@ -185,57 +203,57 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let mut i = 0usize;
             while Instant::now() < end {
                 i += 1;
-                let base = &urls[(worker + i) % urls.len()];
-                let req = match workload {
-                    Workload::KvPut => client
-                        .put(format!("{base}/v1/kv/w{worker}-{i}"))
-                        .json(&serde_json::json!({ "value": value })),
-                    Workload::KvGet => client.get(format!("{base}/v1/kv/bench-{}", i % keyspace)),
-                    Workload::KvMixed if matches!(i % 5, 0) => client
-                        .put(format!(
-                            "{base}/v1/kv/bench-{}",
-                            (worker * 7 + i) % keyspace
-                        ))
-                        .json(&serde_json::json!({ "value": value })),
-                    Workload::KvMixed => client.get(format!("{base}/v1/kv/bench-{}", i % keyspace)),
-                    Workload::Signin => {
-                        client
-                            .post(format!("{base}/v1/sessions"))
-                            .json(&serde_json::json!({
-                                "email": bench_email((worker + i * 7) % users),
-                                "password": password,
-                            }))
+                let conn = (worker + i) % conns.len();
+                let (method, path, body) = match workload {
+                    Workload::KvPut => (
+                        Method::PUT,
+                        format!("/v1/kv/w{worker}-{i}"),
+                        Some(put_body.clone()),
+                    ),
+                    Workload::KvGet => {
+                        (Method::GET, format!("/v1/kv/bench-{}", i % keyspace), None)
                     }
-                    Workload::Refresh => client
-                        .post(format!("{base}/v1/sessions/refresh"))
-                        .json(&serde_json::json!({ "refresh_token": refresh_token })),
+                    Workload::KvMixed if matches!(i % 5, 0) => (
+                        Method::PUT,
+                        format!("/v1/kv/bench-{}", (worker * 7 + i) % keyspace),
+                        Some(put_body.clone()),
+                    ),
+                    Workload::KvMixed => {
+                        (Method::GET, format!("/v1/kv/bench-{}", i % keyspace), None)
+                    }
+                    Workload::Signin => (
+                        Method::POST,
+                        "/v1/sessions".to_owned(),
+                        Some(json_body(&serde_json::json!({
+                            "email": bench_email((worker + i * 7) % users),
+                            "password": password,
+                        }))),
+                    ),
+                    Workload::Refresh => (
+                        Method::POST,
+                        "/v1/sessions/refresh".to_owned(),
+                        Some(json_body(
+                            &serde_json::json!({ "refresh_token": refresh_token }),
+                        )),
+                    ),
                 };
                 let t0 = Instant::now();
-                let resp = req.bearer_auth(api_key.as_str()).send().await;
-                let ok = match resp {
-                    Ok(r) if r.status().is_success() => match workload {
+                let answer = conns[conn].send(method, &path, &auth, body).await;
+                let ok = match answer {
+                    // The whole answer counts: a body cut short is an error.
+                    Ok((status, body)) if status.is_success() => match workload {
                         // Adopt the successor; an unreadable answer is retried
                         // with the same token (answered idempotently).
-                        Workload::Refresh => match r.json::<serde_json::Value>().await {
-                            Ok(v) => match v["refresh_token"].as_str() {
-                                Some(t) => {
-                                    refresh_token = Some(t.to_owned());
-                                    true
-                                }
-                                None => false,
-                            },
+                        Workload::Refresh => match serde_json::from_slice::<Refreshed>(&body) {
+                            Ok(r) => {
+                                refresh_token = Some(r.refresh_token);
+                                true
+                            }
                             Err(_) => false,
                         },
-                        // The whole answer counts: a body cut short is an error
-                        // (and a connection goes back to the pool only once its
-                        // body is read).
-                        _ => r.bytes().await.is_ok(),
+                        _ => true,
                     },
-                    Ok(r) => {
-                        let _ = r.bytes().await;
-                        false
-                    }
-                    Err(_) => false,
+                    Ok(_) | Err(_) => false,
                 };
                 let done = Instant::now();
                 if t0 >= measure_from && done <= end {
@@ -307,6 +325,85 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => println!("ok 0  errors {errors}: no successful requests"),
     }
     Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct Refreshed {
+    refresh_token: String,
+}
+
+fn json_body(v: &serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// Longest one request may take before it counts as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One keep-alive HTTP/1.1 connection to a node, opened again after an error.
+struct Conn {
+    addr: String,
+    host: HeaderValue,
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+}
+
+impl Conn {
+    fn new(addr: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            addr: addr.to_owned(),
+            host: HeaderValue::try_from(addr).context("node address as Host header")?,
+            sender: None,
+        })
+    }
+
+    /// Sends one request and reads the whole answer.
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        auth: &HeaderValue,
+        body: Option<Bytes>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, path, auth, body))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
+        if answer.is_err() {
+            // The connection's state is unknown: start a fresh one next time.
+            self.sender = None;
+        }
+        answer
+    }
+
+    async fn exchange(
+        &mut self,
+        method: Method,
+        path: &str,
+        auth: &HeaderValue,
+        body: Option<Bytes>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+            stream.set_nodelay(true)?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut().context("no connection")?;
+        sender.ready().await?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, self.host.clone())
+            .header(AUTHORIZATION, auth.clone());
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let req = req.body(Full::new(body.unwrap_or_default()))?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
 }
 
 fn bench_email(n: usize) -> String {
