@@ -9,9 +9,10 @@
 //! peer RPC per batch).
 //!
 //! A write still queued after [`MAX_QUEUED`] (the downstream is not answering:
-//! quorum lost?) is answered "no leader" without being sent, so callers and
-//! forwarding peers get a safe-to-retry answer within their deadlines; a write
-//! whose caller went away is dropped unsent.
+//! quorum lost?) is withdrawn and answered "no leader" without being sent, so
+//! callers and forwarding peers get a safe-to-retry answer within their
+//! deadlines, however long the calls in flight take; a write whose caller went
+//! away is dropped unsent.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -51,6 +52,8 @@ pub(crate) struct Limits {
 }
 
 struct Pending {
+    /// Names the write in its queue (to withdraw it).
+    id: u64,
     cmd: Command,
     bytes: usize,
     queued: Instant,
@@ -61,6 +64,7 @@ struct Pending {
 struct Queue {
     /// Driver tasks running, each with at most one call in flight.
     drivers: usize,
+    next_id: u64,
     waiting: VecDeque<Pending>,
 }
 
@@ -86,10 +90,13 @@ impl<S: Sink> Batcher<S> {
     pub(crate) async fn submit(&self, cmd: Command) -> Answer {
         let bytes =
             cairn_storage::codec::encode("command", &cmd).map_or(self.limits.bytes, |b| b.len());
-        let (reply, answer) = oneshot::channel();
-        let start = {
+        let (reply, mut answer) = oneshot::channel();
+        let (id, start) = {
             let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let id = q.next_id;
+            q.next_id = q.next_id.wrapping_add(1);
             q.waiting.push_back(Pending {
+                id,
                 cmd,
                 bytes,
                 queued: Instant::now(),
@@ -99,7 +106,7 @@ impl<S: Sink> Batcher<S> {
             if start {
                 q.drivers += 1;
             }
-            start
+            (id, start)
         };
         if start {
             // The guard exists before the task: a task dropped before it first
@@ -116,7 +123,24 @@ impl<S: Sink> Batcher<S> {
                 idle,
             ));
         }
-        answer.await.unwrap_or_else(|_| {
+        tokio::select! {
+            a = &mut answer => return self.answered(a),
+            () = tokio::time::sleep(MAX_QUEUED) => {}
+        }
+        {
+            // Still queued, so never sent: withdraw it.
+            let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = q.waiting.iter().position(|p| p.id == id) {
+                q.waiting.remove(at);
+                return Err(RaftNodeError::NoLeader { group: self.group });
+            }
+        }
+        // Sent (or being answered): its outcome is the downstream's.
+        self.answered(answer.await)
+    }
+
+    fn answered(&self, answer: Result<Answer, oneshot::error::RecvError>) -> Answer {
+        answer.unwrap_or_else(|_| {
             Err(RaftNodeError::OutcomeUnknown {
                 group: self.group,
                 detail: "the batching task stopped".to_owned(),
@@ -253,6 +277,7 @@ mod tests {
 
     fn pending(bytes: usize, queued: Instant, reply: oneshot::Sender<Answer>) -> Pending {
         Pending {
+            id: 0,
             cmd: cmd(0),
             bytes,
             queued,
@@ -344,20 +369,25 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn concurrent_writes_share_calls_and_each_gets_its_own_answer() {
-        let echo = Echo {
+    fn echo() -> Echo {
+        Echo {
             calls: Mutex::new(Vec::new()),
             running: AtomicUsize::new(0),
             most_running: AtomicUsize::new(0),
-        };
-        let b = Arc::new(Batcher::new(echo, 1, LIMITS));
-        let tasks: Vec<_> = (0..100u8)
-            .map(|n| {
-                let b = Arc::clone(&b);
-                tokio::spawn(async move { (n, b.submit(cmd(n)).await) })
-            })
-            .collect();
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_calls_and_each_gets_its_own_answer() {
+        let b = Arc::new(Batcher::new(echo(), 1, LIMITS));
+        // One write a millisecond, each call taking 20 ms: the first writes find
+        // free slots, the later ones queue behind the calls in flight.
+        let mut tasks = Vec::new();
+        for n in 0..100u8 {
+            let b2 = Arc::clone(&b);
+            tasks.push(tokio::spawn(async move { (n, b2.submit(cmd(n)).await) }));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         for t in tasks {
             let (n, answer) = t.await.expect("task");
             assert_eq!(
@@ -374,7 +404,60 @@ mod tests {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         assert_eq!(calls.iter().sum::<usize>(), 100, "every write sent once");
-        assert!(calls.len() < 100, "writes were batched: {calls:?}");
-        assert!(b.sink.most_running.load(Ordering::SeqCst) <= LIMITS.in_flight);
+        assert_eq!(calls[0], 1, "a write that finds a free slot goes at once");
+        assert!(calls.len() > 2 && calls.len() < 50, "batched: {calls:?}");
+        assert_eq!(
+            b.sink.most_running.load(Ordering::SeqCst),
+            LIMITS.in_flight,
+            "the slots were all used, never more"
+        );
+    }
+
+    /// Never answers.
+    struct Stuck {
+        sent: Mutex<Vec<usize>>,
+    }
+
+    impl Sink for Stuck {
+        async fn flush(&self, cmds: Vec<Command>) -> Result<Vec<Answer>, RaftNodeError> {
+            self.sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(cmds.len());
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_queued_behind_stuck_calls_is_withdrawn_unsent() {
+        let limits = Limits {
+            in_flight: 1,
+            ..LIMITS
+        };
+        let b = Arc::new(Batcher::new(
+            Stuck {
+                sent: Mutex::new(Vec::new()),
+            },
+            9,
+            limits,
+        ));
+        let stuck = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.submit(cmd(1)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        assert_eq!(
+            b.submit(cmd(2)).await,
+            Err(RaftNodeError::NoLeader { group: 9 }),
+            "never sent: safe to retry"
+        );
+        assert!(started.elapsed() < MAX_QUEUED + Duration::from_secs(1));
+        assert_eq!(
+            *b.sink.sent.lock().unwrap_or_else(PoisonError::into_inner),
+            [1],
+            "only the first write was sent"
+        );
+        stuck.abort();
     }
 }

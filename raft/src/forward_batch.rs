@@ -4,7 +4,7 @@
 //! A follower that receives a write forwards it to the leader. One RPC per write
 //! made the leader spend more CPU on HTTP/2 framing than on the writes; here the
 //! writes relayed to one (leader, group) go through a [`crate::batch::Batcher`]:
-//! at most [`MAX_IN_FLIGHT`] `Forward` calls at a time, each carrying every write
+//! at most [`MAX_IN_FLIGHT`] `ForwardBatch` calls at a time, each carrying every write
 //! that queued meanwhile. The leader proposes each write of a call on its own
 //! (through its proposal batcher) and answers one result per write, in order.
 //!
@@ -22,15 +22,25 @@ use crate::error::RaftNodeError;
 use crate::network::{PeerCallError, Peers, Rpc};
 use crate::types::{Command, NodeId};
 
-/// Most `Forward` calls in flight from this node to one leader, per group.
+/// Most `ForwardBatch` calls in flight from this node to one leader, per group.
 const MAX_IN_FLIGHT: usize = 4;
+
+/// Most writes in one call (the leader refuses larger calls).
+pub(crate) const MAX_COMMANDS: usize = 256;
 
 const LIMITS: Limits = Limits {
     in_flight: MAX_IN_FLIGHT,
-    commands: 256,
+    commands: MAX_COMMANDS,
     // A write is at most ~1 MiB; calls stay far below the 256 MiB peer limit.
     bytes: 8 << 20,
 };
+
+/// How long the leader may take over each write of a call whose deadline is
+/// `timeout`: a write still undecided then is answered "outcome unknown" on its
+/// own, so one slow write never costs the others of its call their answers.
+pub(crate) fn answer_deadline(timeout: Duration) -> Duration {
+    timeout.saturating_sub(Duration::from_millis(500))
+}
 
 /// Where a forwarded write goes: (target node, group, hops the call carries).
 type Route = (NodeId, u64, u32);
@@ -43,8 +53,8 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    /// `timeout`: the deadline of one `Forward` call (covers the leader's commit
-    /// timeout).
+    /// `timeout`: the deadline of one `ForwardBatch` call (the leader answers
+    /// every write of a call within [`answer_deadline`]`(timeout)`).
     pub(crate) fn new(peers: Arc<Peers>, timeout: Duration) -> Self {
         Self {
             peers,
@@ -93,7 +103,7 @@ impl Sink for ForwardSink {
             .peers
             .call(
                 self.node,
-                Rpc::Forward,
+                Rpc::ForwardBatch,
                 self.group,
                 self.hops,
                 &cmds,

@@ -28,7 +28,7 @@ pub enum Rpc {
     AppendEntries,
     Vote,
     InstallSnapshot,
-    Forward,
+    ForwardBatch,
     Query,
     ReadIndex,
     InitGroup,
@@ -187,7 +187,7 @@ impl Peers {
             Rpc::AppendEntries => client.append_entries(request).await,
             Rpc::Vote => client.vote(request).await,
             Rpc::InstallSnapshot => client.install_snapshot(request).await,
-            Rpc::Forward => client.forward(request).await,
+            Rpc::ForwardBatch => client.forward_batch(request).await,
             Rpc::Query => client.query(request).await,
             Rpc::ReadIndex => client.read_index(request).await,
             Rpc::InitGroup => client.init_group(request).await,
@@ -348,7 +348,7 @@ mod tests {
             Rpc::AppendEntries,
             Rpc::InstallSnapshot,
             Rpc::Vote,
-            Rpc::Forward,
+            Rpc::ForwardBatch,
             Rpc::Query,
         ] {
             let r: Result<(), PeerCallError> = peers

@@ -32,7 +32,7 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(4);
 /// Forwarding hops allowed (non-member → member → leader, plus one leader change).
 const MAX_HOPS: u32 = 3;
 /// Peer-call deadline for a forwarded request (covers COMMIT_TIMEOUT on the leader).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One hosted group.
 struct Group {

@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use crate::node::RaftNode;
+use crate::error::RaftNodeError;
+use crate::forward_batch::{answer_deadline, MAX_COMMANDS as MAX_FORWARDED};
+use crate::node::{RaftNode, FORWARD_TIMEOUT};
 use crate::proto::peer_server::{Peer, PeerServer};
 use crate::proto::{GroupMessage, Reply};
 use crate::types::{Command, NodeId, Query, Raft, TypeConfig};
@@ -115,14 +117,32 @@ impl Peer for PeerService {
 
     /// A batch of writes (see `forward_batch`): each goes on its own way (proposed
     /// here if this node leads, else forwarded on), one answer each, in order.
-    async fn forward(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+    async fn forward_batch(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
         let msg = self.receive(req)?;
         let cmds: Vec<Command> = decode(&msg)?;
+        if cmds.len() > MAX_FORWARDED {
+            return Err(Status::invalid_argument(format!(
+                "{} forwarded writes; at most {MAX_FORWARDED} per call",
+                cmds.len()
+            )));
+        }
+        if cmds.iter().any(|c| matches!(c, Command::Batch(_))) {
+            return Err(Status::invalid_argument(
+                "a batch cannot be forwarded as a write",
+            ));
+        }
         let group = GroupId(msg.group);
-        let answers = futures::future::join_all(
-            cmds.iter()
-                .map(|cmd| self.node.write_once(group, cmd, msg.hops)),
-        )
+        let deadline = answer_deadline(FORWARD_TIMEOUT);
+        let answers = futures::future::join_all(cmds.iter().map(|cmd| async move {
+            tokio::time::timeout(deadline, self.node.write_once(group, cmd, msg.hops))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(RaftNodeError::OutcomeUnknown {
+                        group: group.0,
+                        detail: "not decided within the forwarding deadline".to_owned(),
+                    })
+                })
+        }))
         .await;
         reply(&answers)
     }
