@@ -590,6 +590,20 @@ pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
         by_key.entry(r.key).or_default().push(r.op);
     }
     for (key, ops) in &by_key {
+        // Unknown outcomes are what make the search expensive: say how many each
+        // key has before checking it.
+        let unknown = |f: fn(&Op) -> bool| {
+            ops.iter()
+                .filter(|o| o.complete.is_none() && f(&o.op))
+                .count()
+        };
+        eprintln!(
+            "chaos: key k{key}: {} operations; unknown outcome: {} writes, {} deletes, {} compare-and-sets",
+            ops.len(),
+            unknown(|o| matches!(o, Op::Write(_))),
+            unknown(|o| matches!(o, Op::Delete)),
+            unknown(|o| matches!(o, Op::Cas { .. })),
+        );
         if let Err(v) = check(ops) {
             report.violations.push(format!(
                 "key k{key}: {v}\nfaults injected:\n  {}",

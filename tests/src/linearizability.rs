@@ -245,9 +245,29 @@ pub fn check_from(initial: Option<Value>, history: &[Operation]) -> Result<(), V
         }
     }
 
-    let words = n.div_ceil(64);
-    let mut linearized = vec![0u64; words];
-    let mut seen: HashSet<(Vec<u64>, Option<Value>)> = HashSet::new();
+    // The memo holds (set of linearized operations, register state). The set is
+    // kept as a Zobrist hash: each operation has a random 128-bit key and the set's
+    // hash is the XOR of its members' keys, updated in O(1). Storing the set itself
+    // cost n/8 bytes per visited state (tens of GiB for a long chaos history that
+    // needs some backtracking). A collision could only make the search skip a
+    // state it never explored, so at worst report a violation that is not one
+    // (odds ~states²/2^128), never miss one.
+    let keys: Vec<u128> = {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            // splitmix64
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        (0..n)
+            .map(|_| (u128::from(next()) << 64) | u128::from(next()))
+            .collect()
+    };
+    let mut linearized: u128 = 0;
+    let mut seen: HashSet<(u128, Option<Value>)> = HashSet::new();
     let mut stack: Vec<(usize, Option<Value>)> = Vec::new();
     let mut state = initial;
     let mut best: Vec<usize> = Vec::new();
@@ -277,8 +297,8 @@ pub fn check_from(initial: Option<Value>, history: &[Operation]) -> Result<(), V
         if e.is_call {
             let i = e.op;
             if let Some(next_state) = step(state, &history[i]) {
-                linearized[i / 64] |= 1 << (i % 64);
-                if seen.insert((linearized.clone(), next_state)) {
+                linearized ^= keys[i];
+                if seen.insert((linearized, next_state)) {
                     stack.push((cur, state));
                     state = next_state;
                     unlink(&mut events, call_of[i]);
@@ -289,7 +309,7 @@ pub fn check_from(initial: Option<Value>, history: &[Operation]) -> Result<(), V
                     cur = events[head].next;
                     continue;
                 }
-                linearized[i / 64] &= !(1 << (i % 64));
+                linearized ^= keys[i];
             }
             cur = e.next;
         } else {
@@ -299,7 +319,7 @@ pub fn check_from(initial: Option<Value>, history: &[Operation]) -> Result<(), V
                 return Err(violation(history, &best));
             };
             let i = events[call].op;
-            linearized[i / 64] &= !(1 << (i % 64));
+            linearized ^= keys[i];
             state = prev_state;
             relink(&mut events, return_of[i]);
             relink(&mut events, call_of[i]);
