@@ -604,6 +604,14 @@ pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
             unknown(|o| matches!(o, Op::Delete)),
             unknown(|o| matches!(o, Op::Cas { .. })),
         );
+        if let Some(dir) = std::env::var_os("CAIRN_CHAOS_HISTORY") {
+            // For offline analysis: one operation a line, as reports print them.
+            let text: String = ops.iter().map(|o| format!("{o}\n")).collect();
+            let path = std::path::Path::new(&dir).join(format!("k{key}.txt"));
+            if let Err(e) = std::fs::write(&path, text) {
+                eprintln!("chaos: writing {}: {e}", path.display());
+            }
+        }
         if let Err(v) = check(ops) {
             report.violations.push(format!(
                 "key k{key}: {v}\nfaults injected:\n  {}",
