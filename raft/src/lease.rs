@@ -27,8 +27,13 @@
 //!
 //! While the lease holds, the read index is the larger of the round's read index
 //! (which covers this leader's first entry of its term, so everything committed by
-//! earlier leaders) and the leader's applied index: a write this leader
-//! acknowledged was applied here first. Nothing else can have been committed.
+//! earlier leaders) and the index of the last entry in the leader's log: no node
+//! can have applied, and served a read from, a later entry. (Not the leader's
+//! applied index: a follower may apply an entry before the leader does, and a
+//! read served there must not be followed by an older read here. A chaos run
+//! caught exactly that. Not openraft's commit index either: followers may learn
+//! it before the log store hears of it.) A read may so wait for entries still
+//! in flight to commit.
 //!
 //! Under load a read renews a lease that is past half its length with a round of
 //! its own in the background; an idle leader lets it lapse, and the next read
@@ -117,16 +122,17 @@ impl Lease {
         });
     }
 
-    /// While the lease holds at `now`: the read index (`applied`: this node's
-    /// applied index now) and whether the lease is past half its length.
-    pub(crate) fn read_index(&self, now: Instant, applied: u64) -> Option<(u64, bool)> {
+    /// While the lease holds at `now`: the read index (`last`: the index of the
+    /// last entry in this node's log now) and whether the lease is past half its
+    /// length.
+    pub(crate) fn read_index(&self, now: Instant, last: u64) -> Option<(u64, bool)> {
         let held = *self.held.lock().unwrap_or_else(PoisonError::into_inner);
         let held = held?;
         if held.votes != self.votes.load(Ordering::Acquire) || now >= held.until {
             return None;
         }
         let renew = held.until - now < self.length / 2;
-        Some((held.read_index.max(applied), renew))
+        Some((held.read_index.max(last), renew))
     }
 }
 
@@ -137,13 +143,13 @@ pub(crate) struct LeaderReads {
     raft: Raft,
     lease: Arc<Lease>,
     confirms: Arc<ReadBatcher>,
-    /// The group's applied index, set by the state machine before it answers.
-    applied: Arc<AtomicU64>,
+    /// The index of the last entry in this node's log.
+    last_log: Arc<AtomicU64>,
     renewing: Arc<AtomicBool>,
 }
 
 impl LeaderReads {
-    pub(crate) fn new(id: NodeId, raft: &Raft, lease: Lease, applied: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(id: NodeId, raft: &Raft, lease: Lease, last_log: Arc<AtomicU64>) -> Self {
         let lease = Arc::new(lease);
         let confirms = {
             let (raft, lease) = (raft.clone(), Arc::clone(&lease));
@@ -163,7 +169,7 @@ impl LeaderReads {
             raft: raft.clone(),
             lease,
             confirms,
-            applied,
+            last_log,
             renewing: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -172,8 +178,8 @@ impl LeaderReads {
     /// confirm that it leads.
     pub(crate) async fn read_index(&self) -> Option<u64> {
         if self.raft.metrics().borrow().current_leader == Some(self.id) {
-            let applied = self.applied.load(Ordering::Acquire);
-            if let Some((index, renew)) = self.lease.read_index(Instant::now(), applied) {
+            let last = self.last_log.load(Ordering::Acquire);
+            if let Some((index, renew)) = self.lease.read_index(Instant::now(), last) {
                 if renew {
                     self.renew();
                 }
@@ -223,7 +229,7 @@ mod tests {
         assert_eq!(
             lease.read_index(t(100), 55),
             Some((55, false)),
-            "or what was applied since"
+            "or the last entry of the log"
         );
         assert_eq!(
             lease.read_index(t(160), 0),

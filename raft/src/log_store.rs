@@ -21,6 +21,9 @@ pub struct LogStore {
     committed: Arc<AtomicU64>,
     /// Votes persisted by `save_vote` since start: any change ends a leader lease.
     votes: Arc<AtomicU64>,
+    /// The index of the last entry in this log (set as an append begins, lowered
+    /// by a truncation): on a leader, no node can have applied a later entry.
+    last: Arc<AtomicU64>,
 }
 
 pub(crate) fn io_err(
@@ -46,7 +49,15 @@ impl LogStore {
             log,
             committed: Arc::new(AtomicU64::new(0)),
             votes: Arc::new(AtomicU64::new(0)),
+            last: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The index of the last entry in this log (see `last`; 0 until openraft
+    /// reads the log state at start).
+    #[must_use]
+    pub fn last_index_gauge(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.last)
     }
 
     /// Counts the votes persisted since start (each counted as its write begins).
@@ -113,6 +124,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some((_, bytes)) => Some(*Self::decode_entry(&bytes)?.get_log_id()),
             None => last_purged_log_id,
         };
+        self.last
+            .store(last_log_id.map_or(0, |l| l.index), Ordering::Release);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -170,6 +183,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| Ok((e.log_id.index, codec::encode("log entry", &e)?)))
             .collect::<Result<Vec<_>, cairn_storage::StorageError>>()
             .map_err(|e| write_err(&e))?;
+        if let Some((last, _)) = rows.last() {
+            // Before anything can be replicated from it.
+            self.last.store(*last, Ordering::Release);
+        }
         // The synced write blocks on fsync: keep it off the async workers.
         let log = self.log.clone();
         let result = tokio::task::spawn_blocking(move || log.append(rows))
@@ -188,6 +205,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.last
+            .store(log_id.index.saturating_sub(1), Ordering::Release);
         self.log
             .truncate_from(log_id.index)
             .map_err(|e| write_err(&e))

@@ -147,13 +147,14 @@ impl RaftNode {
             let log_store = LogStore::new(engine.log(spec.id.0));
             let committed = log_store.committed_gauge();
             let lease = Lease::new(lease_length, log_store.vote_counter());
+            let last_log = log_store.last_index_gauge();
             let sm = StateMachine::new(engine.state(spec.id.0), Arc::clone(&meta_epoch));
             let applied = sm.applied_gauge();
             let network = NetworkFactory::new(Arc::clone(&peers), spec.id.0);
             let raft = Raft::new(id, Arc::new(config), network, log_store, sm)
                 .await
                 .map_err(|e| RaftNodeError::Internal(format!("group {}: {e}", spec.name)))?;
-            let leader = Arc::new(LeaderReads::new(id, &raft, lease, Arc::clone(&applied)));
+            let leader = Arc::new(LeaderReads::new(id, &raft, lease, last_log));
             let reads = Self::read_batcher(id, spec.id, &raft, &peers, &leader);
             let proposals = ProposalBatcher::new(id, spec.id.0, raft.clone(), COMMIT_TIMEOUT);
             groups.insert(
