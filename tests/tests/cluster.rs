@@ -164,17 +164,8 @@ async fn whole_cluster_restart_keeps_every_acknowledged_write_and_never_rebootst
 /// must never answer from what it held before, not even with its first read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_never_serves_a_stale_read_after_it_resumes() {
-    let mut c = TestCluster::new(3, "");
-    c.boot().await;
-    c.put_ok(1, "acme", "k", "before").await;
-    let leader = c.leader(1, "local").await;
-    // Reads through the leader keep its lease fresh up to the pause.
-    for _ in 0..20 {
-        let v = c.get_value(leader, "acme", "k").await.expect("present");
-        assert_eq!(v["value"], "before");
-    }
+    let (c, leader, others) = leader_with_a_fresh_lease("").await;
     assert!(c.signal(leader, "STOP"));
-    let others: Vec<u64> = c.ids().into_iter().filter(|id| *id != leader).collect();
     c.put_ok(others[0], "acme", "k", "after").await;
     let new_leader = c.leader(others[1], "local").await;
     assert_ne!(new_leader, leader, "the survivors elected a leader");
@@ -191,15 +182,7 @@ async fn a_paused_leader_never_serves_a_stale_read_after_it_resumes() {
 /// read from its old state (it may answer 503).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_past_its_lease_never_serves_a_stale_read() {
-    let mut c = TestCluster::new(3, "[debug]\nfault_injection = true\n");
-    c.boot().await;
-    c.put_ok(1, "acme", "k", "before").await;
-    let leader = c.leader(1, "local").await;
-    for _ in 0..20 {
-        let v = c.get_value(leader, "acme", "k").await.expect("present");
-        assert_eq!(v["value"], "before");
-    }
-    let others: Vec<u64> = c.ids().into_iter().filter(|id| *id != leader).collect();
+    let (c, leader, others) = leader_with_a_fresh_lease("[debug]\nfault_injection = true\n").await;
     partition(&c, leader, &others).await;
     for o in &others {
         partition(&c, *o, &[leader]).await;
@@ -222,6 +205,21 @@ async fn a_leader_cut_off_past_its_lease_never_serves_a_stale_read() {
     }
     let v = c.get_value(leader, "acme", "k").await.expect("present");
     assert_eq!(v["value"], "after");
+}
+
+/// A booted 3-node cluster where `acme/k` = "before", the data group's leader
+/// (its lease kept fresh by reads through it) and the other nodes.
+async fn leader_with_a_fresh_lease(extra_toml: &str) -> (TestCluster, u64, Vec<u64>) {
+    let mut c = TestCluster::new(3, extra_toml);
+    c.boot().await;
+    c.put_ok(1, "acme", "k", "before").await;
+    let leader = c.leader(1, "local").await;
+    for _ in 0..20 {
+        let v = c.get_value(leader, "acme", "k").await.expect("present");
+        assert_eq!(v["value"], "before");
+    }
+    let others = c.ids().into_iter().filter(|id| *id != leader).collect();
+    (c, leader, others)
 }
 
 async fn partition(c: &TestCluster, id: u64, blocked: &[u64]) {
