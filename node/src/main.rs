@@ -13,6 +13,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's malloc: the request path makes many small,
+/// short-lived allocations across threads (HTTP, RPC framing, futures), where
+/// glibc spent ~12 % of a node's CPU under load (ARCHITECTURE, "What bounds
+/// throughput").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cairn",
