@@ -13,6 +13,7 @@
 //! with the same token, which the server answers idempotently).
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -340,10 +343,21 @@ fn json_body(v: &serde_json::Value) -> Bytes {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One keep-alive HTTP/1.1 connection to a node, opened again after an error.
+///
+/// The connection is polled in the worker's own task, beside the request (not
+/// spawned): a request then costs no task wake-ups beyond the socket's, which
+/// keeps the driver's share of the machine it shares with the nodes small.
 struct Conn {
     addr: String,
     host: HeaderValue,
-    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+    open: Option<Open>,
+}
+
+type Connection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+struct Open {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    connection: Pin<Box<Connection>>,
 }
 
 impl Conn {
@@ -351,7 +365,7 @@ impl Conn {
         Ok(Self {
             addr: addr.to_owned(),
             host: HeaderValue::try_from(addr).context("node address as Host header")?,
-            sender: None,
+            open: None,
         })
     }
 
@@ -368,7 +382,7 @@ impl Conn {
             .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
         if answer.is_err() {
             // The connection's state is unknown: start a fresh one next time.
-            self.sender = None;
+            self.open = None;
         }
         answer
     }
@@ -380,16 +394,17 @@ impl Conn {
         auth: &HeaderValue,
         body: Option<Bytes>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
-        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+        if self.open.as_ref().is_none_or(|o| o.sender.is_closed()) {
+            let stream = TcpStream::connect(&self.addr).await?;
             stream.set_nodelay(true)?;
-            let (sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            self.sender = Some(sender);
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            self.open = Some(Open {
+                sender,
+                connection: Box::pin(connection),
+            });
         }
-        let sender = self.sender.as_mut().context("no connection")?;
-        sender.ready().await?;
+        let Open { sender, connection } = self.open.as_mut().context("no connection")?;
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -399,10 +414,22 @@ impl Conn {
             req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let req = req.body(Full::new(body.unwrap_or_default()))?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        let exchange = async {
+            sender.ready().await?;
+            let resp = sender.send_request(req).await?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        };
+        tokio::select! {
+            answer = exchange => answer,
+            // The connection only ends on its own when the node closed it or it
+            // failed; the exchange cannot complete without it.
+            ended = connection.as_mut() => match ended {
+                Ok(()) => Err(anyhow::anyhow!("connection closed by the node")),
+                Err(e) => Err(e.into()),
+            },
+        }
     }
 }
 
