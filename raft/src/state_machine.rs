@@ -119,7 +119,19 @@ impl StateMachine {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    /// Reads, encodes and stores the group's whole state: on the blocking pool, so
+    /// the runtime's workers (requests, replication, heartbeats) never wait on it.
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let sm = self.clone();
+        tokio::task::spawn_blocking(move || sm.build_snapshot_blocking())
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, &std::io::Error::other(e.to_string())))?
+    }
+}
+
+impl StateMachine {
+    fn build_snapshot_blocking(&self) -> Result<Snapshot, StorageError> {
+        let started = std::time::Instant::now();
         let (applied, data) = self
             .state
             .export()
@@ -155,6 +167,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             // Else a newer snapshot was installed meanwhile: keep it. openraft
             // ignores a built snapshot older than the one it has.
         }
+        tracing::info!(
+            snapshot = %stored.meta.snapshot_id,
+            bytes = blob.len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "snapshot built"
+        );
         Ok(Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
