@@ -6,6 +6,11 @@
 # Cairn through `PUT /v1/kv/{key}`. wrk sends to the first node of each cluster
 # (which forwards to its leader when it is not the leader). Failed requests
 # (non-2xx, socket errors) are subtracted from the throughput.
+# Then, on the same Cairn cluster, `cairn bench` (a tenant API key, requests
+# spread over every node, 64 clients) measures puts, linearizable gets and
+# refresh rotations, and a second table sets them against the issue's targets:
+# gets against Cairn's own put rate, refresh rotations against etcd's put rate
+# at 64 connections.
 # Usage: scripts/bench-vs-etcd.sh [--duration 10] [--warmup 2]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -131,6 +136,12 @@ LUA
 for conns in 64 256; do
   run_wrk cairn "$conns" http://127.0.0.1:8501 "$work/cairn.lua"
 done
+: >"$work/bench"
+for w in kv-put kv-get refresh; do
+  line="$("$bin" bench --config "$work/cluster.toml" --workload "$w" --concurrency 64 \
+    --duration-secs "$duration" --warmup-secs "$warmup" | tail -1)"
+  echo "$w $line" >>"$work/bench"
+done
 rss="$(bench_peak_rss)"
 stop_all
 
@@ -144,5 +155,18 @@ while read -r name conns rate p50 p99 bad; do
   fi
   printf '%-8s %6s %10s %9s %9s %7s %14s\n' "$name" "$conns" "$rate" "$p50" "$p99" "$bad" "$ratio"
 done <"$results"
+echo
+# `cairn bench` prints: ok N  errors E  throughput T req/s  p50 X ms  p90 Y ms  p99 Z ms  max M ms
+rate_of() { awk -v w="$1" '$1 == w { print $7 }' "$work/bench"; }
+etcd64="$(awk '$1 == "etcd" && $2 == 64 { print $3 }' "$results")"
+printf '%-20s %10s %9s %9s %7s   %s\n' "cairn bench, 64" req/s p50_ms p99_ms errors "against the target"
+while read -r w _ _ _ errors _ rate _ _ p50 _ _ _ _ _ p99 _; do
+  case "$w" in
+    kv-get) target="$(awk -v a="$rate" -v b="$(rate_of kv-put)" 'BEGIN { if (b > 0) printf "%.2fx Cairn puts (target 5x)", a / b }')" ;;
+    refresh) target="$(awk -v a="$rate" -v b="$etcd64" 'BEGIN { if (b > 0) printf "%.2fx etcd puts at 64 (target 1x)", a / b }')" ;;
+    *) target="" ;;
+  esac
+  printf '%-20s %10s %9s %9s %7s   %s\n' "$w" "$rate" "$p50" "$p99" "$errors" "$target"
+done <"$work/bench"
 echo "peak RSS of each Cairn node (VmHWM):$rss"
 echo "(Cairn: release build; values sealed; every put is a durable Raft write on a majority)"
