@@ -344,9 +344,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One keep-alive HTTP/1.1 connection to a node, opened again after an error.
 ///
-/// The connection is polled in the worker's own task, beside the request (not
-/// spawned): a request then costs no task wake-ups beyond the socket's, which
-/// keeps the driver's share of the machine it shares with the nodes small.
+/// The connection is polled in the worker's own task, beside the request, not
+/// spawned: no task outlives its worker, and a connection that ends fails the
+/// request it was serving.
 struct Conn {
     addr: String,
     host: HeaderValue,
@@ -422,6 +422,8 @@ impl Conn {
             anyhow::Ok((status, body))
         };
         tokio::select! {
+            // An answer read in full counts even if the node closed right after.
+            biased;
             answer = exchange => answer,
             // The connection only ends on its own when the node closed it or it
             // failed; the exchange cannot complete without it.
