@@ -415,10 +415,29 @@ impl RaftNode {
     /// # Errors
     /// [`RaftNodeError::NoLeader`] if no leader confirmed the read in time.
     pub async fn query(&self, group: GroupId, query: Query) -> Result<QueryResult, RaftNodeError> {
+        self.query_since(group, query, Instant::now()).await
+    }
+
+    /// [`Self::query`] for a read that began at `since` on this node: the moment
+    /// its client request arrived, or any later moment. Linearizability only asks
+    /// that the read index be taken after that, so a read-index round another read
+    /// started after `since` may serve this one too (see [`crate::read_batch`]).
+    ///
+    /// `since` must not be earlier than the end of any write the same request
+    /// made before this read, or the read could miss that write.
+    ///
+    /// # Errors
+    /// As [`Self::query`].
+    pub async fn query_since(
+        &self,
+        group: GroupId,
+        query: Query,
+        since: Instant,
+    ) -> Result<QueryResult, RaftNodeError> {
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let mut pause = Duration::from_millis(10);
         loop {
-            match self.query_once(group, &query, 0).await {
+            match self.query_once(group, &query, 0, since).await {
                 // Reads change nothing: every failure may be retried.
                 Err(e)
                     if !matches!(
@@ -439,11 +458,14 @@ impl RaftNode {
         }
     }
 
+    /// One attempt at [`Self::query_since`]; `hops` counts the nodes it was
+    /// relayed through.
     pub(crate) async fn query_once(
         &self,
         group: GroupId,
         query: &Query,
         hops: u32,
+        since: Instant,
     ) -> Result<QueryResult, RaftNodeError> {
         let Some(g) = self.groups.get(&group) else {
             if hops >= MAX_HOPS {
@@ -470,7 +492,7 @@ impl RaftNode {
         let read_index = if leads {
             g.leader.read_index().await
         } else {
-            g.reads.read_index().await
+            g.reads.read_index_since(since).await
         }
         .ok_or(RaftNodeError::NoLeader { group: group.0 })?;
         if g.applied.load(Ordering::Acquire) < read_index {

@@ -10,6 +10,14 @@
 //! round wait for the next one, which serves all of them. Under load one quorum
 //! round serves many reads; a lone read costs one round, as without batching.
 //!
+//! The rule is about when the *read* began, not when it reached the batcher: a
+//! round serves every read that began before the round started. So a read that
+//! names its beginning ([`ReadBatcher::read_index_since`]: the moment its client
+//! request arrived) is served at once by the last round that succeeded, if that
+//! round started after it began. A request that reads two groups one after the
+//! other (its API key in `meta`, then its data) often finds the second group's
+//! read index already taken by a round that started while it waited for the first.
+//!
 //! Rounds run on a task of their own, so a reader that gives up (its client went
 //! away) never strands the others; a round that fails or takes longer than
 //! [`ROUND_TIMEOUT`] answers `None` to its whole batch.
@@ -20,6 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// Longest one round may take before its reads fail (and may be retried).
 pub(crate) const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,6 +45,8 @@ pub(crate) struct ReadBatcher {
 struct Batch {
     running: bool,
     waiting: Vec<oneshot::Sender<Option<u64>>>,
+    /// The latest round that succeeded: when it started, and its read index.
+    last: Option<(Instant, u64)>,
 }
 
 impl ReadBatcher {
@@ -53,9 +64,24 @@ impl ReadBatcher {
 
     /// A read index obtained by a round that started after this call began.
     pub(crate) async fn read_index(&self) -> Option<u64> {
+        self.read_index_since(Instant::now()).await
+    }
+
+    /// A read index obtained by a round that started after `since`, the moment
+    /// the read began (or any later moment): the last successful round's if it
+    /// started after `since`, else the next round's.
+    ///
+    /// `since` must not be earlier than the end of any write the caller's
+    /// operation made before this read (its own write must be visible to it).
+    pub(crate) async fn read_index_since(&self, since: Instant) -> Option<u64> {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut batch = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((started, index)) = batch.last {
+                if started > since {
+                    return Some(index);
+                }
+            }
             batch.waiting.push(tx);
             !std::mem::replace(&mut batch.running, true)
         };
@@ -86,10 +112,17 @@ async fn drive(state: Arc<Mutex<Batch>>, round: Arc<Round>) {
             }
             std::mem::take(&mut batch.waiting)
         };
+        // Taken after every read of the batch began and before the round sends
+        // anything.
+        let started = Instant::now();
         let index = tokio::time::timeout(ROUND_TIMEOUT, round())
             .await
             .ok()
             .flatten();
+        if let Some(index) = index {
+            let mut batch = state.lock().unwrap_or_else(PoisonError::into_inner);
+            batch.last = Some((started, index));
+        }
         for reader in batch {
             // A reader that gave up has dropped its receiver: nothing to do.
             let _ = reader.send(index);
@@ -161,6 +194,53 @@ mod tests {
             assert_eq!(r.await.expect("task"), Some(2));
         }
         assert_eq!(rounds.load(Ordering::SeqCst), 2, "100 reads, two rounds");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_began_before_a_finished_round_started_is_served_by_it() {
+        let (b, rounds) = counting();
+        let began = Instant::now();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(
+            b.read_index().await,
+            Some(1),
+            "round 1 starts after `began`"
+        );
+        assert_eq!(b.read_index_since(began).await, Some(1), "no new round");
+        assert_eq!(rounds.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_began_after_the_last_round_started_waits_for_a_new_one() {
+        let (b, rounds) = counting();
+        let b = Arc::new(b);
+        // The read begins while round 1 runs: round 1 cannot serve it, even when
+        // it reaches the batcher after round 1 finished.
+        let first = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.read_index().await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let began = Instant::now();
+        assert_eq!(first.await.expect("task"), Some(1));
+        assert_eq!(b.read_index_since(began).await, Some(2));
+        assert_eq!(b.read_index_since(Instant::now()).await, Some(3));
+        assert_eq!(rounds.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_round_serves_no_later_read() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&calls);
+        let b = ReadBatcher::new(move || {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move { (n > 0).then_some(n) }
+        });
+        let began = Instant::now();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(b.read_index().await, None, "round 0 failed");
+        assert_eq!(b.read_index_since(began).await, Some(1), "a new round");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

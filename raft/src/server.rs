@@ -153,7 +153,14 @@ impl Peer for PeerService {
         reply(
             &self
                 .node
-                .query_once(GroupId(msg.group), &query, msg.hops)
+                // The relaying node's clock is not this one's: the read began
+                // no later than now.
+                .query_once(
+                    GroupId(msg.group),
+                    &query,
+                    msg.hops,
+                    tokio::time::Instant::now(),
+                )
                 .await,
         )
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -25,6 +26,7 @@ impl KvService {
         &self,
         md: &MetadataMap,
         scope: Scope,
+        since: Instant,
     ) -> Result<Arc<TenantKeys>, ServiceError> {
         let auth = authorization(md);
         let x_tenant = match md.get("x-tenant") {
@@ -33,7 +35,7 @@ impl KvService {
             })?),
             None => None,
         };
-        self.services.kv_tenant(auth, x_tenant, scope).await
+        self.services.kv_tenant(auth, x_tenant, scope, since).await
     }
 }
 
@@ -52,7 +54,7 @@ impl Kv for KvService {
         req: Request<proto::PutRequest>,
     ) -> Result<Response<proto::KvEntry>, Status> {
         let tenant = self
-            .tenant(req.metadata(), Scope::Write)
+            .tenant(req.metadata(), Scope::Write, Instant::now())
             .await
             .map_err(|e| status(&e))?;
         let r = req.into_inner();
@@ -67,13 +69,16 @@ impl Kv for KvService {
         &self,
         req: Request<proto::GetRequest>,
     ) -> Result<Response<proto::KvEntry>, Status> {
+        // As over HTTP: both reads may use read indexes from after the request
+        // arrived.
+        let since = Instant::now();
         let tenant = self
-            .tenant(req.metadata(), Scope::Read)
+            .tenant(req.metadata(), Scope::Read, since)
             .await
             .map_err(|e| status(&e))?;
         let r = req.into_inner();
         self.services
-            .kv_get(tenant, &r.key)
+            .kv_get(tenant, &r.key, since)
             .await
             .map(|e| Response::new(entry(e)))
             .map_err(|e| status(&e))
@@ -84,7 +89,7 @@ impl Kv for KvService {
         req: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
         let tenant = self
-            .tenant(req.metadata(), Scope::Delete)
+            .tenant(req.metadata(), Scope::Delete, Instant::now())
             .await
             .map_err(|e| status(&e))?;
         let r = req.into_inner();

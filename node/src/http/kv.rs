@@ -13,6 +13,7 @@ use crate::http::body::StrictJson;
 use crate::keyring::TenantKeys;
 use crate::service::{KvEntry, Scope};
 use std::sync::Arc;
+use tokio::time::Instant;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +46,7 @@ async fn tenant(
     state: &AppState,
     headers: &HeaderMap,
     scope: Scope,
+    since: Instant,
 ) -> Result<Arc<TenantKeys>, ServiceError> {
     let x_tenant =
         match headers.get("x-tenant") {
@@ -55,7 +57,7 @@ async fn tenant(
         };
     state
         .services
-        .kv_tenant(bearer(headers), x_tenant, scope)
+        .kv_tenant(bearer(headers), x_tenant, scope, since)
         .await
 }
 
@@ -70,7 +72,7 @@ pub async fn put(
     path: Result<Path<String>, PathRejection>,
     body: Result<StrictJson<PutBody>, ServiceError>,
 ) -> Result<Json<KvEntry>, ServiceError> {
-    let tenant = tenant(&state, &headers, Scope::Write).await?;
+    let tenant = tenant(&state, &headers, Scope::Write, Instant::now()).await?;
     let key = key(path)?;
     let StrictJson(body) = body?;
     let entry = state
@@ -85,9 +87,13 @@ pub async fn get(
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<KvEntry>, ServiceError> {
-    let tenant = tenant(&state, &headers, Scope::Read).await?;
+    // Both reads (the API key, the value) may take read indexes from any moment
+    // after the request arrived: a round another request started since may
+    // serve them.
+    let since = Instant::now();
+    let tenant = tenant(&state, &headers, Scope::Read, since).await?;
     let key = key(path)?;
-    Ok(Json(state.services.kv_get(tenant, &key).await?))
+    Ok(Json(state.services.kv_get(tenant, &key, since).await?))
 }
 
 pub async fn delete(
@@ -96,7 +102,7 @@ pub async fn delete(
     path: Result<Path<String>, PathRejection>,
     params: Result<axum::extract::Query<DeleteParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ServiceError> {
-    let tenant = tenant(&state, &headers, Scope::Delete).await?;
+    let tenant = tenant(&state, &headers, Scope::Delete, Instant::now()).await?;
     let key = key(path)?;
     let params = params
         .map_err(|e| ServiceError::InvalidRequest(format!("invalid query: {e}")))?

@@ -19,6 +19,7 @@ use cairn_storage::{
     SigningKeyRecord, SigningKeys,
 };
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use super::keys::{unexpected, unix_now};
@@ -282,13 +283,32 @@ impl Services {
         &self,
         authorization: Option<&str>,
     ) -> Result<Principal, ServiceError> {
+        self.authenticate_since(authorization, Instant::now()).await
+    }
+
+    /// [`Self::authenticate`] for a request that arrived at `since` and has
+    /// written nothing yet: the key is read linearizably as of any moment after
+    /// `since` (see `RaftNode::query_since`).
+    ///
+    /// # Errors
+    /// As [`Self::authenticate`].
+    pub async fn authenticate_since(
+        &self,
+        authorization: Option<&str>,
+        since: Instant,
+    ) -> Result<Principal, ServiceError> {
         let token = super::bearer_token(authorization).ok_or(ServiceError::Unauthorized)?;
         let key = ApiKey::parse(token).map_err(|_| ServiceError::Unauthorized)?;
         let epoch = self.inner.raft.meta_epoch();
         let query = Query::ApiKey {
             key_id: key.id().to_owned(),
         };
-        let (view, master) = match self.inner.raft.query(META_GROUP, query).await? {
+        let (view, master) = match self
+            .inner
+            .raft
+            .query_since(META_GROUP, query, since)
+            .await?
+        {
             QueryResult::ApiKey { view, master } => (view, master),
             other => return Err(unexpected("api key read", &other)),
         };

@@ -119,12 +119,18 @@ impl Services {
         }
     }
 
-    /// Linearizable read.
+    /// Linearizable read, for a request that arrived at `since` and has written
+    /// nothing (see `RaftNode::query_since`).
     ///
     /// # Errors
     /// Validation, not found, an unavailable group or master key, or a stored value
     /// that fails to open (`decryption_failed`).
-    pub async fn kv_get(&self, keys: Arc<TenantKeys>, key: &str) -> Result<KvEntry, ServiceError> {
+    pub async fn kv_get(
+        &self,
+        keys: Arc<TenantKeys>,
+        key: &str,
+        since: tokio::time::Instant,
+    ) -> Result<KvEntry, ServiceError> {
         validate_key(key)?;
         let region = keys.record().region.clone();
         let group = self.region_group(&region)?;
@@ -133,7 +139,7 @@ impl Services {
             tenant: keys.id().to_owned(),
             key: index.clone(),
         };
-        let answer = self.inner.raft.query(group, query).await;
+        let answer = self.inner.raft.query_since(group, query, since).await;
         let record = match answer.map_err(|e| Self::region_error(&region, e))? {
             QueryResult::Kv(Some(record)) => record,
             QueryResult::Kv(None) => return Err(ServiceError::KeyNotFound),

@@ -123,7 +123,8 @@ impl Services {
     }
 
     /// The tenant a KV call acts for: the tenant of an API key carrying `scope`,
-    /// or, for the operator (admin token), the tenant named by `x_tenant`.
+    /// or, for the operator (admin token), the tenant named by `x_tenant`. `since`:
+    /// when the request arrived (it has written nothing yet).
     ///
     /// # Errors
     /// Unauthorized, a missing scope, a missing `X-Tenant` for the operator, or an
@@ -133,10 +134,11 @@ impl Services {
         authorization: Option<&str>,
         x_tenant: Option<&str>,
         scope: Scope,
+        since: tokio::time::Instant,
     ) -> Result<Arc<TenantKeys>, ServiceError> {
         let token = bearer_token(authorization).ok_or(ServiceError::Unauthorized)?;
         if token.starts_with(cairn_crypto::token::API_KEY_PREFIX) {
-            let principal = self.authenticate(authorization).await?;
+            let principal = self.authenticate_since(authorization, since).await?;
             principal.require(scope)?;
             return Ok(Arc::clone(principal.keys()));
         }
