@@ -34,6 +34,11 @@ pub struct RaftTuning {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     /// Build a snapshot once this many entries were applied since the last one.
+    /// A snapshot reads, encodes and stores the group's whole state (a 9.4 MB
+    /// group took 0.3-0.5 s per node, every node at the same index, and stalled
+    /// writes for as long), so the default, like etcd's `--snapshot-count`, is
+    /// 100,000: the log behind it is cheap to keep on disk, and lagging followers
+    /// catch up from it.
     pub snapshot_logs_since_last: u64,
     /// Entries kept in the log behind the snapshot (lets slightly lagging followers
     /// catch up from the log rather than by snapshot).
@@ -46,7 +51,7 @@ impl Default for RaftTuning {
             heartbeat_interval_ms: 50,
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
-            snapshot_logs_since_last: 10_000,
+            snapshot_logs_since_last: 100_000,
             max_logs_kept_after_snapshot: 1_000,
         }
     }

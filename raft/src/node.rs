@@ -420,8 +420,10 @@ impl RaftNode {
 
     /// [`Self::query`] for a read that began at `since` on this node: the moment
     /// its client request arrived, or any later moment. Linearizability only asks
-    /// that the read index be taken after that, so a read-index round another read
-    /// started after `since` may serve this one too (see [`crate::read_batch`]).
+    /// that the read index come from a leadership confirmation that started after
+    /// that, so a read-index round another read started after `since` may serve
+    /// this one too (see [`crate::read_batch`]). Two reads of one request with the
+    /// same `since` are each linearizable, not a snapshot taken at one moment.
     ///
     /// `since` must not be earlier than the end of any write the same request
     /// made before this read, or the read could miss that write.
