@@ -164,6 +164,12 @@ mod tests {
         (batcher, rounds)
     }
 
+    /// One read on a task of its own.
+    fn spawn_read(b: &Arc<ReadBatcher>) -> tokio::task::JoinHandle<Option<u64>> {
+        let b = Arc::clone(b);
+        tokio::spawn(async move { b.read_index().await })
+    }
+
     #[tokio::test]
     async fn a_lone_read_gets_a_round_of_its_own() {
         let (b, rounds) = counting();
@@ -178,17 +184,9 @@ mod tests {
         let b = Arc::new(b);
         // The first read starts round 1; the 99 others arrive while it runs and
         // must all be served by round 2, never by round 1.
-        let first = {
-            let b = Arc::clone(&b);
-            tokio::spawn(async move { b.read_index().await })
-        };
+        let first = spawn_read(&b);
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let later: Vec<_> = (0..99)
-            .map(|_| {
-                let b = Arc::clone(&b);
-                tokio::spawn(async move { b.read_index().await })
-            })
-            .collect();
+        let later: Vec<_> = (0..99).map(|_| spawn_read(&b)).collect();
         assert_eq!(first.await.expect("task"), Some(1));
         for r in later {
             assert_eq!(r.await.expect("task"), Some(2));
@@ -216,10 +214,7 @@ mod tests {
         let b = Arc::new(b);
         // The read begins while round 1 runs: round 1 cannot serve it, even when
         // it reaches the batcher after round 1 finished.
-        let first = {
-            let b = Arc::clone(&b);
-            tokio::spawn(async move { b.read_index().await })
-        };
+        let first = spawn_read(&b);
         tokio::time::sleep(Duration::from_millis(5)).await;
         let began = Instant::now();
         assert_eq!(first.await.expect("task"), Some(1));
