@@ -140,6 +140,7 @@ impl Lease {
 /// else from a confirmation round (batched, and granting the lease).
 pub(crate) struct LeaderReads {
     id: NodeId,
+    group: u64,
     raft: Raft,
     lease: Arc<Lease>,
     confirms: Arc<ReadBatcher>,
@@ -149,23 +150,36 @@ pub(crate) struct LeaderReads {
 }
 
 impl LeaderReads {
-    pub(crate) fn new(id: NodeId, raft: &Raft, lease: Lease, last_log: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(
+        id: NodeId,
+        group: u64,
+        raft: &Raft,
+        lease: Lease,
+        last_log: Arc<AtomicU64>,
+    ) -> Self {
         let lease = Arc::new(lease);
         let confirms = {
             let (raft, lease) = (raft.clone(), Arc::clone(&lease));
-            Arc::new(ReadBatcher::new(move || {
+            // Rounds of this one group, with this node as their only target.
+            Arc::new(ReadBatcher::new(move |_, _| {
                 let (raft, lease) = (raft.clone(), Arc::clone(&lease));
                 async move {
                     let ticket = lease.ticket(Instant::now());
-                    let (read_log_id, _) = raft.get_read_log_id().await.ok()?;
-                    let index = read_log_id.map_or(0, |l| l.index);
-                    lease.grant(ticket, index);
-                    Some(index)
+                    let index = raft
+                        .get_read_log_id()
+                        .await
+                        .ok()
+                        .map(|(read_log_id, _)| read_log_id.map_or(0, |l| l.index));
+                    if let Some(index) = index {
+                        lease.grant(ticket, index);
+                    }
+                    vec![index]
                 }
             }))
         };
         Self {
             id,
+            group,
             raft: raft.clone(),
             lease,
             confirms,
@@ -186,7 +200,7 @@ impl LeaderReads {
                 return Some(index);
             }
         }
-        self.confirms.read_index().await
+        self.confirms.read_index(self.id, self.group).await
     }
 
     /// Starts one background round that extends the lease, unless one runs.
@@ -195,8 +209,9 @@ impl LeaderReads {
             return;
         }
         let (renewing, confirms) = (Arc::clone(&self.renewing), Arc::clone(&self.confirms));
+        let (id, group) = (self.id, self.group);
         tokio::spawn(async move {
-            let _ = confirms.read_index().await;
+            let _ = confirms.read_index(id, group).await;
             renewing.store(false, Ordering::Release);
         });
     }

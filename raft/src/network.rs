@@ -141,7 +141,32 @@ impl Peers {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        if let Some(pin) = self.pinned.get(&group) {
+        self.call_for_groups(node, rpc, &[group], hops, req, timeout)
+            .await
+    }
+
+    /// [`Self::call`] for a message that concerns every group of `groups` (its
+    /// `group` field names the first): refused unless each of them may reach
+    /// `node`.
+    ///
+    /// # Errors
+    /// As [`Self::call`]; [`PeerCallError::NotSent`] for an empty `groups`.
+    pub async fn call_for_groups<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        node: NodeId,
+        rpc: Rpc,
+        groups: &[u64],
+        hops: u32,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerCallError> {
+        let Some(&group) = groups.first() else {
+            return Err(PeerCallError::NotSent {
+                node,
+                detail: "a message for no group".to_owned(),
+            });
+        };
+        for (group, pin) in groups.iter().filter_map(|g| Some((g, self.pinned.get(g)?))) {
             if !pin.nodes.contains(&node) {
                 tracing::error!(
                     group,

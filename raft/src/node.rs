@@ -42,8 +42,6 @@ struct Group {
     committed: Arc<AtomicU64>,
     /// The index this node's state machine last applied.
     applied: Arc<AtomicU64>,
-    /// Read indexes for this node's reads, from the leader wherever it is.
-    reads: ReadBatcher,
     /// Read indexes given here, as leader (for this node's reads and peers'):
     /// from the lease, or from a confirmation round.
     leader: Arc<LeaderReads>,
@@ -64,6 +62,9 @@ pub struct RaftNode {
     groups: HashMap<GroupId, Group>,
     specs: Vec<GroupSpec>,
     peers: Arc<Peers>,
+    /// Read indexes for this node's reads of groups it does not lead, asked of
+    /// their leaders: one call at a time per leader, for every group waiting.
+    reads: ReadBatcher,
     /// Writes relayed to leaders, batched per (leader, group).
     forwards: Forwarder,
     addrs: BTreeMap<NodeId, String>,
@@ -154,8 +155,7 @@ impl RaftNode {
             let raft = Raft::new(id, Arc::new(config), network, log_store, sm)
                 .await
                 .map_err(|e| RaftNodeError::Internal(format!("group {}: {e}", spec.name)))?;
-            let leader = Arc::new(LeaderReads::new(id, &raft, lease, last_log));
-            let reads = Self::read_batcher(id, spec.id, &raft, &peers, &leader);
+            let leader = Arc::new(LeaderReads::new(id, spec.id.0, &raft, lease, last_log));
             let proposals = ProposalBatcher::new(id, spec.id.0, raft.clone(), COMMIT_TIMEOUT);
             groups.insert(
                 spec.id,
@@ -165,7 +165,6 @@ impl RaftNode {
                     state: engine.state(spec.id.0),
                     committed,
                     applied,
-                    reads,
                     leader,
                     proposals,
                 },
@@ -175,6 +174,7 @@ impl RaftNode {
             id,
             groups,
             specs: cfg.groups().to_vec(),
+            reads: Self::read_batcher(&peers),
             forwards: Forwarder::new(Arc::clone(&peers), FORWARD_TIMEOUT),
             peers,
             addrs,
@@ -490,11 +490,11 @@ impl RaftNode {
         // Read index: the leader confirms it still leads (a quorum round) and names
         // the commit index; once this replica has applied that far, its state
         // reflects every write acknowledged before the read began.
-        let leads = g.raft.metrics().borrow().current_leader == Some(self.id);
-        let read_index = if leads {
-            g.leader.read_index().await
-        } else {
-            g.reads.read_index_since(since).await
+        let leader = g.raft.metrics().borrow().current_leader;
+        let read_index = match leader {
+            Some(l) if l == self.id => g.leader.read_index().await,
+            Some(l) => self.reads.read_index_since(l, group.0, since).await,
+            None => None,
         }
         .ok_or(RaftNodeError::NoLeader { group: group.0 })?;
         if g.applied.load(Ordering::Acquire) < read_index {
@@ -516,51 +516,48 @@ impl RaftNode {
             .map_err(|e| RaftNodeError::Internal(e.to_string()))?
     }
 
-    /// Batches this node's read-index requests for `group`: confirmed here if this
-    /// node leads, else asked of the leader (whose own batcher answers).
-    fn read_batcher(
-        id: NodeId,
-        group: GroupId,
-        raft: &Raft,
-        peers: &Arc<Peers>,
-        leader: &Arc<LeaderReads>,
-    ) -> ReadBatcher {
-        let (raft, peers, here) = (raft.clone(), Arc::clone(peers), Arc::clone(leader));
-        ReadBatcher::new(move || {
-            let (peers, here) = (Arc::clone(&peers), Arc::clone(&here));
-            let leader = raft.metrics().borrow().current_leader;
+    /// Batches this node's read-index requests to the leaders of the groups it
+    /// reads (whose own batchers answer, see [`Self::leader_read_indexes`]).
+    fn read_batcher(peers: &Arc<Peers>) -> ReadBatcher {
+        let peers = Arc::clone(peers);
+        ReadBatcher::new(move |leader, groups: Vec<u64>| {
+            let peers = Arc::clone(&peers);
             async move {
-                match leader? {
-                    l if l == id => here.read_index().await,
-                    l => peers
-                        .call::<_, Result<u64, RaftNodeError>>(
-                            l,
-                            Rpc::ReadIndex,
-                            group.0,
-                            1,
-                            &(),
-                            FORWARD_TIMEOUT,
-                        )
-                        .await
-                        .ok()?
-                        .ok(),
-                }
+                let answers = peers
+                    .call_for_groups::<_, Vec<Result<u64, RaftNodeError>>>(
+                        leader,
+                        Rpc::ReadIndex,
+                        &groups,
+                        1,
+                        &groups,
+                        FORWARD_TIMEOUT,
+                    )
+                    .await
+                    .unwrap_or_default();
+                answers.into_iter().map(Result::ok).collect()
             }
         })
     }
 
-    /// The read index as only the leader can give it (from its lease, or after
-    /// confirming leadership with a quorum): the index a linearizable read must
-    /// wait for. Answers peers' `ReadIndex` calls.
-    pub(crate) async fn leader_read_index(&self, group: GroupId) -> Result<u64, RaftNodeError> {
-        let g = self
-            .groups
-            .get(&group)
-            .ok_or(RaftNodeError::UnknownGroup(group.0))?;
-        g.leader
-            .read_index()
-            .await
-            .ok_or(RaftNodeError::NoLeader { group: group.0 })
+    /// Read indexes as only the leader can give them (from its lease, or after
+    /// confirming leadership with a quorum): the indexes linearizable reads of
+    /// `groups` must wait for, one answer per group, in order. Answers peers'
+    /// `ReadIndex` calls.
+    pub(crate) async fn leader_read_indexes(
+        &self,
+        groups: &[u64],
+    ) -> Vec<Result<u64, RaftNodeError>> {
+        futures::future::join_all(groups.iter().map(|&group| async move {
+            let g = self
+                .groups
+                .get(&GroupId(group))
+                .ok_or(RaftNodeError::UnknownGroup(group))?;
+            g.leader
+                .read_index()
+                .await
+                .ok_or(RaftNodeError::NoLeader { group })
+        }))
+        .await
     }
 
     pub(crate) fn raft(&self, group: u64) -> Option<&Raft> {

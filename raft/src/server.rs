@@ -48,6 +48,10 @@ impl PeerService {
     }
 }
 
+/// Most groups one `ReadIndex` call may name (a cluster has one per region, and
+/// `meta`).
+const MAX_READ_GROUPS: usize = 1024;
+
 /// Largest snapshot a node accepts (snapshots are built and received in memory).
 const MAX_SNAPSHOT_BYTES: u64 = cairn_storage::codec::DECODE_LIMIT as u64;
 
@@ -165,10 +169,18 @@ impl Peer for PeerService {
         )
     }
 
+    /// Read indexes for the groups the payload names (a follower's reads of every
+    /// group it believes this node leads), one answer per group, in order.
     async fn read_index(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
         let msg = self.receive(req)?;
-        let () = decode(&msg)?;
-        reply(&self.node.leader_read_index(GroupId(msg.group)).await)
+        let groups: Vec<u64> = decode(&msg)?;
+        if groups.len() > MAX_READ_GROUPS {
+            return Err(Status::invalid_argument(format!(
+                "{} groups; at most {MAX_READ_GROUPS} per read-index call",
+                groups.len()
+            )));
+        }
+        reply(&self.node.leader_read_indexes(&groups).await)
     }
 
     async fn init_group(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
