@@ -322,7 +322,9 @@ impl RaftNode {
 
     /// Changes whenever this node's replica of `meta` changes (an applied command
     /// or an installed snapshot): a cache of `meta` records read when the epoch was
-    /// `e` is current while the epoch is still `e`.
+    /// `e` is current while the epoch is still `e`. The epoch moves before the
+    /// change's index counts as applied, so after [`Self::read_barrier_since`] the
+    /// epoch reflects every change the barrier waited for.
     #[must_use]
     pub fn meta_epoch(&self) -> u64 {
         self.meta_epoch.load(Ordering::Acquire)
@@ -436,10 +438,44 @@ impl RaftNode {
         query: Query,
         since: Instant,
     ) -> Result<QueryResult, RaftNodeError> {
+        Self::retry_read(|| self.query_once(group, &query, 0, since)).await
+    }
+
+    /// Waits until this node's replica of `group` reflects every write a read
+    /// that began at `since` must see (as [`Self::query_since`] does before it
+    /// reads): a caller may then read state derived from the group on this node,
+    /// such as a cache it invalidates on every change the group applies.
+    ///
+    /// # Errors
+    /// [`RaftNodeError::UnknownGroup`] if this node has no replica of `group`;
+    /// else as [`Self::query`].
+    pub async fn read_barrier_since(
+        &self,
+        group: GroupId,
+        since: Instant,
+    ) -> Result<(), RaftNodeError> {
+        Self::retry_read(|| async {
+            let g = self
+                .groups
+                .get(&group)
+                .ok_or(RaftNodeError::UnknownGroup(group.0))?;
+            self.catch_up(g, group, since).await
+        })
+        .await
+    }
+
+    /// Runs a read attempt until it succeeds, fails for good, or the request
+    /// deadline nears: reads change nothing, so every transient failure may be
+    /// retried.
+    async fn retry_read<T, F, Fut>(mut attempt: F) -> Result<T, RaftNodeError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RaftNodeError>>,
+    {
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let mut pause = Duration::from_millis(10);
         loop {
-            match self.query_once(group, &query, 0, since).await {
+            match attempt().await {
                 // Reads change nothing: every failure may be retried.
                 Err(e)
                     if !matches!(
@@ -487,6 +523,27 @@ impl RaftNode {
                 .await
                 .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?;
         };
+        self.catch_up(g, group, since).await?;
+        if !query.is_scan() {
+            // A point read is a few RocksDB gets (memtable or block cache): cheaper
+            // inline than the two thread hand-offs of the blocking pool.
+            return execute(&g.state, query);
+        }
+        let state = g.state.clone();
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || execute(&state, &query))
+            .await
+            .map_err(|e| RaftNodeError::Internal(e.to_string()))?
+    }
+
+    /// Waits until `g`, this node's replica of `group`, has applied every write
+    /// acknowledged before `since`.
+    async fn catch_up(
+        &self,
+        g: &Group,
+        group: GroupId,
+        since: Instant,
+    ) -> Result<(), RaftNodeError> {
         // Read index: the leader confirms it still leads (a quorum round) and names
         // the commit index; once this replica has applied that far, its state
         // reflects every write acknowledged before the read began.
@@ -504,16 +561,7 @@ impl RaftNode {
                 .await
                 .map_err(|_| RaftNodeError::NoLeader { group: group.0 })?;
         }
-        if !query.is_scan() {
-            // A point read is a few RocksDB gets (memtable or block cache): cheaper
-            // inline than the two thread hand-offs of the blocking pool.
-            return execute(&g.state, query);
-        }
-        let state = g.state.clone();
-        let query = query.clone();
-        tokio::task::spawn_blocking(move || execute(&state, &query))
-            .await
-            .map_err(|e| RaftNodeError::Internal(e.to_string()))?
+        Ok(())
     }
 
     /// Batches this node's read-index requests to the leaders of the groups it

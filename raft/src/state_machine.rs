@@ -228,10 +228,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .set_applied(&bytes)
             .map_err(|e| sm_err(ErrorVerb::Write, &e))?;
         batch.commit().map_err(|e| sm_err(ErrorVerb::Write, &e))?;
-        self.set_applied_index(applied.last_applied);
+        // The epoch moves before the applied index: a reader that sees this
+        // index applied sees the new epoch too, so nothing cached under the old
+        // one serves it (see `RaftNode::meta_epoch`).
         if meta_changed {
             self.meta_epoch.fetch_add(1, Ordering::Release);
         }
+        self.set_applied_index(applied.last_applied);
         Ok(results)
     }
 
@@ -269,8 +272,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .map_err(|e| snap_err(ErrorVerb::Write, &e))?;
             *guard = Some(meta.last_log_id);
         }
-        self.set_applied_index(meta.last_log_id);
+        // As in `apply`: the epoch first.
         self.meta_epoch.fetch_add(1, Ordering::Release);
+        self.set_applied_index(meta.last_log_id);
         Ok(())
     }
 

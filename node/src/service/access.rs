@@ -5,10 +5,13 @@
 //! An API key names its tenant; the tenant is never taken from a request body.
 //! Every authentication is a linearizable read of `meta` (the key's record, its
 //! tenant and the master key state at one index), so a key revoked and
-//! acknowledged on one node fails at once on every node.
+//! acknowledged on one node fails at once on every node. The read waits until this
+//! node's replica of `meta` has caught up with it, then takes the key from a cache
+//! if nothing in `meta` changed since the key was last read here (the `meta`
+//! epoch), and from `meta` otherwise; the presented secret is checked against the
+//! key's hash every time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use cairn_cluster_config::META_GROUP;
 use cairn_crypto::jwt::{self, SigningKey};
@@ -22,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
+use super::epoch_cache::EpochCache;
 use super::keys::{unexpected, unix_now};
 use super::Services;
 use crate::error::ServiceError;
@@ -238,30 +242,22 @@ impl TenantSigning {
 }
 
 /// Signing keys by tenant id, each valid for the `meta` epoch it was read at.
-#[derive(Default)]
-pub struct SigningCache {
-    entries: Mutex<HashMap<String, (u64, Arc<TenantSigning>)>>,
+pub type SigningCache = EpochCache<Arc<TenantSigning>>;
+
+pub const SIGNING_CACHE_CAPACITY: usize = 4096;
+
+/// An API key as authentication needs it: its hash, to check the presented
+/// secret against, and the caller it authenticates.
+pub struct KnownKey {
+    hash: Vec<u8>,
+    principal: Principal,
 }
 
-const SIGNING_CACHE_CAPACITY: usize = 4096;
+/// Authenticated API keys by key id, each valid for the `meta` epoch it was read
+/// at. Holds hashes, never secrets.
+pub type ApiKeyCache = EpochCache<Arc<KnownKey>>;
 
-impl SigningCache {
-    fn get(&self, tenant_id: &str, epoch: u64) -> Option<Arc<TenantSigning>> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(tenant_id)
-            .filter(|(e, _)| *e == epoch)
-            .map(|(_, s)| Arc::clone(s))
-    }
-
-    fn insert(&self, tenant_id: &str, epoch: u64, s: Arc<TenantSigning>) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= SIGNING_CACHE_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(tenant_id.to_owned(), (epoch, s));
-    }
-}
+pub const API_KEY_CACHE_CAPACITY: usize = 16_384;
 
 /// The public JSON Web Key Set of a tenant.
 #[derive(Debug, Serialize)]
@@ -299,7 +295,20 @@ impl Services {
     ) -> Result<Principal, ServiceError> {
         let token = super::bearer_token(authorization).ok_or(ServiceError::Unauthorized)?;
         let key = ApiKey::parse(token).map_err(|_| ServiceError::Unauthorized)?;
+        // Once this replica of `meta` has applied every change the read must see,
+        // a key read at the current epoch is as good as a fresh read: any change
+        // to `meta` since (a revocation, a deleted tenant) moved the epoch.
+        self.inner
+            .raft
+            .read_barrier_since(META_GROUP, since)
+            .await?;
         let epoch = self.inner.raft.meta_epoch();
+        if let Some(known) = self.inner.api_keys.get(key.id(), epoch) {
+            if !key.verify_hash(&known.hash) {
+                return Err(ServiceError::Unauthorized);
+            }
+            return Ok(known.principal.clone());
+        }
         let query = Query::ApiKey {
             key_id: key.id().to_owned(),
         };
@@ -325,12 +334,21 @@ impl Services {
         let name = view.tenant.name.clone();
         let sessions = view.tenant.sessions;
         let keys = self.install_keys(&name, epoch, view.tenant, master.as_ref())?;
-        Ok(Principal {
+        let principal = Principal {
             keys,
             scopes,
             key_id: view.key.id,
             sessions,
-        })
+        };
+        self.inner.api_keys.insert(
+            key.id(),
+            epoch,
+            Arc::new(KnownKey {
+                hash: view.key.hash,
+                principal: principal.clone(),
+            }),
+        );
+        Ok(principal)
     }
 
     /// Issues a new API key for tenant `tenant_id` (admin).

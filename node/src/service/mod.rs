@@ -9,6 +9,7 @@
 //!   introspection.
 
 mod access;
+mod epoch_cache;
 mod keys;
 mod kv;
 mod sessions;
@@ -52,6 +53,8 @@ struct Inner {
     masters: MasterKeys,
     tenants: TenantCache,
     signing: access::SigningCache,
+    /// API keys this node authenticated, per `meta` epoch.
+    api_keys: access::ApiKeyCache,
     /// Argon2id runs at most this many at once (each holds 19 MiB): a burst of
     /// sign-ins queues instead of exhausting memory or starving other work.
     hashing: Arc<tokio::sync::Semaphore>,
@@ -84,7 +87,8 @@ impl Services {
                 engine: c.engine,
                 masters: c.masters,
                 tenants: TenantCache::default(),
-                signing: access::SigningCache::default(),
+                signing: access::SigningCache::new(access::SIGNING_CACHE_CAPACITY),
+                api_keys: access::ApiKeyCache::new(access::API_KEY_CACHE_CAPACITY),
                 hashing: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
                 )),
