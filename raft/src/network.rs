@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cairn_storage::codec;
+use futures::SinkExt;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -19,7 +20,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::peer_client::PeerClient;
-use crate::proto::GroupMessage;
+use crate::proto::{GroupMessage, Reply};
 use crate::types::{Node, NodeId, TypeConfig};
 
 /// Which peer RPC to call.
@@ -30,7 +31,6 @@ pub enum Rpc {
     InstallSnapshot,
     ForwardBatch,
     Query,
-    ReadIndex,
     InitGroup,
     GroupState,
     Admit,
@@ -62,6 +62,8 @@ pub struct Pinned {
 pub struct Peers {
     me: NodeId,
     clients: HashMap<NodeId, PeerClient<Channel>>,
+    /// Per peer, the `ReadIndex` stream kept open to it (see [`Peers::read_indexes`]).
+    read_streams: HashMap<NodeId, tokio::sync::Mutex<Option<ReadStream>>>,
     /// Hard-pinned groups, by id. Enforced here, below placement: whatever asks
     /// (openraft replication, a snapshot transfer, a forwarded request), no message
     /// of such a group leaves for a node outside its region.
@@ -99,6 +101,7 @@ impl Peers {
         }
         Ok(Self {
             me,
+            read_streams: clients.keys().map(|id| (*id, Default::default())).collect(),
             clients,
             pinned: pinned.into_iter().map(|p| (p.group, p)).collect(),
             blocked: std::sync::RwLock::default(),
@@ -141,38 +144,107 @@ impl Peers {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        self.call_for_groups(node, rpc, &[group], hops, req, timeout)
-            .await
+        let client = self.route(node, &format!("{rpc:?}"), &[group])?;
+        let payload = encode_request(node, req)?;
+        let mut request = tonic::Request::new(GroupMessage {
+            group,
+            from: self.me,
+            hops,
+            payload,
+        });
+        request.set_timeout(timeout);
+        let mut client = client.clone();
+        let reply = match rpc {
+            Rpc::AppendEntries => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::InstallSnapshot => client.install_snapshot(request).await,
+            Rpc::ForwardBatch => client.forward_batch(request).await,
+            Rpc::Query => client.query(request).await,
+            Rpc::InitGroup => client.init_group(request).await,
+            Rpc::GroupState => client.group_state(request).await,
+            Rpc::Admit => client.admit(request).await,
+        };
+        let reply = reply.map_err(|status| classify(node, &status))?;
+        decode_reply(node, &reply.into_inner())
     }
 
-    /// [`Self::call`] for a message that concerns every group of `groups` (its
-    /// `group` field names the first): refused unless each of them may reach
-    /// `node`.
+    /// Read indexes for `groups` (distinct, at least one) from `node`, the node
+    /// the caller believes leads them: one answer per group, in order. Sent on a
+    /// `ReadIndex` stream kept open to `node`, one request and then its answer at a
+    /// time (the caller runs at most one round per node, see `read_batch`): no
+    /// new HTTP/2 stream, headers or server task per round. Any failure closes
+    /// the stream; the next round opens another.
     ///
     /// # Errors
-    /// As [`Self::call`]; [`PeerCallError::NotSent`] for an empty `groups`.
-    pub async fn call_for_groups<Req: Serialize, Resp: DeserializeOwned>(
+    /// As [`Self::call`].
+    pub async fn read_indexes<Resp: DeserializeOwned>(
         &self,
         node: NodeId,
-        rpc: Rpc,
         groups: &[u64],
-        hops: u32,
-        req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let Some(&group) = groups.first() else {
+        let client = self.route(node, "ReadIndex", groups)?;
+        let message = GroupMessage {
+            group: groups.first().copied().unwrap_or_default(),
+            from: self.me,
+            hops: 1,
+            payload: encode_request(node, &groups)?,
+        };
+        let Some(slot) = self.read_streams.get(&node) else {
             return Err(PeerCallError::NotSent {
                 node,
-                detail: "a message for no group".to_owned(),
+                detail: "not a peer of this node".to_owned(),
             });
         };
-        for (group, pin) in groups.iter().filter_map(|g| Some((g, self.pinned.get(g)?))) {
+        let failed = |detail: String| PeerCallError::Failed { node, detail };
+        let round = async {
+            // Held for the whole round: a round dropped midway (its deadline)
+            // drops the stream it took, so no answer is ever read by the wrong
+            // round.
+            let mut slot = slot.lock().await;
+            let mut stream = match slot.take() {
+                Some(stream) => stream,
+                None => ReadStream::open(node, client.clone()).await?,
+            };
+            stream
+                .requests
+                .send(message)
+                .await
+                .map_err(|e| failed(format!("read-index stream closed: {e}")))?;
+            let answer = match stream.answers.message().await {
+                Ok(Some(answer)) => answer,
+                Ok(None) => return Err(failed("read-index stream ended".to_owned())),
+                Err(status) => return Err(classify(node, &status)),
+            };
+            let decoded = decode_reply(node, &answer)?;
+            *slot = Some(stream);
+            Ok(decoded)
+        };
+        tokio::time::timeout(timeout, round)
+            .await
+            .unwrap_or_else(|_| Err(failed("read-index round timed out".to_owned())))
+    }
+
+    /// The client for a message to `node` concerning `groups`, unless it may not
+    /// go there: a hard-pinned group's traffic stays in its region, whatever asks
+    /// (`what` names the message in the log), and fault injection may cut `node`
+    /// off.
+    fn route(
+        &self,
+        node: NodeId,
+        what: &str,
+        groups: &[u64],
+    ) -> Result<&PeerClient<Channel>, PeerCallError> {
+        for (group, pin) in groups
+            .iter()
+            .filter_map(|g| Some((*g, self.pinned.get(g)?)))
+        {
             if !pin.nodes.contains(&node) {
                 tracing::error!(
                     group,
                     region = %pin.region,
                     node,
-                    ?rpc,
+                    rpc = what,
                     "refused: traffic of a hard-pinned region's group addressed to a node outside the region"
                 );
                 return Err(PeerCallError::NotSent {
@@ -190,43 +262,48 @@ impl Peers {
                 detail: "tcp connect error: partitioned by fault injection".to_owned(),
             });
         }
-        let Some(client) = self.clients.get(&node) else {
-            return Err(PeerCallError::NotSent {
+        self.clients
+            .get(&node)
+            .ok_or_else(|| PeerCallError::NotSent {
                 node,
                 detail: "not a peer of this node".to_owned(),
-            });
-        };
-        let payload = codec::encode("peer request", req).map_err(|e| PeerCallError::NotSent {
-            node,
-            detail: e.to_string(),
-        })?;
-        let mut request = tonic::Request::new(GroupMessage {
-            group,
-            from: self.me,
-            hops,
-            payload,
-        });
-        request.set_timeout(timeout);
-        let mut client = client.clone();
-        let reply = match rpc {
-            Rpc::AppendEntries => client.append_entries(request).await,
-            Rpc::Vote => client.vote(request).await,
-            Rpc::InstallSnapshot => client.install_snapshot(request).await,
-            Rpc::ForwardBatch => client.forward_batch(request).await,
-            Rpc::Query => client.query(request).await,
-            Rpc::ReadIndex => client.read_index(request).await,
-            Rpc::InitGroup => client.init_group(request).await,
-            Rpc::GroupState => client.group_state(request).await,
-            Rpc::Admit => client.admit(request).await,
-        };
-        let reply = reply.map_err(|status| classify(node, &status))?;
-        codec::decode("peer reply", &reply.into_inner().payload).map_err(|e| {
-            PeerCallError::BadReply {
-                node,
-                detail: e.to_string(),
-            }
-        })
+            })
     }
+}
+
+/// An open `ReadIndex` stream to one peer.
+struct ReadStream {
+    requests: futures::channel::mpsc::Sender<GroupMessage>,
+    answers: tonic::Streaming<Reply>,
+}
+
+impl ReadStream {
+    async fn open(node: NodeId, mut client: PeerClient<Channel>) -> Result<Self, PeerCallError> {
+        let (requests, outgoing) = futures::channel::mpsc::channel(1);
+        let answers = client
+            .read_index(outgoing)
+            .await
+            .map_err(|status| classify(node, &status))?
+            .into_inner();
+        Ok(Self { requests, answers })
+    }
+}
+
+fn encode_request<Req: Serialize>(node: NodeId, req: &Req) -> Result<Vec<u8>, PeerCallError> {
+    codec::encode("peer request", req).map_err(|e| PeerCallError::NotSent {
+        node,
+        detail: e.to_string(),
+    })
+}
+
+fn decode_reply<Resp: DeserializeOwned>(
+    node: NodeId,
+    reply: &Reply,
+) -> Result<Resp, PeerCallError> {
+    codec::decode("peer reply", &reply.payload).map_err(|e| PeerCallError::BadReply {
+        node,
+        detail: e.to_string(),
+    })
 }
 
 /// A failed connection attempt means the request never left this node; anything

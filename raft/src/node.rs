@@ -79,6 +79,9 @@ pub struct RaftNode {
     /// (see [`RaftNode::is_holding_votes`]).
     started: Instant,
     vote_hold: Duration,
+    /// Set when [`RaftNode::shutdown`] begins: streams peers keep open to this
+    /// node end, so the peer server can drain.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl RaftNode {
@@ -184,6 +187,7 @@ impl RaftNode {
             admitted: AtomicBool::new(admitted),
             started: Instant::now(),
             vote_hold,
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         let weak = Arc::downgrade(&node);
         let hold_ends = node.started + vote_hold;
@@ -572,11 +576,8 @@ impl RaftNode {
             let peers = Arc::clone(&peers);
             async move {
                 let answers = peers
-                    .call_for_groups::<_, Vec<Result<u64, RaftNodeError>>>(
+                    .read_indexes::<Vec<Result<u64, RaftNodeError>>>(
                         leader,
-                        Rpc::ReadIndex,
-                        &groups,
-                        1,
                         &groups,
                         FORWARD_TIMEOUT,
                     )
@@ -606,6 +607,15 @@ impl RaftNode {
                 .ok_or(RaftNodeError::NoLeader { group })
         }))
         .await
+    }
+
+    /// Resolves once [`Self::shutdown`] has begun.
+    pub(crate) fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            // An error means the node is gone: stopped as well.
+            let _ = stopping.wait_for(|s| *s).await;
+        }
     }
 
     pub(crate) fn raft(&self, group: u64) -> Option<&Raft> {
@@ -846,6 +856,7 @@ impl RaftNode {
 
     /// Stops every group's Raft instance.
     pub async fn shutdown(&self) {
+        self.stopping.send_replace(true);
         for g in self.groups.values() {
             if let Err(e) = g.raft.shutdown().await {
                 tracing::warn!(group = %g.spec.name, error = %e, "raft shutdown");

@@ -2,15 +2,17 @@
 //! and encodes the group's answer (including its errors) for the caller.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use cairn_cluster_config::GroupId;
 use cairn_storage::codec;
+use futures::StreamExt;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::RaftNodeError;
 use crate::forward_batch::{answer_deadline, MAX_COMMANDS as MAX_FORWARDED};
@@ -48,7 +50,7 @@ impl PeerService {
     }
 }
 
-/// Most groups one `ReadIndex` call may name (a cluster has one per region, and
+/// Most groups one `ReadIndex` request may name (a cluster has one per region, and
 /// `meta`).
 const MAX_READ_GROUPS: usize = 1024;
 
@@ -59,10 +61,14 @@ fn decode<T: DeserializeOwned>(msg: &GroupMessage) -> Result<T, Status> {
     codec::decode("peer request", &msg.payload).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
-fn reply<T: Serialize>(value: &T) -> Result<Response<Reply>, Status> {
+fn encode_reply<T: Serialize>(value: &T) -> Result<Reply, Status> {
     let payload =
         codec::encode("peer reply", value).map_err(|e| Status::internal(e.to_string()))?;
-    Ok(Response::new(Reply { payload }))
+    Ok(Reply { payload })
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Response<Reply>, Status> {
+    encode_reply(value).map(Response::new)
 }
 
 #[tonic::async_trait]
@@ -169,18 +175,38 @@ impl Peer for PeerService {
         )
     }
 
-    /// Read indexes for the groups the payload names (a follower's reads of every
-    /// group it believes this node leads), one answer per group, in order.
-    async fn read_index(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
-        let groups: Vec<u64> = decode(&msg)?;
-        if groups.len() > MAX_READ_GROUPS {
-            return Err(Status::invalid_argument(format!(
-                "{} groups; at most {MAX_READ_GROUPS} per read-index call",
-                groups.len()
-            )));
-        }
-        reply(&self.node.leader_read_indexes(&groups).await)
+    type ReadIndexStream =
+        Pin<Box<dyn futures::Stream<Item = Result<Reply, Status>> + Send + 'static>>;
+
+    /// A follower's read-index stream: each request names the groups whose reads
+    /// wait for this node, and is answered with their read indexes, one per group,
+    /// in order, before the next request is read. A refused request ends the
+    /// stream, and so does this node's shutdown (the peer server drains only
+    /// once every stream has ended).
+    async fn read_index(
+        &self,
+        req: Request<Streaming<GroupMessage>>,
+    ) -> Result<Response<Self::ReadIndexStream>, Status> {
+        let stopping = self.node.stopping();
+        let node = Arc::clone(&self.node);
+        let answers = req.into_inner().take_until(stopping).then(move |msg| {
+            let node = Arc::clone(&node);
+            async move {
+                let msg = msg?;
+                if node.is_blocked(msg.from) {
+                    return Err(Status::unavailable("partitioned by fault injection"));
+                }
+                let groups: Vec<u64> = decode(&msg)?;
+                if groups.len() > MAX_READ_GROUPS {
+                    return Err(Status::invalid_argument(format!(
+                        "{} groups; at most {MAX_READ_GROUPS} per read-index request",
+                        groups.len()
+                    )));
+                }
+                encode_reply(&node.leader_read_indexes(&groups).await)
+            }
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn init_group(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
