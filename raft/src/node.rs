@@ -33,6 +33,9 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(4);
 const MAX_HOPS: u32 = 3;
 /// Peer-call deadline for a forwarded request (covers COMMIT_TIMEOUT on the leader).
 pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a leader spends on one group's read index for a peer's `ReadIndex`
+/// request (well under the follower's 2 s round limit, see `read_batch`).
+const GROUP_READ_INDEX_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// One hosted group.
 struct Group {
@@ -591,7 +594,10 @@ impl RaftNode {
     /// Read indexes as only the leader can give them (from its lease, or after
     /// confirming leadership with a quorum): the indexes linearizable reads of
     /// `groups` must wait for, one answer per group, in order. Answers peers'
-    /// `ReadIndex` calls.
+    /// `ReadIndex` calls. The answer goes out once every group has one, so a
+    /// group that cannot confirm within [`GROUP_READ_INDEX_TIMEOUT`] (its core
+    /// stalled) answers "no leader" then, rather than failing the other groups'
+    /// reads with it at the follower's round deadline.
     pub(crate) async fn leader_read_indexes(
         &self,
         groups: &[u64],
@@ -601,9 +607,10 @@ impl RaftNode {
                 .groups
                 .get(&GroupId(group))
                 .ok_or(RaftNodeError::UnknownGroup(group))?;
-            g.leader
-                .read_index()
+            tokio::time::timeout(GROUP_READ_INDEX_TIMEOUT, g.leader.read_index())
                 .await
+                .ok()
+                .flatten()
                 .ok_or(RaftNodeError::NoLeader { group })
         }))
         .await
