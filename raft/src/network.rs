@@ -144,7 +144,7 @@ impl Peers {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let client = self.route(node, &format!("{rpc:?}"), &[group])?;
+        let client = self.route(node, format_args!("{rpc:?}"), &[group])?;
         let payload = encode_request(node, req)?;
         let mut request = tonic::Request::new(GroupMessage {
             group,
@@ -183,7 +183,7 @@ impl Peers {
         groups: &[u64],
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let client = self.route(node, "ReadIndex", groups)?;
+        let client = self.route(node, format_args!("ReadIndex"), groups)?;
         let message = GroupMessage {
             group: groups.first().copied().unwrap_or_default(),
             from: self.me,
@@ -232,7 +232,7 @@ impl Peers {
     fn route(
         &self,
         node: NodeId,
-        what: &str,
+        what: std::fmt::Arguments<'_>,
         groups: &[u64],
     ) -> Result<&PeerClient<Channel>, PeerCallError> {
         for (group, pin) in groups
@@ -244,7 +244,7 @@ impl Peers {
                     group,
                     region = %pin.region,
                     node,
-                    rpc = what,
+                    rpc = %what,
                     "refused: traffic of a hard-pinned region's group addressed to a node outside the region"
                 );
                 return Err(PeerCallError::NotSent {
