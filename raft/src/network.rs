@@ -58,12 +58,17 @@ pub struct Pinned {
     pub nodes: Vec<NodeId>,
 }
 
+/// One other node: its channel, and the `ReadIndex` stream kept open to it (see
+/// [`Peers::read_indexes`]).
+struct Peer {
+    client: PeerClient<Channel>,
+    read_stream: tokio::sync::Mutex<Option<ReadStream>>,
+}
+
 /// Channels to every other node of the cluster.
 pub struct Peers {
     me: NodeId,
-    clients: HashMap<NodeId, PeerClient<Channel>>,
-    /// Per peer, the `ReadIndex` stream kept open to it (see [`Peers::read_indexes`]).
-    read_streams: HashMap<NodeId, tokio::sync::Mutex<Option<ReadStream>>>,
+    peers: HashMap<NodeId, Peer>,
     /// Hard-pinned groups, by id. Enforced here, below placement: whatever asks
     /// (openraft replication, a snapshot transfer, a forwarded request), no message
     /// of such a group leaves for a node outside its region.
@@ -83,7 +88,7 @@ impl Peers {
         nodes: &[(NodeId, String)],
         pinned: Vec<Pinned>,
     ) -> Result<Self, String> {
-        let mut clients = HashMap::new();
+        let mut peers = HashMap::new();
         for (id, addr) in nodes {
             if *id == me {
                 continue;
@@ -97,12 +102,17 @@ impl Peers {
             let client = PeerClient::new(endpoint.connect_lazy())
                 .max_decoding_message_size(256 << 20)
                 .max_encoding_message_size(256 << 20);
-            clients.insert(*id, client);
+            peers.insert(
+                *id,
+                Peer {
+                    client,
+                    read_stream: tokio::sync::Mutex::default(),
+                },
+            );
         }
         Ok(Self {
             me,
-            read_streams: clients.keys().map(|id| (*id, Default::default())).collect(),
-            clients,
+            peers,
             pinned: pinned.into_iter().map(|p| (p.group, p)).collect(),
             blocked: std::sync::RwLock::default(),
         })
@@ -144,7 +154,7 @@ impl Peers {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let client = self.route(node, format_args!("{rpc:?}"), &[group])?;
+        let client = &self.route(node, format_args!("{rpc:?}"), &[group])?.client;
         let payload = encode_request(node, req)?;
         let mut request = tonic::Request::new(GroupMessage {
             group,
@@ -183,28 +193,22 @@ impl Peers {
         groups: &[u64],
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let client = self.route(node, format_args!("ReadIndex"), groups)?;
+        let peer = self.route(node, format_args!("ReadIndex"), groups)?;
         let message = GroupMessage {
             group: groups.first().copied().unwrap_or_default(),
             from: self.me,
             hops: 1,
             payload: encode_request(node, &groups)?,
         };
-        let Some(slot) = self.read_streams.get(&node) else {
-            return Err(PeerCallError::NotSent {
-                node,
-                detail: "not a peer of this node".to_owned(),
-            });
-        };
         let failed = |detail: String| PeerCallError::Failed { node, detail };
         let round = async {
             // Held for the whole round: a round dropped midway (its deadline)
             // drops the stream it took, so no answer is ever read by the wrong
             // round.
-            let mut slot = slot.lock().await;
+            let mut slot = peer.read_stream.lock().await;
             let mut stream = match slot.take() {
                 Some(stream) => stream,
-                None => ReadStream::open(node, client.clone()).await?,
+                None => ReadStream::open(node, peer.client.clone()).await?,
             };
             stream
                 .requests
@@ -225,7 +229,7 @@ impl Peers {
             .unwrap_or_else(|_| Err(failed("read-index round timed out".to_owned())))
     }
 
-    /// The client for a message to `node` concerning `groups`, unless it may not
+    /// The peer a message to `node` concerning `groups` goes to, unless it may not
     /// go there: a hard-pinned group's traffic stays in its region, whatever asks
     /// (`what` names the message in the log), and fault injection may cut `node`
     /// off.
@@ -234,7 +238,7 @@ impl Peers {
         node: NodeId,
         what: std::fmt::Arguments<'_>,
         groups: &[u64],
-    ) -> Result<&PeerClient<Channel>, PeerCallError> {
+    ) -> Result<&Peer, PeerCallError> {
         for (group, pin) in groups
             .iter()
             .filter_map(|g| Some((*g, self.pinned.get(g)?)))
@@ -262,12 +266,10 @@ impl Peers {
                 detail: "tcp connect error: partitioned by fault injection".to_owned(),
             });
         }
-        self.clients
-            .get(&node)
-            .ok_or_else(|| PeerCallError::NotSent {
-                node,
-                detail: "not a peer of this node".to_owned(),
-            })
+        self.peers.get(&node).ok_or_else(|| PeerCallError::NotSent {
+            node,
+            detail: "not a peer of this node".to_owned(),
+        })
     }
 }
 
