@@ -36,11 +36,7 @@ impl PeerService {
 
     /// The message, unless its sender is cut off by fault injection.
     fn receive(&self, req: Request<GroupMessage>) -> Result<GroupMessage, Status> {
-        let msg = req.into_inner();
-        if self.node.is_blocked(msg.from) {
-            return Err(Status::unavailable("partitioned by fault injection"));
-        }
-        Ok(msg)
+        admit(&self.node, req.into_inner())
     }
 
     fn raft(&self, group: u64) -> Result<&Raft, Status> {
@@ -48,6 +44,14 @@ impl PeerService {
             .raft(group)
             .ok_or_else(|| Status::not_found(format!("group {group} is not hosted on this node")))
     }
+}
+
+/// `msg`, unless its sender is cut off from `node` by fault injection.
+fn admit(node: &RaftNode, msg: GroupMessage) -> Result<GroupMessage, Status> {
+    if node.is_blocked(msg.from) {
+        return Err(Status::unavailable("partitioned by fault injection"));
+    }
+    Ok(msg)
 }
 
 /// Most groups one `ReadIndex` request may name (a cluster has one per region, and
@@ -192,10 +196,7 @@ impl Peer for PeerService {
         let answers = req.into_inner().take_until(stopping).then(move |msg| {
             let node = Arc::clone(&node);
             async move {
-                let msg = msg?;
-                if node.is_blocked(msg.from) {
-                    return Err(Status::unavailable("partitioned by fault injection"));
-                }
+                let msg = admit(&node, msg?)?;
                 let groups: Vec<u64> = decode(&msg)?;
                 if groups.len() > MAX_READ_GROUPS {
                     return Err(Status::invalid_argument(format!(
