@@ -644,27 +644,37 @@ mod tests {
         assert_eq!(check(&h), Ok(()));
     }
 
-    /// As in a chaos history: unknown writes kept alive by failed CASes that
-    /// complete after them (so they cannot be pruned), a long run of known
-    /// operations, and one unknown write observed only at the end. Trying the
-    /// unobserved ones first explored 2^30 orders.
-    #[test]
-    fn one_observed_unknown_write_among_many_live_ones_is_found_quickly() {
-        let cas = |expected, new| Op::Cas {
+    fn failed_cas(expected: Value, new: Value) -> Op {
+        Op::Cas {
             expected: Some(expected),
             new,
             succeeded: Some(false),
-        };
+        }
+    }
+
+    /// 30 unknown writes (1000..1030, never observed), then 200 rounds each of a
+    /// write of `k`, a CAS that fails and a read of `k`; and the time after them.
+    fn live_unknown_writes_then_known_rounds() -> (Vec<Operation>, u64) {
         let mut h: Vec<Operation> = (0..30)
             .map(|i| unknown(i, Op::Write(1000 + i as u64), i as u64))
             .collect();
         let mut t = 100;
         for k in 0..200u64 {
             h.push(op(40, Op::Write(k), t, t + 1));
-            h.push(op(41, cas(999_999, 5000 + k), t + 2, t + 3));
+            h.push(op(41, failed_cas(999_999, 5000 + k), t + 2, t + 3));
             h.push(op(42, read(Some(k)), t + 4, t + 5));
             t += 10;
         }
+        (h, t)
+    }
+
+    /// As in a chaos history: unknown writes kept alive by failed CASes that
+    /// complete after them (so they cannot be pruned), a long run of known
+    /// operations, and one unknown write observed only at the end. Trying the
+    /// unobserved ones first explored 2^30 orders.
+    #[test]
+    fn one_observed_unknown_write_among_many_live_ones_is_found_quickly() {
+        let (mut h, t) = live_unknown_writes_then_known_rounds();
         h.push(op(43, read(Some(1017)), t, t + 1));
         assert_eq!(check(&h), Ok(()));
     }
@@ -678,21 +688,7 @@ mod tests {
     /// checks in 1.1 s with the refinement.)
     #[test]
     fn a_failed_cas_only_an_unobserved_unknown_write_explains_passes_and_fails_without_it() {
-        let failed_cas = |expected, new| Op::Cas {
-            expected: Some(expected),
-            new,
-            succeeded: Some(false),
-        };
-        let mut h: Vec<Operation> = (0..30)
-            .map(|i| unknown(i, Op::Write(1000 + i as u64), i as u64))
-            .collect();
-        let mut t = 100;
-        for k in 0..200u64 {
-            h.push(op(40, Op::Write(k), t, t + 1));
-            h.push(op(41, failed_cas(999_999, 5000 + k), t + 2, t + 3));
-            h.push(op(42, read(Some(k)), t + 4, t + 5));
-            t += 10;
-        }
+        let (mut h, t) = live_unknown_writes_then_known_rounds();
         // 199 was read last; this CAS expected it and failed: only a write
         // whose outcome is unknown can explain that.
         let stuck = op(43, failed_cas(199, 9000), t + 10, t + 11);
