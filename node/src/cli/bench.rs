@@ -3,28 +3,26 @@
 //! reports latency percentiles over the measured window (after warm-up).
 //!
 //! The load runs over plain keep-alive HTTP/1.1 connections, one per worker and
-//! node, with request parts prepared once: the driver shares the machine with the
-//! nodes it measures, so it should cost them as little CPU as it can. Setup
-//! (tenant, preloaded keys, users, sign-ins) goes through `reqwest`.
+//! node, spoken directly over the socket ([`conn`]): the driver shares the
+//! machine with the nodes it measures, so it should cost them as little CPU as it
+//! can. Setup (tenant, preloaded keys, users, sign-ins) goes through `reqwest`.
 //!
 //! The auth workloads set themselves up through the API: a tenant (its API key),
 //! users with passwords; `refresh` gives every worker its own session and each
 //! worker then rotates its own refresh token chain (a failed rotation is retried
 //! with the same token, which the server answers idempotently).
 
+mod conn;
+
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use conn::Conn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
@@ -164,14 +162,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let end = measure_from + Duration::from_secs(args.duration_secs);
     let users = args.users.max(args.concurrency).max(1);
     let mut tasks = Vec::new();
-    let auth = HeaderValue::try_from(format!("Bearer {api_key}")).context("api key header")?;
+    let auth: Arc<str> = format!("Bearer {api_key}").into();
     let put_body = Bytes::from(serde_json::to_vec(&serde_json::json!({ "value": value }))?);
     for worker in 0..args.concurrency {
         let (client, urls, api_key, auth, put_body) = (
             client.clone(),
             Arc::clone(&urls),
             Arc::clone(&api_key),
-            auth.clone(),
+            Arc::clone(&auth),
             put_body.clone(),
         );
         let mut conns = cfg
@@ -179,7 +177,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.id))
             .map(|n| Conn::new(&n.http_addr))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Vec<_>>();
         let workload = args.workload;
         tasks.push(tokio::spawn(async move {
             let mut out = WorkerResult::default();
@@ -209,23 +207,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let conn = (worker + i) % conns.len();
                 let (method, path, body) = match workload {
                     Workload::KvPut => (
-                        Method::PUT,
+                        "PUT",
                         format!("/v1/kv/w{worker}-{i}"),
                         Some(put_body.clone()),
                     ),
-                    Workload::KvGet => {
-                        (Method::GET, format!("/v1/kv/bench-{}", i % keyspace), None)
-                    }
+                    Workload::KvGet => ("GET", format!("/v1/kv/bench-{}", i % keyspace), None),
                     Workload::KvMixed if matches!(i % 5, 0) => (
-                        Method::PUT,
+                        "PUT",
                         format!("/v1/kv/bench-{}", (worker * 7 + i) % keyspace),
                         Some(put_body.clone()),
                     ),
-                    Workload::KvMixed => {
-                        (Method::GET, format!("/v1/kv/bench-{}", i % keyspace), None)
-                    }
+                    Workload::KvMixed => ("GET", format!("/v1/kv/bench-{}", i % keyspace), None),
                     Workload::Signin => (
-                        Method::POST,
+                        "POST",
                         "/v1/sessions".to_owned(),
                         Some(json_body(&serde_json::json!({
                             "email": bench_email((worker + i * 7) % users),
@@ -233,7 +227,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         }))),
                     ),
                     Workload::Refresh => (
-                        Method::POST,
+                        "POST",
                         "/v1/sessions/refresh".to_owned(),
                         Some(json_body(
                             &serde_json::json!({ "refresh_token": refresh_token }),
@@ -241,13 +235,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     ),
                 };
                 let t0 = Instant::now();
-                let answer = conns[conn].send(method, &path, &auth, body).await;
+                let answer = conns[conn]
+                    .send(method, &path, &auth, body.as_deref())
+                    .await;
                 let ok = match answer {
                     // The whole answer counts: a body cut short is an error.
-                    Ok((status, body)) if status.is_success() => match workload {
+                    Ok(a) if (200..300).contains(&a.status) => match workload {
                         // Adopt the successor; an unreadable answer is retried
                         // with the same token (answered idempotently).
-                        Workload::Refresh => match serde_json::from_slice::<Refreshed>(&body) {
+                        Workload::Refresh => match serde_json::from_slice::<Refreshed>(&a.body) {
                             Ok(r) => {
                                 refresh_token = Some(r.refresh_token);
                                 true
@@ -337,102 +333,6 @@ struct Refreshed {
 
 fn json_body(v: &serde_json::Value) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
-}
-
-/// Longest one request may take before it counts as an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One keep-alive HTTP/1.1 connection to a node, opened again after an error.
-///
-/// The connection is polled in the worker's own task, beside the request, not
-/// spawned: no task outlives its worker, and a connection that ends fails the
-/// request it was serving.
-struct Conn {
-    addr: String,
-    host: HeaderValue,
-    open: Option<Open>,
-}
-
-type Connection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
-
-struct Open {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    connection: Pin<Box<Connection>>,
-}
-
-impl Conn {
-    fn new(addr: &str) -> anyhow::Result<Self> {
-        Ok(Self {
-            addr: addr.to_owned(),
-            host: HeaderValue::try_from(addr).context("node address as Host header")?,
-            open: None,
-        })
-    }
-
-    /// Sends one request and reads the whole answer.
-    async fn send(
-        &mut self,
-        method: Method,
-        path: &str,
-        auth: &HeaderValue,
-        body: Option<Bytes>,
-    ) -> anyhow::Result<(StatusCode, Bytes)> {
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, path, auth, body))
-            .await
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
-        if answer.is_err() {
-            // The connection's state is unknown: start a fresh one next time.
-            self.open = None;
-        }
-        answer
-    }
-
-    async fn exchange(
-        &mut self,
-        method: Method,
-        path: &str,
-        auth: &HeaderValue,
-        body: Option<Bytes>,
-    ) -> anyhow::Result<(StatusCode, Bytes)> {
-        if self.open.as_ref().is_none_or(|o| o.sender.is_closed()) {
-            let stream = TcpStream::connect(&self.addr).await?;
-            stream.set_nodelay(true)?;
-            let (sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            self.open = Some(Open {
-                sender,
-                connection: Box::pin(connection),
-            });
-        }
-        let Open { sender, connection } = self.open.as_mut().context("no connection")?;
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, self.host.clone())
-            .header(AUTHORIZATION, auth.clone());
-        if body.is_some() {
-            req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        let req = req.body(Full::new(body.unwrap_or_default()))?;
-        let exchange = async {
-            sender.ready().await?;
-            let resp = sender.send_request(req).await?;
-            let status = resp.status();
-            let body = resp.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
-        };
-        tokio::select! {
-            // An answer read in full counts even if the node closed right after.
-            biased;
-            answer = exchange => answer,
-            // The connection only ends on its own when the node closed it or it
-            // failed; the exchange cannot complete without it.
-            ended = connection.as_mut() => match ended {
-                Ok(()) => Err(anyhow::anyhow!("connection closed by the node")),
-                Err(e) => Err(e.into()),
-            },
-        }
-    }
 }
 
 fn bench_email(n: usize) -> String {
