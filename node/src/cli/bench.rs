@@ -103,6 +103,23 @@ struct WorkerResult {
     errors: usize,
 }
 
+impl WorkerResult {
+    /// Counts one request that ran from `t0` to `done`, if it ran wholly inside
+    /// the measured `window`: a success by its latency, a failure as an error
+    /// only (never as throughput, which is the successes over the window).
+    fn record(&mut self, window: (Instant, Instant), t0: Instant, done: Instant, ok: bool) {
+        if t0 < window.0 || done > window.1 {
+            return;
+        }
+        if ok {
+            let us = u64::try_from(done.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
+            self.latencies_us.push(us);
+        } else {
+            self.errors += 1;
+        }
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let (cfg, token) = super::load(&args.config)?;
     let client = reqwest::Client::builder()
@@ -254,16 +271,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     },
                     Ok(_) | Err(_) => false,
                 };
-                let done = Instant::now();
-                if t0 >= measure_from && done <= end {
-                    if ok {
-                        let us =
-                            u64::try_from(done.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
-                        out.latencies_us.push(us);
-                    } else {
-                        out.errors += 1;
-                    }
-                }
+                out.record((measure_from, end), t0, Instant::now(), ok);
             }
             out
         }));
@@ -437,5 +445,25 @@ mod tests {
         let s = summarize(vec![5, 1, 3, 2, 4]).expect("summary");
         assert_eq!((s.p50, s.p90, s.max), (3, 5, 5));
         assert_eq!(summarize(Vec::new()), None);
+    }
+
+    #[test]
+    fn failures_count_as_errors_never_as_throughput() {
+        let start = Instant::now();
+        let ms = |n| start + Duration::from_millis(n);
+        let window = (ms(100), ms(1100));
+        let mut out = WorkerResult::default();
+        out.record(window, ms(100), ms(103), true);
+        out.record(window, ms(200), ms(210), false);
+        out.record(window, ms(300), ms(301), true);
+        out.record(window, ms(400), ms(900), false);
+        // Outside the window (warm-up, or still running at its end): not counted.
+        out.record(window, ms(50), ms(150), true);
+        out.record(window, ms(99), ms(120), false);
+        out.record(window, ms(1000), ms(1200), true);
+        assert_eq!(out.errors, 2);
+        assert_eq!(out.latencies_us, vec![3_000, 1_000]);
+        let s = summarize(out.latencies_us).expect("summary");
+        assert_eq!((s.count, s.p50, s.max), (2, 1_000, 3_000));
     }
 }
