@@ -88,6 +88,17 @@ impl Conn {
         authorization: &str,
         body: Option<&[u8]>,
     ) -> anyhow::Result<Answer> {
+        if let Some(stream) = &self.stream {
+            // Between answers a kept-alive connection must be silent: a close
+            // means reconnect; bytes nobody asked for would pass for the next
+            // request's answer.
+            match stream.try_read_buf(&mut self.buf) {
+                Ok(0) => self.stream = None,
+                Ok(_) => bail!("the node sent bytes between answers"),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         if self.stream.is_none() {
             let stream = TcpStream::connect(&self.addr).await?;
             stream.set_nodelay(true)?;
@@ -135,11 +146,13 @@ fn write_request(
     authorization: &str,
     body: Option<&[u8]>,
 ) -> anyhow::Result<()> {
-    // Nothing here may end a header early or start another.
-    let clean = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    // Nothing here may end a header early or start another, nor split the
+    // request line.
+    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+    let value = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
     anyhow::ensure!(
-        clean(method) && clean(path) && clean(host) && clean(authorization),
-        "request line or header with control characters"
+        token(method) && token(path) && token(host) && value(authorization),
+        "request line or header with spaces or control characters"
     );
     write!(
         out,
@@ -182,14 +195,15 @@ fn parse_head(buf: &[u8]) -> anyhow::Result<Option<Head>> {
     if status < 200 {
         bail!("unexpected informational answer {status}");
     }
-    // HTTP/1.0 closes after each answer unless it says otherwise; Cairn speaks 1.1.
+    // Cairn speaks HTTP/1.1; a 1.0 connection is closed after each answer.
     let mut close = answer.version != Some(1);
     let mut content_length = None;
     for h in answer.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n: usize = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
+            let digits = h.value.trim_ascii();
+            let n: usize = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(digits).ok()?.parse().ok())
+                .flatten()
                 .context("unreadable Content-Length")?;
             if content_length.is_some_and(|m| m != n) {
                 bail!("conflicting Content-Length headers");
@@ -205,9 +219,10 @@ fn parse_head(buf: &[u8]) -> anyhow::Result<Option<Head>> {
         }
     }
     let content_length = match content_length {
+        // Never a body, whatever length a 304 names (RFC 9112 §6.3).
+        _ if matches!(status, 204 | 304) => 0,
         Some(n) if n > MAX_ANSWER => bail!("answer body too large ({n} bytes)"),
         Some(n) => n,
-        None if matches!(status, 204 | 304) => 0,
         None => bail!("answer without a Content-Length"),
     };
     Ok(Some(Head {
@@ -258,6 +273,10 @@ mod tests {
             .expect("parse")
             .expect("complete");
         assert_eq!((h.status, h.content_length, h.close), (204, 0, false));
+        let h = parse_head(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 120\r\n\r\n")
+            .expect("parse")
+            .expect("complete");
+        assert_eq!((h.status, h.content_length), (304, 0), "a 304 has no body");
         let h = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
             .expect("parse")
             .expect("complete");
@@ -271,6 +290,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\n\r\n{}",
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
             b"HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}",
             b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
             b"HTTP/1.1 100 Continue\r\n\r\n",
             b"SMTP 220 hello\r\n\r\n",
@@ -306,6 +326,7 @@ mod tests {
             ("/a\r\nX: y", "Bearer k"),
             ("/a", "Bearer k\r\nX: y"),
             ("/a", ""),
+            ("/a HTTP/1.0", "Bearer k"),
         ] {
             assert!(write_request(&mut out, "GET", path, "h", auth, None).is_err());
         }
@@ -354,6 +375,39 @@ mod tests {
             2,
             "a new connection after the close"
         );
+    }
+
+    /// Bytes a node sends after a complete answer, unasked, fail the next
+    /// request instead of passing for its answer.
+    #[tokio::test]
+    async fn bytes_between_answers_are_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut req = vec![0u8; 4096];
+            let _ = s.read(&mut req).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+                .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+                .await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let mut conn = Conn::new(&addr);
+        let a = conn
+            .send("GET", "/x", "Bearer k", None)
+            .await
+            .expect("answer");
+        assert_eq!(&a.body[..], b"a");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let err = conn
+            .send("GET", "/x", "Bearer k", None)
+            .await
+            .expect_err("the unasked answer is not this request's");
+        assert!(err.to_string().contains("between answers"), "{err:#}");
     }
 
     /// A node that closes before its answer is complete fails the request.
