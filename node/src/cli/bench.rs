@@ -194,7 +194,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.id))
             .map(|n| Conn::new(&n.http_addr))
-            .collect::<Vec<_>>();
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let workload = args.workload;
         tasks.push(tokio::spawn(async move {
             let mut out = WorkerResult::default();

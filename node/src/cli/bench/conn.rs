@@ -51,13 +51,18 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(addr: &str) -> Self {
-        Self {
+    /// A connection to `addr`, which is also its requests' `Host`.
+    pub(super) fn new(addr: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            is_token(addr),
+            "node address {addr:?} cannot be a Host header"
+        );
+        Ok(Self {
             addr: addr.to_owned(),
             stream: None,
             buf: BytesMut::with_capacity(8192),
             req: Vec::with_capacity(512),
-        }
+        })
     }
 
     /// Sends one request and reads the whole answer. `authorization` is the
@@ -136,8 +141,14 @@ impl Conn {
     }
 }
 
-/// Appends the request: `Host` is the node's address; a body comes with its
-/// type and length.
+/// Whether `s` can stand in a request line or a header as one word: no space
+/// to split the line, no control character to end the header early.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Appends the request: `Host` is the node's address (checked by
+/// [`Conn::new`]); a body comes with its type and length.
 fn write_request(
     out: &mut Vec<u8>,
     method: &str,
@@ -146,12 +157,10 @@ fn write_request(
     authorization: &str,
     body: Option<&[u8]>,
 ) -> anyhow::Result<()> {
-    // Nothing here may end a header early or start another, nor split the
-    // request line.
-    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+    // The header value may hold spaces ("Bearer …"), nothing else may.
     let value = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
     anyhow::ensure!(
-        token(method) && token(path) && token(host) && value(authorization),
+        is_token(method) && is_token(path) && value(authorization),
         "request line or header with spaces or control characters"
     );
     write!(
@@ -330,6 +339,26 @@ mod tests {
         ] {
             assert!(write_request(&mut out, "GET", path, "h", auth, None).is_err());
         }
+        for addr in ["", "127.0.0.1:1\r\nX: y", "127.0.0.1 :1"] {
+            assert!(Conn::new(addr).is_err(), "accepted {addr:?}");
+        }
+    }
+
+    /// A node that accepts one connection, reads one request, then sends
+    /// `parts` 50 ms apart and closes the connection.
+    async fn node_sending(parts: &'static [&'static [u8]]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut req = vec![0u8; 4096];
+            let _ = s.read(&mut req).await;
+            for part in parts {
+                let _ = s.write_all(part).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        addr
     }
 
     /// A node that answers in fragments, then asks to close: the driver reads
@@ -362,7 +391,7 @@ mod tests {
             }
             accepted
         });
-        let mut conn = Conn::new(&addr);
+        let mut conn = Conn::new(&addr).expect("conn");
         for _ in 0..2 {
             let a = conn
                 .send("GET", "/x", "Bearer k", None)
@@ -381,22 +410,12 @@ mod tests {
     /// request instead of passing for its answer.
     #[tokio::test]
     async fn bytes_between_answers_are_an_error() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.expect("accept");
-            let mut req = vec![0u8; 4096];
-            let _ = s.read(&mut req).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
-                .await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
-                .await;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        });
-        let mut conn = Conn::new(&addr);
+        let addr = node_sending(&[
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb",
+        ])
+        .await;
+        let mut conn = Conn::new(&addr).expect("conn");
         let a = conn
             .send("GET", "/x", "Bearer k", None)
             .await
@@ -413,17 +432,8 @@ mod tests {
     /// A node that closes before its answer is complete fails the request.
     #[tokio::test]
     async fn an_answer_cut_short_is_an_error() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.expect("accept");
-            let mut req = vec![0u8; 4096];
-            let _ = s.read(&mut req).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
-                .await;
-        });
-        let mut conn = Conn::new(&addr);
+        let addr = node_sending(&[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
+        let mut conn = Conn::new(&addr).expect("conn");
         let err = conn
             .send("GET", "/x", "Bearer k", None)
             .await
