@@ -1,0 +1,617 @@
+//! One fixed value of every replicated command and outcome, query and answer,
+//! log entry kind and peer message, for raft's golden encoding test. The stored
+//! records inside them come from storage's `golden/samples.rs`.
+//!
+//! Each value is named by an exhaustive `match` on its variant: a new variant
+//! does not compile until it is named here, and then wants a sample (new
+//! variants go last, see `docs/on-disk-layout.md`). Type paths appear only in
+//! the `use` lists: when a type moves, change its path here, never the bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cairn_raft::error::RaftNodeError;
+use cairn_raft::node::InitOutcome;
+use cairn_raft::types::{Entry, LogId, Node, NodeId, SnapshotMeta, StoredMembership, Vote};
+use cairn_raft::{Command, CommandResult, Query, QueryResult, TenantRef, TypeConfig};
+use cairn_storage::{
+    ApiKeyView, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, KvCommand, KvOutcome,
+    MetaCommand, MetaOutcome, RefreshOutcome, WrappedKey,
+};
+use openraft::error::{Fatal, InstallSnapshotError, RaftError, SnapshotMismatch};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{CommittedLeaderId, EntryPayload, SnapshotSegmentId};
+
+use crate::samples::*;
+
+pub type Membership = openraft::Membership<NodeId, Node>;
+
+/// What a peer answers `AppendEntries` and `Vote` with.
+pub type RaftReply<T> = Result<T, RaftError<NodeId>>;
+/// What a peer answers `InstallSnapshot` with.
+pub type SnapshotReply =
+    Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
+
+pub fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+pub fn kv_put() -> KvCommand {
+    KvCommand::Put {
+        tenant: TENANT_ID.to_owned(),
+        key: b"blind-index".to_vec(),
+        value: b"sealed-kv".to_vec(),
+        expected_revision: Some(0),
+    }
+}
+
+pub fn kv_delete() -> KvCommand {
+    KvCommand::Delete {
+        tenant: TENANT_ID.to_owned(),
+        key: b"blind-index".to_vec(),
+        expected_revision: None,
+    }
+}
+
+pub fn revoke_session() -> AuthCommand {
+    AuthCommand::RevokeSession {
+        tenant: TENANT_ID.to_owned(),
+        session_id: SESSION_ID.to_owned(),
+        at: T0 + 9,
+        reason: "revoked".to_owned(),
+    }
+}
+
+/// Every command variant, the inner ones included, then a batch.
+pub fn commands() -> Vec<(String, Command)> {
+    let tenant = || TENANT_ID.to_owned();
+    let mut all = vec![
+        Command::Kv(kv_put()),
+        Command::Kv(kv_delete()),
+        Command::Meta(MetaCommand::CreateTenant {
+            tenant: tenant_record(),
+            master_fingerprint: FINGERPRINT.to_owned(),
+            api_key: Some(Box::new(api_key_record())),
+            signing_key: Some(Box::new(signing_key_record())),
+        }),
+        Command::Meta(MetaCommand::AddTenantKey {
+            tenant_id: tenant(),
+            key: WrappedKey {
+                version: 2,
+                ..wrapped_key()
+            },
+            master_fingerprint: FINGERPRINT.to_owned(),
+        }),
+        Command::Meta(MetaCommand::RotateMaster {
+            expected_version: 1,
+            fingerprint: FINGERPRINT.to_owned(),
+            at: T0 + 10,
+            rewrapped: vec![(tenant(), wrapped_key())],
+        }),
+        Command::Meta(MetaCommand::SetSessionPolicy {
+            tenant_id: tenant(),
+            idle_timeout_secs: Some(1_800),
+            absolute_timeout_secs: None,
+        }),
+        Command::Directory(DirectoryCommand::AddApiKey(api_key_record())),
+        Command::Directory(DirectoryCommand::RevokeApiKey {
+            tenant_id: tenant(),
+            key_id: API_KEY_ID.to_owned(),
+        }),
+        Command::Directory(DirectoryCommand::RotateSigningKey {
+            tenant_id: tenant(),
+            key: signing_key_record(),
+            at: T0 + 2,
+            keep_retired_secs: 7_200,
+        }),
+        Command::Directory(DirectoryCommand::ReserveEmail {
+            tenant_id: tenant(),
+            email_index: email_index(),
+            entry: email_entry(),
+            replace: Some("usr_old".to_owned()),
+        }),
+        Command::Directory(DirectoryCommand::ReleaseEmail {
+            tenant_id: tenant(),
+            email_index: email_index(),
+            user_id: USER_ID.to_owned(),
+        }),
+        Command::Directory(DirectoryCommand::DeleteTenant {
+            tenant_id: tenant(),
+        }),
+        Command::Auth(AuthCommand::CreateUser {
+            tenant: tenant(),
+            user: user_record(),
+        }),
+        Command::Auth(AuthCommand::UpdateUser {
+            tenant: tenant(),
+            user_id: USER_ID.to_owned(),
+            expected_version: 3,
+            sealed: b"sealed-user-2".to_vec(),
+            at: T0 + 4,
+        }),
+        Command::Auth(AuthCommand::DeleteUser {
+            tenant: tenant(),
+            user_id: USER_ID.to_owned(),
+            at: T0 + 11,
+        }),
+        Command::Auth(AuthCommand::CreateSession {
+            tenant: tenant(),
+            session: fresh_session_record(),
+        }),
+        Command::Auth(AuthCommand::Refresh {
+            tenant: tenant(),
+            session_id: SESSION_ID.to_owned(),
+            generation: 1,
+            presented_hash: vec![0xc1; 32],
+            successor_hash: vec![0xc2; 32],
+            proof: Some((2, vec![0xc3; 32])),
+            kid: KID.to_owned(),
+            at: T0 + 6,
+            request_id: Some("req-0001".to_owned()),
+        }),
+        Command::Auth(revoke_session()),
+        Command::Auth(AuthCommand::PurgeTenant { tenant: tenant() }),
+    ];
+    all.push(Command::Batch(vec![
+        Command::Kv(kv_put()),
+        Command::Auth(revoke_session()),
+    ]));
+    all.into_iter().map(|c| (command_name(&c), c)).collect()
+}
+
+fn command_name(c: &Command) -> String {
+    let inner = match c {
+        Command::Kv(c) => match c {
+            KvCommand::Put { .. } => "kv.put",
+            KvCommand::Delete { .. } => "kv.delete",
+        },
+        Command::Meta(c) => match c {
+            MetaCommand::CreateTenant { .. } => "meta.create_tenant",
+            MetaCommand::AddTenantKey { .. } => "meta.add_tenant_key",
+            MetaCommand::RotateMaster { .. } => "meta.rotate_master",
+            MetaCommand::SetSessionPolicy { .. } => "meta.set_session_policy",
+        },
+        Command::Directory(c) => match c {
+            DirectoryCommand::AddApiKey(_) => "directory.add_api_key",
+            DirectoryCommand::RevokeApiKey { .. } => "directory.revoke_api_key",
+            DirectoryCommand::RotateSigningKey { .. } => "directory.rotate_signing_key",
+            DirectoryCommand::ReserveEmail { .. } => "directory.reserve_email",
+            DirectoryCommand::ReleaseEmail { .. } => "directory.release_email",
+            DirectoryCommand::DeleteTenant { .. } => "directory.delete_tenant",
+        },
+        Command::Auth(c) => match c {
+            AuthCommand::CreateUser { .. } => "auth.create_user",
+            AuthCommand::UpdateUser { .. } => "auth.update_user",
+            AuthCommand::DeleteUser { .. } => "auth.delete_user",
+            AuthCommand::CreateSession { .. } => "auth.create_session",
+            AuthCommand::Refresh { .. } => "auth.refresh",
+            AuthCommand::RevokeSession { .. } => "auth.revoke_session",
+            AuthCommand::PurgeTenant { .. } => "auth.purge_tenant",
+        },
+        Command::Batch(_) => "batch",
+    };
+    format!("command.{inner}")
+}
+
+/// Every outcome variant, the inner ones included, then a batch.
+pub fn command_results() -> Vec<(String, CommandResult)> {
+    use CommandResult as R;
+    let mut all = vec![
+        R::None,
+        R::Kv(KvOutcome::Written { revision: 1025 }),
+        R::Kv(KvOutcome::Deleted { existed: true }),
+        R::Kv(KvOutcome::RevisionMismatch { current: 7 }),
+        R::Meta(MetaOutcome::TenantCreated(tenant_record())),
+        R::Meta(MetaOutcome::TenantExists(tenant_record())),
+        R::Meta(MetaOutcome::TenantNotFound),
+        R::Meta(MetaOutcome::KeyAdded(tenant_record())),
+        R::Meta(MetaOutcome::KeyVersionConflict { current: 1 }),
+        R::Meta(MetaOutcome::MasterKeyConflict {
+            current: Some(master_key_record()),
+        }),
+        R::Meta(MetaOutcome::MasterRotated(master_key_state())),
+        R::Meta(MetaOutcome::RewrapStale),
+        R::Meta(MetaOutcome::TenantUpdated(tenant_record())),
+        R::Meta(MetaOutcome::InvalidSetting),
+        R::Directory(DirectoryOutcome::ApiKeyAdded),
+        R::Directory(DirectoryOutcome::ApiKeyRevoked),
+        R::Directory(DirectoryOutcome::ApiKeyNotFound),
+        R::Directory(DirectoryOutcome::SigningKeyRotated(signing_keys())),
+        R::Directory(DirectoryOutcome::EmailReserved),
+        R::Directory(DirectoryOutcome::EmailTaken(email_entry())),
+        R::Directory(DirectoryOutcome::EmailReleased { existed: true }),
+        R::Directory(DirectoryOutcome::TenantDeleted(tenant_record())),
+        R::Directory(DirectoryOutcome::TenantNotFound),
+        R::Directory(DirectoryOutcome::IdCollision),
+        R::Auth(AuthOutcome::UserCreated),
+        R::Auth(AuthOutcome::UserUpdated(user_record())),
+        R::Auth(AuthOutcome::UserDeleted { sessions: 2 }),
+        R::Auth(AuthOutcome::UserNotFound),
+        R::Auth(AuthOutcome::UserVersionConflict { current: 4 }),
+        R::Auth(AuthOutcome::SessionCreated),
+        R::Auth(AuthOutcome::Refresh(RefreshOutcome::Rotated(
+            session_record(),
+        ))),
+        R::Auth(AuthOutcome::Refresh(RefreshOutcome::Retried(
+            session_record(),
+        ))),
+        R::Auth(AuthOutcome::Refresh(RefreshOutcome::Reused)),
+        R::Auth(AuthOutcome::Refresh(RefreshOutcome::Invalid)),
+        R::Auth(AuthOutcome::Refresh(RefreshOutcome::Revoked)),
+        R::Auth(AuthOutcome::Refresh(RefreshOutcome::Expired)),
+        R::Auth(AuthOutcome::Refresh(RefreshOutcome::NeedProof {
+            current: 3,
+        })),
+        R::Auth(AuthOutcome::SessionRevoked { already: false }),
+        R::Auth(AuthOutcome::SessionNotFound),
+        R::Auth(AuthOutcome::Purged { rows: 12 }),
+        R::Auth(AuthOutcome::IdCollision),
+    ];
+    all.push(R::Batch(vec![
+        R::Kv(KvOutcome::Written { revision: 1025 }),
+        R::Auth(AuthOutcome::SessionRevoked { already: false }),
+    ]));
+    all.into_iter().map(|r| (result_name(&r), r)).collect()
+}
+
+fn result_name(r: &CommandResult) -> String {
+    use CommandResult as R;
+    let inner = match r {
+        R::None => "none",
+        R::Kv(o) => match o {
+            KvOutcome::Written { .. } => "kv.written",
+            KvOutcome::Deleted { .. } => "kv.deleted",
+            KvOutcome::RevisionMismatch { .. } => "kv.revision_mismatch",
+        },
+        R::Meta(o) => match o {
+            MetaOutcome::TenantCreated(_) => "meta.tenant_created",
+            MetaOutcome::TenantExists(_) => "meta.tenant_exists",
+            MetaOutcome::TenantNotFound => "meta.tenant_not_found",
+            MetaOutcome::KeyAdded(_) => "meta.key_added",
+            MetaOutcome::KeyVersionConflict { .. } => "meta.key_version_conflict",
+            MetaOutcome::MasterKeyConflict { .. } => "meta.master_key_conflict",
+            MetaOutcome::MasterRotated(_) => "meta.master_rotated",
+            MetaOutcome::RewrapStale => "meta.rewrap_stale",
+            MetaOutcome::TenantUpdated(_) => "meta.tenant_updated",
+            MetaOutcome::InvalidSetting => "meta.invalid_setting",
+        },
+        R::Directory(o) => match o {
+            DirectoryOutcome::ApiKeyAdded => "directory.api_key_added",
+            DirectoryOutcome::ApiKeyRevoked => "directory.api_key_revoked",
+            DirectoryOutcome::ApiKeyNotFound => "directory.api_key_not_found",
+            DirectoryOutcome::SigningKeyRotated(_) => "directory.signing_key_rotated",
+            DirectoryOutcome::EmailReserved => "directory.email_reserved",
+            DirectoryOutcome::EmailTaken(_) => "directory.email_taken",
+            DirectoryOutcome::EmailReleased { .. } => "directory.email_released",
+            DirectoryOutcome::TenantDeleted(_) => "directory.tenant_deleted",
+            DirectoryOutcome::TenantNotFound => "directory.tenant_not_found",
+            DirectoryOutcome::IdCollision => "directory.id_collision",
+        },
+        R::Auth(o) => match o {
+            AuthOutcome::UserCreated => "auth.user_created",
+            AuthOutcome::UserUpdated(_) => "auth.user_updated",
+            AuthOutcome::UserDeleted { .. } => "auth.user_deleted",
+            AuthOutcome::UserNotFound => "auth.user_not_found",
+            AuthOutcome::UserVersionConflict { .. } => "auth.user_version_conflict",
+            AuthOutcome::SessionCreated => "auth.session_created",
+            AuthOutcome::Refresh(o) => match o {
+                RefreshOutcome::Rotated(_) => "auth.refresh.rotated",
+                RefreshOutcome::Retried(_) => "auth.refresh.retried",
+                RefreshOutcome::Reused => "auth.refresh.reused",
+                RefreshOutcome::Invalid => "auth.refresh.invalid",
+                RefreshOutcome::Revoked => "auth.refresh.revoked",
+                RefreshOutcome::Expired => "auth.refresh.expired",
+                RefreshOutcome::NeedProof { .. } => "auth.refresh.need_proof",
+            },
+            AuthOutcome::SessionRevoked { .. } => "auth.session_revoked",
+            AuthOutcome::SessionNotFound => "auth.session_not_found",
+            AuthOutcome::Purged { .. } => "auth.purged",
+            AuthOutcome::IdCollision => "auth.id_collision",
+        },
+        R::Batch(_) => "batch",
+    };
+    format!("result.{inner}")
+}
+
+/// Every query variant (both ways to name a tenant).
+pub fn queries() -> Vec<(String, Query)> {
+    let tenant = || TENANT_ID.to_owned();
+    let all = vec![
+        Query::KvGet {
+            tenant: tenant(),
+            key: b"blind-index".to_vec(),
+        },
+        Query::Tenant(TenantRef::Name(TENANT_NAME.to_owned())),
+        Query::Tenant(TenantRef::Id(tenant())),
+        Query::Tenants,
+        Query::ApiKey {
+            key_id: API_KEY_ID.to_owned(),
+        },
+        Query::SigningKeys {
+            tenant_id: tenant(),
+        },
+        Query::Email {
+            tenant_id: tenant(),
+            index: email_index(),
+        },
+        Query::User {
+            tenant: tenant(),
+            user_id: USER_ID.to_owned(),
+        },
+        Query::Session {
+            tenant: tenant(),
+            session_id: SESSION_ID.to_owned(),
+        },
+        Query::UserSessions {
+            tenant: tenant(),
+            user_id: USER_ID.to_owned(),
+        },
+    ];
+    all.into_iter().map(|q| (query_name(&q), q)).collect()
+}
+
+fn query_name(q: &Query) -> String {
+    let inner = match q {
+        Query::KvGet { .. } => "kv_get",
+        Query::Tenant(TenantRef::Name(_)) => "tenant.by_name",
+        Query::Tenant(TenantRef::Id(_)) => "tenant.by_id",
+        Query::Tenants => "tenants",
+        Query::ApiKey { .. } => "api_key",
+        Query::SigningKeys { .. } => "signing_keys",
+        Query::Email { .. } => "email",
+        Query::User { .. } => "user",
+        Query::Session { .. } => "session",
+        Query::UserSessions { .. } => "user_sessions",
+    };
+    format!("query.{inner}")
+}
+
+/// What `Query::ApiKey` answers with.
+pub fn api_key_view() -> ApiKeyView {
+    ApiKeyView {
+        key: api_key_record(),
+        tenant: tenant_record(),
+    }
+}
+
+/// Every answer variant.
+pub fn query_results() -> Vec<(String, QueryResult)> {
+    let all = vec![
+        QueryResult::Kv(Some(kv_record())),
+        QueryResult::Tenant {
+            tenant: Some(tenant_record()),
+            master: Some(master_key_state()),
+        },
+        QueryResult::Tenants {
+            tenants: vec![tenant_record()],
+            master: Some(master_key_state()),
+        },
+        QueryResult::ApiKey {
+            view: Some(api_key_view()),
+            master: Some(master_key_state()),
+        },
+        QueryResult::SigningKeys(signing_keys()),
+        QueryResult::Email(Some(email_entry())),
+        QueryResult::User(Some(user_record())),
+        QueryResult::Session(Some(session_record())),
+        QueryResult::Sessions(vec![session_record(), fresh_session_record()]),
+    ];
+    all.into_iter()
+        .map(|r| (query_result_name(&r), r))
+        .collect()
+}
+
+fn query_result_name(r: &QueryResult) -> String {
+    let inner = match r {
+        QueryResult::Kv(_) => "kv",
+        QueryResult::Tenant { .. } => "tenant",
+        QueryResult::Tenants { .. } => "tenants",
+        QueryResult::ApiKey { .. } => "api_key",
+        QueryResult::SigningKeys(_) => "signing_keys",
+        QueryResult::Email(_) => "email",
+        QueryResult::User(_) => "user",
+        QueryResult::Session(_) => "session",
+        QueryResult::Sessions(_) => "sessions",
+    };
+    format!("query_result.{inner}")
+}
+
+/// Every `RaftNodeError` variant (relayed unchanged between nodes).
+pub fn node_errors() -> Vec<(String, RaftNodeError)> {
+    let all = vec![
+        RaftNodeError::UnknownGroup(9),
+        RaftNodeError::NoLeader { group: 1 },
+        RaftNodeError::OutcomeUnknown {
+            group: 1,
+            detail: "deadline".to_owned(),
+        },
+        RaftNodeError::ShuttingDown,
+        RaftNodeError::Internal("internal".to_owned()),
+    ];
+    all.into_iter()
+        .map(|e| {
+            let name = match e {
+                RaftNodeError::UnknownGroup(_) => "unknown_group",
+                RaftNodeError::NoLeader { .. } => "no_leader",
+                RaftNodeError::OutcomeUnknown { .. } => "outcome_unknown",
+                RaftNodeError::ShuttingDown => "shutting_down",
+                RaftNodeError::Internal(_) => "internal",
+            };
+            (name.to_owned(), e)
+        })
+        .collect()
+}
+
+/// Every `InitOutcome` variant.
+pub fn init_outcomes() -> Vec<(String, InitOutcome)> {
+    [InitOutcome::Initialized, InitOutcome::AlreadyInitialized]
+        .into_iter()
+        .map(|o| {
+            let name = match o {
+                InitOutcome::Initialized => "initialized",
+                InitOutcome::AlreadyInitialized => "already_initialized",
+            };
+            (name.to_owned(), o)
+        })
+        .collect()
+}
+
+/// The members `cairn init` sends with `InitGroup`.
+pub fn members() -> BTreeMap<NodeId, Node> {
+    (1..=3)
+        .map(|id| (id, Node::new(format!("127.0.0.1:{}", 7100 + id))))
+        .collect()
+}
+
+pub fn membership() -> Membership {
+    Membership::new(vec![BTreeSet::from([1, 2, 3])], members())
+}
+
+/// One entry of each payload kind.
+pub fn entries() -> Vec<(String, Entry)> {
+    vec![
+        (
+            "log_entry.normal".to_owned(),
+            Entry {
+                log_id: log_id(3, 10),
+                payload: EntryPayload::Normal(Command::Kv(kv_put())),
+            },
+        ),
+        (
+            "log_entry.blank".to_owned(),
+            Entry {
+                log_id: log_id(3, 11),
+                payload: EntryPayload::Blank,
+            },
+        ),
+        (
+            "log_entry.membership".to_owned(),
+            Entry {
+                log_id: log_id(3, 12),
+                payload: EntryPayload::Membership(membership()),
+            },
+        ),
+    ]
+}
+
+pub fn vote() -> Vote {
+    Vote::new_committed(3, 1)
+}
+
+pub fn snapshot_meta() -> SnapshotMeta {
+    SnapshotMeta {
+        last_log_id: Some(log_id(3, 12)),
+        last_membership: StoredMembership::new(Some(log_id(3, 12)), membership()),
+        snapshot_id: "3-1-12-0".to_owned(),
+    }
+}
+
+pub fn append_entries_request() -> AppendEntriesRequest<TypeConfig> {
+    AppendEntriesRequest {
+        vote: vote(),
+        prev_log_id: Some(log_id(3, 9)),
+        entries: entries().into_iter().map(|(_, e)| e).collect(),
+        leader_commit: Some(log_id(3, 9)),
+    }
+}
+
+/// Every `AppendEntriesResponse` variant, and the fatal errors a peer relays.
+pub fn append_entries_replies() -> Vec<(String, RaftReply<AppendEntriesResponse<NodeId>>)> {
+    let all = vec![
+        Ok(AppendEntriesResponse::Success),
+        Ok(AppendEntriesResponse::PartialSuccess(Some(log_id(3, 11)))),
+        Ok(AppendEntriesResponse::Conflict),
+        Ok(AppendEntriesResponse::HigherVote(Vote::new(4, 2))),
+        Err(RaftError::Fatal(Fatal::Panicked)),
+        Err(RaftError::Fatal(Fatal::Stopped)),
+    ];
+    all.into_iter()
+        .map(|r| {
+            let name = match &r {
+                Ok(AppendEntriesResponse::Success) => "success",
+                Ok(AppendEntriesResponse::PartialSuccess(_)) => "partial_success",
+                Ok(AppendEntriesResponse::Conflict) => "conflict",
+                Ok(AppendEntriesResponse::HigherVote(_)) => "higher_vote",
+                Err(e) => fatal_name(e),
+            };
+            (name.to_owned(), r)
+        })
+        .collect()
+}
+
+fn fatal_name<E>(e: &RaftError<NodeId, E>) -> &'static str {
+    match e {
+        RaftError::Fatal(Fatal::Panicked) => "fatal.panicked",
+        RaftError::Fatal(Fatal::Stopped) => "fatal.stopped",
+        RaftError::Fatal(Fatal::StorageError(_)) => "fatal.storage_error",
+        RaftError::APIError(_) => "api_error",
+    }
+}
+
+pub fn vote_request() -> VoteRequest<NodeId> {
+    VoteRequest {
+        vote: Vote::new(4, 2),
+        last_log_id: Some(log_id(3, 12)),
+    }
+}
+
+pub fn vote_replies() -> Vec<(String, RaftReply<VoteResponse<NodeId>>)> {
+    let all = vec![
+        Ok(VoteResponse {
+            vote: Vote::new(4, 2),
+            vote_granted: true,
+            last_log_id: Some(log_id(3, 12)),
+        }),
+        Err(RaftError::Fatal(Fatal::Stopped)),
+    ];
+    all.into_iter()
+        .map(|r| {
+            let name = match &r {
+                Ok(_) => "ok",
+                Err(e) => fatal_name(e),
+            };
+            (name.to_owned(), r)
+        })
+        .collect()
+}
+
+pub fn install_snapshot_request() -> InstallSnapshotRequest<TypeConfig> {
+    InstallSnapshotRequest {
+        vote: vote(),
+        meta: snapshot_meta(),
+        offset: 0,
+        data: b"snapshot-rows".to_vec(),
+        done: true,
+    }
+}
+
+pub fn install_snapshot_replies() -> Vec<(String, SnapshotReply)> {
+    let segment = |offset| SnapshotSegmentId {
+        id: "3-1-12-0".to_owned(),
+        offset,
+    };
+    let all = vec![
+        Ok(InstallSnapshotResponse { vote: vote() }),
+        Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(
+            SnapshotMismatch {
+                expect: segment(0),
+                got: segment(13),
+            },
+        ))),
+        Err(RaftError::Fatal(Fatal::Stopped)),
+    ];
+    all.into_iter()
+        .map(|r| {
+            let name = match &r {
+                Ok(_) => "ok",
+                Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(_))) => {
+                    "snapshot_mismatch"
+                }
+                Err(e) => fatal_name(e),
+            };
+            (name.to_owned(), r)
+        })
+        .collect()
+}
