@@ -153,8 +153,11 @@ async fn golden_raft_storage() {
 /// request body (the gRPC frames) and answers `Unimplemented`.
 #[derive(Clone, Default)]
 struct Recorder {
-    calls: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
 }
+
+/// A recorded call: its path and request body.
+type Call = (String, Vec<u8>);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -191,7 +194,7 @@ impl Service<http::Request<tonic::body::Body>> for Recorder {
 
 /// Sends `msg` as `rpc` the way `Peers::call` does, and returns the path and
 /// body the channel saw.
-async fn sent(rpc: Rpc, msg: GroupMessage) -> (String, Vec<u8>) {
+async fn sent(rpc: Rpc, msg: GroupMessage) -> Call {
     let recorder = Recorder::default();
     let mut client = PeerClient::new(recorder.clone());
     let refused = match rpc {
@@ -208,7 +211,7 @@ async fn sent(rpc: Rpc, msg: GroupMessage) -> (String, Vec<u8>) {
     only_call(&recorder)
 }
 
-fn only_call(recorder: &Recorder) -> (String, Vec<u8>) {
+fn only_call(recorder: &Recorder) -> Call {
     let mut calls = recorder
         .calls
         .lock()
