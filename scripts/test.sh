@@ -11,6 +11,9 @@ cargo fmt --all --check
 # C++ build dependencies' features differently and rebuild RocksDB (~13 min).
 cargo build --workspace --bins
 cargo clippy --workspace --all-targets -- -D warnings
+# Layering rules (use edges), and proof that each rule refuses an illegal edge.
+scripts/check-layers.sh
+scripts/check-layers.sh --self-test
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # Unit, property, storage-suite and integration tests. Integration tests start
