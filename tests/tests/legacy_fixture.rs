@@ -847,7 +847,7 @@ impl Legacy {
         // so the count depends on how old the fixture is: compare kids instead.
         let before: Vec<&str> = list(acme, "jwks").iter().map(|k| text(k, "kid")).collect();
         let after = jwks.expect(200);
-        let after: Vec<&str> = list(&after, "keys").iter().map(|k| text(k, "kid")).collect();
+        let after: Vec<&str> = list(after, "keys").iter().map(|k| text(k, "kid")).collect();
         assert_eq!(
             after.iter().filter(|k| !before.contains(k)).count(),
             1,
