@@ -56,6 +56,13 @@
 # outside Linux's ephemeral range, so a test's kernel-chosen ports always differ and
 # the test proves that stale membership addresses are harmless.
 #
+# Staged master key paths: `cairn keys rotate-master` records the absolute path of
+# the staged key file in each node's local column family (so a restart reloads it).
+# That path is in this script's temp dir and is gone when the fixture is unpacked
+# elsewhere: a node started from the fixture logs "staged master key file does not
+# load" once and goes on, because the config's master_key_file is the same key. An
+# operator who moved the key file after a rotation sees the same.
+#
 # Needs: bash, curl, jq, tar, gzip; ports on 127.0.0.1. Takes about a minute.
 # jq programs are single-quoted on purpose: their $names are jq variables.
 # shellcheck disable=SC2016
