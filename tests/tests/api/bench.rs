@@ -1,18 +1,23 @@
-//! `cairn bench` smoke runs: each workload for 2 seconds against a real cluster
-//! (not a performance assertion: it must run, succeed and report figures).
+//! `cairn bench` smoke runs against the shared cluster, in a tenant of their
+//! own: each workload for 2 seconds (not a performance assertion: it must run,
+//! succeed and report figures).
 
-use cairn_tests::TestCluster;
+use cairn_tests::shared::unique;
 use serde_json::Value;
+
+use crate::Cx;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_workloads_run_and_report_figures() {
-    let mut c = TestCluster::new(3, "");
-    c.boot().await;
+    let cx = Cx::http();
+    let tenant = unique("bench");
     for workload in ["kv-put", "kv-get", "kv-mixed", "signin", "refresh"] {
-        let out = c.cli_ok(&[
+        let out = cx.cluster.cli_ok(&[
             "bench",
             "--workload",
             workload,
+            "--tenant",
+            &tenant,
             "--concurrency",
             "4",
             "--duration-secs",
