@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes a legacy data-dir fixture: the data dirs of a 3-node cluster written by one
-# `cairn` binary, for tests/tests/legacy_fixture.rs to start with a later binary.
+# `cairn` binary, for tests/tests/faults/legacy_fixture.rs to start with a later binary.
 #
 #   scripts/make-legacy-fixture.sh [CAIRN_BIN]
 #

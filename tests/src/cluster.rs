@@ -126,6 +126,12 @@ impl ClusterClient {
         GrpcApi::new(&self.nodes)
     }
 
+    /// Every node's id and addresses, in config order.
+    #[must_use]
+    pub fn nodes(&self) -> &[NodeAddrs] {
+        &self.nodes
+    }
+
     #[must_use]
     pub fn ids(&self) -> Vec<u64> {
         self.nodes.iter().map(|n| n.id).collect()

@@ -10,6 +10,7 @@ mod data_dirs;
 mod encryption;
 mod failover;
 mod leases;
+mod legacy_fixture;
 mod readiness;
 mod regions;
 mod restarts;

@@ -185,7 +185,7 @@ impl Legacy {
         let mut config = std::fs::read_to_string(&config_path).expect("fixture config");
         for recorded in list(&manifest, "nodes") {
             let id = number(recorded, "id");
-            let fresh = c.nodes.iter().find(|n| n.id == id).expect("node id");
+            let fresh = c.nodes().iter().find(|n| n.id == id).expect("node id");
             for (field, new) in [
                 ("raft_addr", &fresh.raft),
                 ("http_addr", &fresh.http),
