@@ -109,11 +109,13 @@ for t in "${targets[@]}"; do
   # The node decodes all of this on tokio worker threads, whose stacks are
   # 2 MiB: fuzz on a stack of that size, so deep nesting that would overflow a
   # worker overflows here. -timeout: a slow input is a finding too.
+  dict=()
+  [ -f "$corpus/$t.dict" ] && dict=(-dict="$corpus/$t.dict")
   status=0
   (
     ulimit -s 2048
     exec nice -n 10 "$bin/$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
-      -artifact_prefix="$artifacts/" "$@" "$corpus/$t"
+      -artifact_prefix="$artifacts/" "${dict[@]}" "$@" "$corpus/$t"
   ) >"$log" 2>&1 || status=$?
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")"

@@ -89,6 +89,15 @@ pub fn run(data: &[u8]) {
     assert!(!key.verify_hash(&[]), "an empty hash verified");
 }
 
+/// The format's fixed parts, for libFuzzer's dictionary.
+#[must_use]
+pub fn dict() -> Vec<Vec<u8>> {
+    ["ck_", "_", "-", "0123456789abcdef"]
+        .iter()
+        .map(|w| w.as_bytes().to_vec())
+        .collect()
+}
+
 /// Generated keys, keys whose secrets use `_` and `-`, and near misses of each rule.
 #[must_use]
 pub fn seeds() -> Vec<(String, Vec<u8>)> {

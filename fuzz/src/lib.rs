@@ -37,11 +37,17 @@ mod samples;
 mod values;
 
 /// A fuzz target: its name (the binary's and the corpus directory's), its entry
-/// point, and its seeds.
+/// point, its seeds, and the words of its format for libFuzzer's dictionary.
 pub struct Target {
     pub name: &'static str,
     pub run: fn(&[u8]),
     pub seeds: fn() -> Vec<(String, Vec<u8>)>,
+    pub dict: fn() -> Vec<Vec<u8>>,
+}
+
+/// No dictionary: binary formats with no words in them.
+fn no_words() -> Vec<Vec<u8>> {
+    Vec::new()
 }
 
 /// Every target, in the order `scripts/fuzz.sh` runs them.
@@ -50,26 +56,31 @@ pub const TARGETS: &[Target] = &[
         name: "refresh_token",
         run: refresh_token::run,
         seeds: refresh_token::seeds,
+        dict: refresh_token::dict,
     },
     Target {
         name: "api_key",
         run: api_key::run,
         seeds: api_key::seeds,
+        dict: api_key::dict,
     },
     Target {
         name: "jwt",
         run: jwt::run,
         seeds: jwt::seeds,
+        dict: jwt::dict,
     },
     Target {
         name: "sealed_value",
         run: sealed_value::run,
         seeds: sealed_value::seeds,
+        dict: no_words,
     },
     Target {
         name: "records",
         run: records::run,
         seeds: records::seeds,
+        dict: no_words,
     },
 ];
 

@@ -154,6 +154,15 @@ fn check_accepted(text: &str, token: &RefreshToken) {
     }
 }
 
+/// The format's fixed parts, for libFuzzer's dictionary.
+#[must_use]
+pub fn dict() -> Vec<Vec<u8>> {
+    ["rt1.", ".", "_", "0", "18446744073709551615", "18446744073709551616"]
+        .iter()
+        .map(|w| w.as_bytes().to_vec())
+        .collect()
+}
+
 /// Valid tokens of several shapes, and near misses of each rule.
 ///
 /// # Panics

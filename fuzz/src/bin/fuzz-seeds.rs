@@ -1,4 +1,5 @@
-//! Writes each fuzz target's seeds into `<dir>/<target>/`, one file per seed:
+//! Writes each fuzz target's seeds into `<dir>/<target>/`, one file per seed, and
+//! its dictionary (if it has words) to `<dir>/<target>.dict`:
 //! `fuzz-seeds <dir> [target]`. Run by `scripts/fuzz.sh` before fuzzing, so the
 //! seeds are always valid values of the code being fuzzed.
 
@@ -33,6 +34,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+        let words = (target.dict)();
+        if !words.is_empty() {
+            let path = dir.join(format!("{}.dict", target.name));
+            if let Err(e) = std::fs::write(&path, dictionary(&words)) {
+                eprintln!("fuzz-seeds: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
         wrote = true;
     }
     if !wrote {
@@ -40,4 +49,22 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// libFuzzer's dictionary format: one quoted word a line, `\`, `"` and
+/// non-printable bytes escaped as `\xNN`.
+fn dictionary(words: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for word in words {
+        out.push('"');
+        for &b in word {
+            if (b.is_ascii_graphic() && b != b'\\' && b != b'"') || b == b' ' {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        out.push_str("\"\n");
+    }
+    out
 }
