@@ -72,16 +72,25 @@ pub fn run(data: &[u8]) {
     };
     assert_eq!(key.encode().as_str(), text, "one spelling per key");
     assert_eq!(text.len(), API_KEY_LEN);
-    assert_eq!(key.id(), &text[API_KEY_PREFIX.len()..API_KEY_PREFIX.len() + 16]);
+    assert_eq!(
+        key.id(),
+        &text[API_KEY_PREFIX.len()..API_KEY_PREFIX.len() + 16]
+    );
 
     let secret = &text[API_KEY_PREFIX.len() + 17..];
-    let want: [u8; 32] =
-        Sha256::digest(spec::frame(&[LABEL, key.id().as_bytes(), secret.as_bytes()])).into();
+    let want: [u8; 32] = Sha256::digest(spec::frame(&[
+        LABEL,
+        key.id().as_bytes(),
+        secret.as_bytes(),
+    ]))
+    .into();
     let stored = key.hash();
     assert_eq!(stored, want, "stored hash is not the documented SHA-256");
     assert!(key.verify_hash(&stored));
     // The bit to flip comes from the input, so the fuzzer reaches every one.
-    let bit = data.iter().fold(0usize, |acc, &b| acc.wrapping_mul(31).wrapping_add(usize::from(b)));
+    let bit = data.iter().fold(0usize, |acc, &b| {
+        acc.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
     let mut flipped = stored;
     flipped[bit / 8 % 32] ^= 1 << (bit % 8);
     assert!(!key.verify_hash(&flipped), "a flipped bit verified");
@@ -106,9 +115,18 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let id = "0123456789abcdef";
     let secret = URL_SAFE_NO_PAD.encode([7u8; 32]);
     let mut seeds = vec![
-        ("generated".to_owned(), ApiKey::generate().encode().to_string()),
-        ("underscores".to_owned(), format!("ck_{id}_{}", URL_SAFE_NO_PAD.encode([0xff; 32]))),
-        ("dashes".to_owned(), format!("ck_{id}_{}", URL_SAFE_NO_PAD.encode([0xfb; 32]))),
+        (
+            "generated".to_owned(),
+            ApiKey::generate().encode().to_string(),
+        ),
+        (
+            "underscores".to_owned(),
+            format!("ck_{id}_{}", URL_SAFE_NO_PAD.encode([0xff; 32])),
+        ),
+        (
+            "dashes".to_owned(),
+            format!("ck_{id}_{}", URL_SAFE_NO_PAD.encode([0xfb; 32])),
+        ),
     ];
     let near = [
         format!("ck_{id}_{secret}A"),

@@ -44,7 +44,11 @@ fn keys() -> &'static (SigningKey, SigningKey) {
 /// `header.payload.signature` over the raw bytes given, signed with key A: the
 /// same Ed25519 key as `SigningKey::from_bytes(SEED_A)`.
 fn sign_raw(header: &[u8], payload: &[u8]) -> String {
-    let signed = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
     let signature = ed25519_dalek::SigningKey::from_bytes(&SEED_A).sign(signed.as_bytes());
     format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }
@@ -92,7 +96,10 @@ fn presented(token: &str) {
                 assert_eq!(verified, Err(JwtError::WrongKey));
             }
             if kid != b.key_id() {
-                assert_eq!(jwt::verify::<Value>(token, &b.public()), Err(JwtError::WrongKey));
+                assert_eq!(
+                    jwt::verify::<Value>(token, &b.public()),
+                    Err(JwtError::WrongKey)
+                );
             }
         }
     }
@@ -117,11 +124,15 @@ fn signed(header: &[u8], payload: &[u8]) {
     }
     if let Ok(claims) = verified {
         assert_eq!(jwt::header_kid(&token), Ok(a.key_id()));
-        assert_eq!(jwt::verify::<Value>(&token, &b.public()), Err(JwtError::WrongKey));
+        assert_eq!(
+            jwt::verify::<Value>(&token, &b.public()),
+            Err(JwtError::WrongKey)
+        );
         // `sign` may refuse claims that only fit the cap in their sender's spelling.
         match jwt::sign(a, &claims) {
             Ok(again) => {
-                let back = jwt::verify::<Value>(&again, &a.public()).expect("re-signed claims verify");
+                let back =
+                    jwt::verify::<Value>(&again, &a.public()).expect("re-signed claims verify");
                 // JSON floats need not survive a print and parse; Cairn's claims have none.
                 if !has_float(&claims) {
                     assert_eq!(back, claims);
@@ -146,7 +157,10 @@ fn sign_and_tamper(claims: &Value, data: &[u8]) {
                 JwtError::Encode
             };
             assert_eq!(e, want);
-            assert!(!claims.is_object() || len > MAX_TOKEN_LEN, "refused a token that fits");
+            assert!(
+                !claims.is_object() || len > MAX_TOKEN_LEN,
+                "refused a token that fits"
+            );
             return;
         }
     };
@@ -154,8 +168,15 @@ fn sign_and_tamper(claims: &Value, data: &[u8]) {
     assert_eq!(token.len(), len);
     assert!(token.len() <= MAX_TOKEN_LEN);
     let first = token.split('.').next().expect("a header segment");
-    assert_eq!(URL_SAFE_NO_PAD.decode(first).as_deref(), Ok(header.as_bytes()));
-    assert_eq!(jwt::sign(a, claims).as_ref(), Ok(&token), "signing is deterministic");
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(first).as_deref(),
+        Ok(header.as_bytes())
+    );
+    assert_eq!(
+        jwt::sign(a, claims).as_ref(),
+        Ok(&token),
+        "signing is deterministic"
+    );
     assert_eq!(jwt::header_kid(&token), Ok(a.key_id()));
     let verified = jwt::verify::<Value>(&token, &a.public()).expect("a signed token verifies");
     // JSON floats need not survive a print and parse; the claims Cairn signs have none.
@@ -165,7 +186,9 @@ fn sign_and_tamper(claims: &Value, data: &[u8]) {
 
     // Change one character (where and to what comes from the input) to another
     // of the token's alphabet: it no longer verifies.
-    let at = data.iter().fold(0usize, |acc, &b| acc.wrapping_mul(31).wrapping_add(usize::from(b)));
+    let at = data.iter().fold(0usize, |acc, &b| {
+        acc.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
     let mut tampered = token.clone().into_bytes();
     let i = at % tampered.len();
@@ -263,8 +286,29 @@ fn signed_seed(header: &[u8], claims: &[u8]) -> Vec<u8> {
 pub fn dict() -> Vec<Vec<u8>> {
     let kid = keys().0.key_id();
     let words = [
-        "\"alg\"", "\"typ\"", "\"kid\"", "\"EdDSA\"", "\"JWT\"", "\"none\"", "\"crit\"", "\"jku\"",
-        "\"jwk\"", "null", "true", "{", "}", "[", "]", ":", ",", " ", "\t", "\n", "\r", "\\u00", "1e400",
+        "\"alg\"",
+        "\"typ\"",
+        "\"kid\"",
+        "\"EdDSA\"",
+        "\"JWT\"",
+        "\"none\"",
+        "\"crit\"",
+        "\"jku\"",
+        "\"jwk\"",
+        "null",
+        "true",
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "\\u00",
+        "1e400",
         &format!("\"{kid}\""),
     ];
     words.iter().map(|w| w.as_bytes().to_vec()).collect()
@@ -286,20 +330,41 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let header = format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#);
     let mut seeds = Vec::new();
     let token = jwt::sign(a, &claims).expect("sign");
-    seeds.push(("presented.valid".to_owned(), Writer::default().byte(0).rest(token.as_bytes())));
+    seeds.push((
+        "presented.valid".to_owned(),
+        Writer::default().byte(0).rest(token.as_bytes()),
+    ));
     let other = jwt::sign(b, &claims).expect("sign");
-    seeds.push(("presented.other_key".to_owned(), Writer::default().byte(0).rest(other.as_bytes())));
+    seeds.push((
+        "presented.other_key".to_owned(),
+        Writer::default().byte(0).rest(other.as_bytes()),
+    ));
     let (signed_part, _) = token.rsplit_once('.').expect("three segments");
     let zeroed = format!("{signed_part}.{}", URL_SAFE_NO_PAD.encode([0u8; 64]));
-    seeds.push(("presented.bad_signature".to_owned(), Writer::default().byte(0).rest(zeroed.as_bytes())));
+    seeds.push((
+        "presented.bad_signature".to_owned(),
+        Writer::default().byte(0).rest(zeroed.as_bytes()),
+    ));
 
     let headers = [
         ("documented", header.clone()),
         ("no_typ", format!(r#"{{"kid":"{kid}","alg":"EdDSA"}}"#)),
-        ("null_typ", format!(r#"{{"alg":"EdDSA","typ":null,"kid":"{kid}"}}"#)),
-        ("escaped", format!(r#"{{"\u0061lg":"Ed\u0044SA","kid":"{kid}"}}"#)),
-        ("duplicate", format!(r#"{{"alg":"EdDSA","alg":"EdDSA","kid":"{kid}"}}"#)),
-        ("crit", format!(r#"{{"alg":"EdDSA","kid":"{kid}","crit":["b64"]}}"#)),
+        (
+            "null_typ",
+            format!(r#"{{"alg":"EdDSA","typ":null,"kid":"{kid}"}}"#),
+        ),
+        (
+            "escaped",
+            format!(r#"{{"\u0061lg":"Ed\u0044SA","kid":"{kid}"}}"#),
+        ),
+        (
+            "duplicate",
+            format!(r#"{{"alg":"EdDSA","alg":"EdDSA","kid":"{kid}"}}"#),
+        ),
+        (
+            "crit",
+            format!(r#"{{"alg":"EdDSA","kid":"{kid}","crit":["b64"]}}"#),
+        ),
         ("alg_none", format!(r#"{{"alg":"none","kid":"{kid}"}}"#)),
         ("array", format!(r#"["EdDSA","JWT","{kid}"]"#)),
         ("space", format!(r#" {{"alg":"EdDSA","kid":"{kid}"}}"#)),
@@ -312,20 +377,35 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     ];
     for (h, header) in &headers {
         let (p, payload) = payloads[0];
-        seeds.push((format!("signed.{h}.{p}"), signed_seed(header.as_bytes(), payload)));
+        seeds.push((
+            format!("signed.{h}.{p}"),
+            signed_seed(header.as_bytes(), payload),
+        ));
     }
     for (p, payload) in &payloads[1..] {
-        seeds.push((format!("signed.documented.{p}"), signed_seed(header.as_bytes(), payload)));
+        seeds.push((
+            format!("signed.documented.{p}"),
+            signed_seed(header.as_bytes(), payload),
+        ));
     }
 
     let to_sign: [(&str, &[u8]); 4] = [
-        ("claims", br#"{"sub":"usr_1c2d","exp":1700000900,"amr":["pwd"]}"#),
+        (
+            "claims",
+            br#"{"sub":"usr_1c2d","exp":1700000900,"amr":["pwd"]}"#,
+        ),
         ("empty", b"{}"),
         ("string", br#""claims""#),
-        ("unicode", "{\"name\":\"J\u{f6}rg \\ud83d\\ude00\"}".as_bytes()),
+        (
+            "unicode",
+            "{\"name\":\"J\u{f6}rg \\ud83d\\ude00\"}".as_bytes(),
+        ),
     ];
     for (name, claims) in to_sign {
-        seeds.push((format!("sign.{name}"), Writer::default().byte(2).rest(claims)));
+        seeds.push((
+            format!("sign.{name}"),
+            Writer::default().byte(2).rest(claims),
+        ));
     }
     seeds
 }
@@ -345,18 +425,33 @@ mod tests {
         let token = String::from_utf8(find("presented.valid")).expect("utf-8");
         assert!(jwt::verify::<Value>(&token, &a.public()).is_ok());
         let token = String::from_utf8(find("presented.bad_signature")).expect("utf-8");
-        assert_eq!(jwt::verify::<Value>(&token, &a.public()), Err(JwtError::BadSignature));
+        assert_eq!(
+            jwt::verify::<Value>(&token, &a.public()),
+            Err(JwtError::BadSignature)
+        );
 
         let signed = |name: &str| {
             let data = find(name);
             let at = data.iter().position(|&b| b == 0).expect("a NUL");
             sign_raw(&data[..at], &data[at + 1..])
         };
-        for ok in ["documented.object", "no_typ.object", "null_typ.object", "escaped.object", "documented.duplicate"] {
+        for ok in [
+            "documented.object",
+            "no_typ.object",
+            "null_typ.object",
+            "escaped.object",
+            "documented.duplicate",
+        ] {
             let token = signed(&format!("signed.{ok}"));
             assert!(jwt::verify::<Value>(&token, &a.public()).is_ok(), "{ok}");
         }
-        for bad in ["duplicate.object", "crit.object", "alg_none.object", "documented.array", "documented.deep"] {
+        for bad in [
+            "duplicate.object",
+            "crit.object",
+            "alg_none.object",
+            "documented.array",
+            "documented.deep",
+        ] {
             let token = signed(&format!("signed.{bad}"));
             assert!(jwt::verify::<Value>(&token, &a.public()).is_err(), "{bad}");
         }
@@ -366,12 +461,24 @@ mod tests {
     fn the_header_oracle_follows_the_rules() {
         let kid = "k";
         assert!(header_accepted(br#"{"alg":"EdDSA","kid":"k"}"#, kid));
-        assert!(header_accepted(br#"{"alg":"EdDSA","typ":"JWT","kid":"k"}"#, kid));
-        assert!(!header_accepted(br#"{"alg":"EdDSA","typ":"jwt","kid":"k"}"#, kid));
+        assert!(header_accepted(
+            br#"{"alg":"EdDSA","typ":"JWT","kid":"k"}"#,
+            kid
+        ));
+        assert!(!header_accepted(
+            br#"{"alg":"EdDSA","typ":"jwt","kid":"k"}"#,
+            kid
+        ));
         assert!(!header_accepted(br#"{"alg":"EdDSA","kid":"j"}"#, kid));
         assert!(!header_accepted(br#"{"alg":"EdDSA","kid":null}"#, kid));
-        assert!(!header_accepted(br#"{"alg":"EdDSA","kid":"k","kid":"k"}"#, kid));
-        assert!(!header_accepted(br#"{"alg":"EdDSA","kid":"k","x5u":"h"}"#, kid));
+        assert!(!header_accepted(
+            br#"{"alg":"EdDSA","kid":"k","kid":"k"}"#,
+            kid
+        ));
+        assert!(!header_accepted(
+            br#"{"alg":"EdDSA","kid":"k","x5u":"h"}"#,
+            kid
+        ));
         assert!(!header_accepted(br#"["EdDSA",null,"k"]"#, kid));
         assert!(!header_accepted(br#" {"alg":"EdDSA","kid":"k"}"#, kid));
     }

@@ -115,7 +115,12 @@ mod tests {
                 let path = file.expect("read the regressions dir").path();
                 let data = std::fs::read(&path).expect("read a saved crash");
                 let result = std::panic::catch_unwind(|| (target.run)(&data));
-                assert!(result.is_ok(), "{} fails again on {}", target.name, path.display());
+                assert!(
+                    result.is_ok(),
+                    "{} fails again on {}",
+                    target.name,
+                    path.display()
+                );
             }
         }
     }
@@ -125,7 +130,10 @@ mod tests {
         let manifest = include_str!("../Cargo.toml");
         for target in TARGETS {
             assert!(
-                manifest.contains(&format!("name = \"{}\"\npath = \"fuzz_targets/{}.rs\"", target.name, target.name)),
+                manifest.contains(&format!(
+                    "name = \"{}\"\npath = \"fuzz_targets/{}.rs\"",
+                    target.name, target.name
+                )),
                 "{} has no [[bin]] in fuzz/Cargo.toml",
                 target.name
             );

@@ -79,12 +79,18 @@ const TYPES: &[(&str, Check)] = &[
     // Peer requests (`raft/src/server.rs`) ...
     ("append_entries", stable::<AppendEntriesRequest<TypeConfig>>),
     ("vote_request", exact::<VoteRequest<NodeId>>),
-    ("install_snapshot", stable::<InstallSnapshotRequest<TypeConfig>>),
+    (
+        "install_snapshot",
+        stable::<InstallSnapshotRequest<TypeConfig>>,
+    ),
     ("forward_batch", exact::<Vec<Command>>),
     ("read_index", exact::<Vec<u64>>),
     ("init_group", stable::<BTreeMap<NodeId, Node>>),
     // ... and replies (`raft/src/network.rs` decodes them).
-    ("append_entries_reply", exact::<RaftReply<AppendEntriesResponse<NodeId>>>),
+    (
+        "append_entries_reply",
+        exact::<RaftReply<AppendEntriesResponse<NodeId>>>,
+    ),
     ("vote_reply", exact::<RaftReply<VoteResponse<NodeId>>>),
     ("install_snapshot_reply", exact::<SnapshotReply>),
     ("forward_batch_reply", exact::<Vec<Answer<CommandResult>>>),
@@ -116,7 +122,10 @@ fn exact<T: Serialize + DeserializeOwned + PartialEq>(bytes: &[u8]) {
     let again: T = codec::decode("re-encoding", &encoded).expect("a re-encoding decodes");
     assert!(again == value, "decode(encode(value)) is another value");
     if encoded.len() == bytes.len() {
-        assert_eq!(encoded, bytes, "a re-encoding as long as the input differs from it");
+        assert_eq!(
+            encoded, bytes,
+            "a re-encoding as long as the input differs from it"
+        );
     }
 }
 
@@ -174,8 +183,15 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     add("audit_event", "sample", enc(&audit_event()));
     add("node_identity", "sample", enc(&node_identity()));
     add("string", "admission", enc(&"18c0ffee-2".to_owned()));
-    add("strings", "staged", enc(&vec!["/etc/cairn/master-1.key".to_owned()]));
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = vec![(b"key".to_vec(), enc(&kv_record())), (email_index(), enc(&email_entry()))];
+    add(
+        "strings",
+        "staged",
+        enc(&vec!["/etc/cairn/master-1.key".to_owned()]),
+    );
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"key".to_vec(), enc(&kv_record())),
+        (email_index(), enc(&email_entry())),
+    ];
     add("snapshot_rows", "sample", enc(&rows));
     for (name, entry) in entries() {
         add("log_entry", &name, enc(&entry));
@@ -198,7 +214,11 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     }
     add("append_entries", "sample", enc(&append_entries_request()));
     add("vote_request", "sample", enc(&vote_request()));
-    add("install_snapshot", "sample", enc(&install_snapshot_request()));
+    add(
+        "install_snapshot",
+        "sample",
+        enc(&install_snapshot_request()),
+    );
     let forwarded: Vec<Command> = commands().into_iter().map(|(_, c)| c).collect();
     add("forward_batch", "every_command", enc(&forwarded));
     add("read_index", "sample", enc(&vec![0u64, 1]));
@@ -212,7 +232,8 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     for (name, r) in install_snapshot_replies() {
         add("install_snapshot_reply", &name, enc(&r));
     }
-    let mut answers: Vec<Answer<CommandResult>> = command_results().into_iter().map(|(_, r)| Ok(r)).collect();
+    let mut answers: Vec<Answer<CommandResult>> =
+        command_results().into_iter().map(|(_, r)| Ok(r)).collect();
     answers.extend(node_errors().into_iter().map(|(_, e)| Err(e)));
     add("forward_batch_reply", "sample", enc(&answers));
     for (name, r) in query_results() {
@@ -221,14 +242,28 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     for (name, e) in node_errors() {
         add("query_reply", &name, enc(&Answer::<QueryResult>::Err(e)));
     }
-    add("read_index_reply", "sample", enc(&vec![Ok(42u64), Err(RaftNodeError::NoLeader { group: 1 })]));
+    add(
+        "read_index_reply",
+        "sample",
+        enc(&vec![Ok(42u64), Err(RaftNodeError::NoLeader { group: 1 })]),
+    );
     for (name, o) in init_outcomes() {
         add("init_group_reply", &name, enc(&Ok::<_, String>(o)));
     }
-    add("init_group_reply", "err", enc(&Err::<InitOutcome, _>("not a voter".to_owned())));
+    add(
+        "init_group_reply",
+        "err",
+        enc(&Err::<InitOutcome, _>("not a voter".to_owned())),
+    );
     add("group_state_reply", "ok", enc(&Ok::<_, String>(true)));
     add("admit_reply", "ok", enc(&Ok::<(), String>(())));
-    add("admit_reply", "err", enc(&Err::<(), _>("admitted by another initialisation".to_owned())));
+    add(
+        "admit_reply",
+        "err",
+        enc(&Err::<(), _>(
+            "admitted by another initialisation".to_owned(),
+        )),
+    );
     out
 }
 
@@ -244,7 +279,10 @@ mod tests {
     fn every_type_has_a_seed_that_decodes() {
         let seeds = seeds();
         for (index, (ty, check)) in TYPES.iter().enumerate() {
-            let mine: Vec<_> = seeds.iter().filter(|(_, d)| usize::from(d[0]) == index).collect();
+            let mine: Vec<_> = seeds
+                .iter()
+                .filter(|(_, d)| usize::from(d[0]) == index)
+                .collect();
             assert!(!mine.is_empty(), "no seed for {ty}");
             for (name, data) in mine {
                 assert!(name.starts_with(&format!("{ty}.")), "{name} is not a {ty}");
@@ -263,7 +301,8 @@ mod tests {
         assert_eq!(minimal.last(), Some(&12));
         let mut wide = minimal[..minimal.len() - 1].to_vec();
         wide.extend_from_slice(&[0xfb, 12, 0]);
-        let value: Option<LogId> = codec::decode("t", &wide).expect("bincode accepts a wider varint");
+        let value: Option<LogId> =
+            codec::decode("t", &wide).expect("bincode accepts a wider varint");
         assert_eq!(value, Some(log_id(3, 12)));
         exact::<Option<LogId>>(&wide);
         exact::<Option<LogId>>(&minimal);

@@ -105,7 +105,10 @@ pub fn run(data: &[u8]) {
         }
         Err(e) => {
             assert_eq!(e, TokenFormatError::InvalidSessionId);
-            assert!(!spec::is_session_id(text), "first() refused a good session id");
+            assert!(
+                !spec::is_session_id(text),
+                "first() refused a good session id"
+            );
         }
     }
 }
@@ -123,7 +126,11 @@ fn check_accepted(text: &str, token: &RefreshToken) {
 
     let n = generation.to_be_bytes();
     let stored = key.mac(&spec::frame(&[HASH_LABEL, session.as_bytes(), &n, &secret]));
-    assert_eq!(token.hash(key), stored, "stored hash is not the documented HMAC");
+    assert_eq!(
+        token.hash(key),
+        stored,
+        "stored hash is not the documented HMAC"
+    );
 
     let next = token.next(key);
     let successor = generation.saturating_add(1);
@@ -138,7 +145,11 @@ fn check_accepted(text: &str, token: &RefreshToken) {
         &successor.to_be_bytes(),
         &secret,
     ]));
-    assert_eq!(secret_of(&next_wire), want, "successor is not the documented HMAC");
+    assert_eq!(
+        secret_of(&next_wire),
+        want,
+        "successor is not the documented HMAC"
+    );
 
     let here = token.walk_to(key, generation).expect("a walk of 0 steps");
     assert_eq!(here.encode().as_str(), text);
@@ -157,10 +168,17 @@ fn check_accepted(text: &str, token: &RefreshToken) {
 /// The format's fixed parts, for libFuzzer's dictionary.
 #[must_use]
 pub fn dict() -> Vec<Vec<u8>> {
-    ["rt1.", ".", "_", "0", "18446744073709551615", "18446744073709551616"]
-        .iter()
-        .map(|w| w.as_bytes().to_vec())
-        .collect()
+    [
+        "rt1.",
+        ".",
+        "_",
+        "0",
+        "18446744073709551615",
+        "18446744073709551616",
+    ]
+    .iter()
+    .map(|w| w.as_bytes().to_vec())
+    .collect()
 }
 
 /// Valid tokens of several shapes, and near misses of each rule.

@@ -34,8 +34,7 @@ pub fn is_canonical_u64(s: &str) -> bool {
 #[must_use]
 pub fn is_session_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
@@ -70,7 +69,17 @@ mod tests {
         for ok in ["0", "7", "10", "18446744073709551615"] {
             assert!(is_canonical_u64(ok), "{ok}");
         }
-        for bad in ["", "00", "01", "+1", "-1", "1 ", "18446744073709551616", "99999999999999999999", "100000000000000000000"] {
+        for bad in [
+            "",
+            "00",
+            "01",
+            "+1",
+            "-1",
+            "1 ",
+            "18446744073709551616",
+            "99999999999999999999",
+            "100000000000000000000",
+        ] {
             assert!(!is_canonical_u64(bad), "{bad}");
         }
 
@@ -78,6 +87,9 @@ mod tests {
         for bad in ["", "Sess", "a.b", "a-b", "é", &"z".repeat(65)] {
             assert!(!is_session_id(bad), "{bad}");
         }
-        assert_eq!(frame(&[b"ab", b""]), [&[0, 0, 0, 0, 0, 0, 0, 2][..], b"ab", &[0; 8]].concat());
+        assert_eq!(
+            frame(&[b"ab", b""]),
+            [&[0, 0, 0, 0, 0, 0, 0, 2][..], b"ab", &[0; 8]].concat()
+        );
     }
 }
