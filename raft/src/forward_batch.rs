@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::batch::{Answer, Batcher, Limits, Sink};
+use crate::batch::{Batcher, Limits, Reply, Sink};
 use crate::error::RaftNodeError;
 use crate::network::{PeerCallError, Peers, Rpc};
 use crate::types::{Command, NodeId};
@@ -65,13 +65,7 @@ impl Forwarder {
 
     /// Relays `cmd` to `node` for `group` (`hops`: the hop count the call
     /// carries) and returns the answer the leader's log decided.
-    pub(crate) async fn forward(
-        &self,
-        node: NodeId,
-        group: u64,
-        hops: u32,
-        cmd: Command,
-    ) -> Answer {
+    pub(crate) async fn forward(&self, node: NodeId, group: u64, hops: u32, cmd: Command) -> Reply {
         let batcher = {
             let mut batchers = self.batchers.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(batchers.entry((node, group, hops)).or_insert_with(|| {
@@ -98,8 +92,8 @@ struct ForwardSink {
 }
 
 impl Sink for ForwardSink {
-    async fn flush(&self, cmds: Vec<Command>) -> Result<Vec<Answer>, RaftNodeError> {
-        let reply: Result<Vec<Answer>, PeerCallError> = self
+    async fn flush(&self, cmds: Vec<Command>) -> Result<Vec<Reply>, RaftNodeError> {
+        let reply: Result<Vec<Reply>, PeerCallError> = self
             .peers
             .call(
                 self.node,

@@ -2,7 +2,8 @@
 //! engine, with a gRPC peer network shared by all groups.
 //!
 //! Layout:
-//! - [`types`]: the openraft type config, the replicated [`Command`]s and [`Query`]s.
+//! - [`types`]: the openraft type config over the state machine's opaque wire
+//!   enums (`cairn_storage::sm`).
 //! - [`log_store`]: `RaftLogStorage` over [`cairn_storage::GroupLog`].
 //! - [`state_machine`]: `RaftStateMachine` over [`cairn_storage::GroupState`].
 //! - [`network`]: the peer client (one connection per peer, tagged with the group).
@@ -38,4 +39,4 @@ pub mod proto {
 pub use error::{InitError, RaftNodeError};
 pub use node::RaftNode;
 pub use status::{GroupStatus, PeerProgress};
-pub use types::{Command, CommandResult, Query, QueryResult, TenantRef, TypeConfig};
+pub use types::TypeConfig;

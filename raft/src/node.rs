@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_cluster_config::{ClusterConfig, GroupId, GroupSpec, Residency};
-use cairn_storage::{Engine, GroupState, TenantLookup};
+use cairn_cluster_config::{ClusterConfig, GroupId, GroupSpec, Residency, META_GROUP};
+use cairn_storage::sm::{self, Op, Read};
+use cairn_storage::{Engine, GroupState};
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ use crate::propose_batch::ProposalBatcher;
 use crate::read_batch::ReadBatcher;
 use crate::state_machine::StateMachine;
 use crate::status::{GroupStatus, PeerProgress};
-use crate::types::{Command, CommandResult, NodeId, Query, QueryResult, Raft, TenantRef};
+use crate::types::{Answer, Command, NodeId, Outcome, Query, Raft};
 
 /// How long a client request may wait for a leader before failing.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
@@ -73,7 +74,7 @@ pub struct RaftNode {
     addrs: BTreeMap<NodeId, String>,
     /// Round-robin cursor for picking a member of a group this node is not in.
     next_member: AtomicUsize,
-    /// Bumped whenever this node applies a `meta` command or installs a snapshot.
+    /// Bumped whenever this node applies an entry to `meta` or installs a snapshot.
     meta_epoch: Arc<AtomicU64>,
     engine: Engine,
     /// Whether this data dir was admitted by `cairn init` (see [`RaftNode::is_admitted`]).
@@ -155,7 +156,11 @@ impl RaftNode {
             let committed = log_store.committed_gauge();
             let lease = Lease::new(lease_length, log_store.vote_counter());
             let last_log = log_store.last_index_gauge();
-            let sm = StateMachine::new(engine.state(spec.id.0), Arc::clone(&meta_epoch));
+            let sm = StateMachine::new(
+                engine.state(spec.id.0),
+                Arc::clone(&meta_epoch),
+                spec.id == META_GROUP,
+            );
             let applied = sm.applied_gauge();
             let network = NetworkFactory::new(Arc::clone(&peers), spec.id.0);
             let raft = Raft::new(id, Arc::new(config), network, log_store, sm)
@@ -359,28 +364,32 @@ impl RaftNode {
             .ok_or(RaftNodeError::NoLeader { group: group.0 })
     }
 
-    /// Applies `cmd` to `group` through its leader, wherever that is, retrying while
-    /// no leader is known. Returns the result decided by the log.
+    /// Applies `op` to `group` through its leader, wherever that is, retrying while
+    /// no leader is known. Returns the outcome decided by the log, typed as the
+    /// command declares ([`Op`]).
+    ///
+    /// A [`Command`] is its own (untyped) op: the escape hatch for the node's
+    /// services until they are converted to typed commands; phase 2 of issue 16
+    /// removes it.
     ///
     /// # Errors
     /// [`RaftNodeError::NoLeader`] after the deadline (nothing applied),
-    /// [`RaftNodeError::OutcomeUnknown`] if the command may have been applied.
-    pub async fn write(
-        &self,
-        group: GroupId,
-        cmd: Command,
-    ) -> Result<CommandResult, RaftNodeError> {
+    /// [`RaftNodeError::OutcomeUnknown`] if the command may have been applied,
+    /// [`RaftNodeError::Internal`] if the log answered another family's outcome.
+    pub async fn write<O: Op>(&self, group: GroupId, op: O) -> Result<O::Outcome, RaftNodeError> {
+        let cmd: Command = op.into();
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let mut pause = Duration::from_millis(10);
-        loop {
+        let outcome = loop {
             match self.write_once(group, &cmd, 0).await {
                 Err(e) if e.is_retryable() && Instant::now() + pause < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(100));
                 }
-                other => return other,
+                other => break other?,
             }
-        }
+        };
+        O::outcome(outcome).ok_or_else(|| wrong_family(group, "command"))
     }
 
     /// One attempt: propose locally if this node leads, otherwise forward once.
@@ -389,7 +398,7 @@ impl RaftNode {
         group: GroupId,
         cmd: &Command,
         hops: u32,
-    ) -> Result<CommandResult, RaftNodeError> {
+    ) -> Result<Outcome, RaftNodeError> {
         let target = match self.groups.get(&group) {
             // Propose only where this node believes it leads: a follower's
             // `client_write` would answer `ForwardToLeader` too, but that answer is
@@ -419,15 +428,21 @@ impl RaftNode {
         }
     }
 
-    /// Runs `query` against `group`'s state, linearizably, from any node.
+    /// Runs `query` against `group`'s state, linearizably, from any node, with its
+    /// answer typed as the query declares ([`Read`]).
     ///
     /// # Errors
-    /// [`RaftNodeError::NoLeader`] if no leader confirmed the read in time.
-    pub async fn query(&self, group: GroupId, query: Query) -> Result<QueryResult, RaftNodeError> {
-        self.query_since(group, query, Instant::now()).await
+    /// [`RaftNodeError::NoLeader`] if no leader confirmed the read in time;
+    /// [`RaftNodeError::Internal`] if the state machine answered another query.
+    pub async fn read<R: Read>(
+        &self,
+        group: GroupId,
+        query: R,
+    ) -> Result<R::Answer, RaftNodeError> {
+        self.read_since(group, query, Instant::now()).await
     }
 
-    /// [`Self::query`] for a read that began at `since` on this node: the moment
+    /// [`Self::read`] for a read that began at `since` on this node: the moment
     /// its client request arrived, or any later moment. Linearizability only asks
     /// that the read index come from a leadership confirmation that started after
     /// that, so a read-index round another read started after `since` may serve
@@ -438,14 +453,38 @@ impl RaftNode {
     /// made before this read, or the read could miss that write.
     ///
     /// # Errors
-    /// As [`Self::query`].
+    /// As [`Self::read`].
+    pub async fn read_since<R: Read>(
+        &self,
+        group: GroupId,
+        query: R,
+        since: Instant,
+    ) -> Result<R::Answer, RaftNodeError> {
+        let query: Query = query.into();
+        let answer = Self::retry_read(|| self.query_once(group, &query, 0, since)).await?;
+        R::answer(answer).ok_or_else(|| wrong_family(group, "query"))
+    }
+
+    /// The untyped [`Self::read`], for the node's services until they are
+    /// converted to typed queries; phase 2 of issue 16 removes it.
+    ///
+    /// # Errors
+    /// As [`Self::read`].
+    pub async fn query(&self, group: GroupId, query: Query) -> Result<Answer, RaftNodeError> {
+        self.read(group, query).await
+    }
+
+    /// The untyped [`Self::read_since`]; phase 2 of issue 16 removes it.
+    ///
+    /// # Errors
+    /// As [`Self::read`].
     pub async fn query_since(
         &self,
         group: GroupId,
         query: Query,
         since: Instant,
-    ) -> Result<QueryResult, RaftNodeError> {
-        Self::retry_read(|| self.query_once(group, &query, 0, since)).await
+    ) -> Result<Answer, RaftNodeError> {
+        self.read_since(group, query, since).await
     }
 
     /// Waits until this node's replica of `group` reflects every write a read
@@ -511,7 +550,7 @@ impl RaftNode {
         query: &Query,
         hops: u32,
         since: Instant,
-    ) -> Result<QueryResult, RaftNodeError> {
+    ) -> Result<Answer, RaftNodeError> {
         let Some(g) = self.groups.get(&group) else {
             if hops >= MAX_HOPS {
                 return Err(RaftNodeError::NoLeader { group: group.0 });
@@ -519,7 +558,7 @@ impl RaftNode {
             let member = self.pick_member(group)?;
             return self
                 .peers
-                .call::<_, Result<QueryResult, RaftNodeError>>(
+                .call::<_, Result<Answer, RaftNodeError>>(
                     member,
                     Rpc::Query,
                     group.0,
@@ -910,51 +949,21 @@ fn group_status(g: &Group) -> GroupStatus {
     }
 }
 
-fn execute(state: &GroupState, query: &Query) -> Result<QueryResult, RaftNodeError> {
-    let read_failed = |e: cairn_storage::StorageError| {
+/// The one place a wrong-family answer is caught: the state machine answered a
+/// command or query with another's outcome (a bug, never a client error).
+fn wrong_family(group: GroupId, what: &str) -> RaftNodeError {
+    tracing::error!(
+        group = group.0,
+        what,
+        "the state machine answered another family"
+    );
+    RaftNodeError::Internal(format!("unexpected {what} answer"))
+}
+
+/// Runs `query` on this replica's state (the dispatch is the state machine's).
+fn execute(state: &GroupState, query: &Query) -> Result<Answer, RaftNodeError> {
+    sm::read(state, query).map_err(|e| {
         tracing::error!(error = %e, group = state.group(), "state machine read failed");
         RaftNodeError::Internal("storage read failed".to_owned())
-    };
-    match query {
-        Query::KvGet { tenant, key } => state
-            .kv_get(tenant, key)
-            .map(QueryResult::Kv)
-            .map_err(read_failed),
-        Query::Tenant(by) => {
-            let lookup = match by {
-                TenantRef::Name(name) => TenantLookup::Name(name),
-                TenantRef::Id(id) => TenantLookup::Id(id),
-            };
-            let (tenant, master) = state.tenant_view(lookup).map_err(read_failed)?;
-            Ok(QueryResult::Tenant { tenant, master })
-        }
-        Query::Tenants => {
-            let (tenants, master) = state.tenants_view().map_err(read_failed)?;
-            Ok(QueryResult::Tenants { tenants, master })
-        }
-        Query::ApiKey { key_id } => {
-            let (view, master) = state.api_key_view(key_id).map_err(read_failed)?;
-            Ok(QueryResult::ApiKey { view, master })
-        }
-        Query::SigningKeys { tenant_id } => state
-            .signing_keys(tenant_id)
-            .map(QueryResult::SigningKeys)
-            .map_err(read_failed),
-        Query::Email { tenant_id, index } => state
-            .email_entry(tenant_id, index)
-            .map(QueryResult::Email)
-            .map_err(read_failed),
-        Query::User { tenant, user_id } => state
-            .user(tenant, user_id)
-            .map(QueryResult::User)
-            .map_err(read_failed),
-        Query::Session { tenant, session_id } => state
-            .session(tenant, session_id)
-            .map(QueryResult::Session)
-            .map_err(read_failed),
-        Query::UserSessions { tenant, user_id } => state
-            .user_sessions(tenant, user_id)
-            .map(QueryResult::Sessions)
-            .map_err(read_failed),
-    }
+    })
 }

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 
-use crate::batch::{Answer, Batcher, Limits, Sink};
+use crate::batch::{Batcher, Limits, Reply, Sink};
 use crate::error::RaftNodeError;
-use crate::types::{Command, CommandResult, NodeId, Raft};
+use crate::types::{Command, NodeId, Outcome, Raft};
 
 /// Most proposals of one group in flight from this node.
 const MAX_IN_FLIGHT: usize = 4;
@@ -58,7 +58,7 @@ impl ProposalBatcher {
     /// [`RaftNodeError::NoLeader`] if this node no longer led when the batch was
     /// due (nothing proposed); [`RaftNodeError::OutcomeUnknown`] if the entry may
     /// or may not commit; [`RaftNodeError::Internal`] on a membership error.
-    pub(crate) async fn propose(&self, cmd: Command) -> Result<CommandResult, RaftNodeError> {
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<Outcome, RaftNodeError> {
         if matches!(cmd, Command::Batch(_)) {
             // Batches are formed here, never accepted from callers or peers.
             return Err(RaftNodeError::Internal(
@@ -78,14 +78,14 @@ struct Proposer {
 }
 
 impl Sink for Proposer {
-    async fn flush(&self, mut cmds: Vec<Command>) -> Result<Vec<Answer>, RaftNodeError> {
+    async fn flush(&self, mut cmds: Vec<Command>) -> Result<Vec<Reply>, RaftNodeError> {
         let entry = if cmds.len() == 1 {
             cmds.pop().unwrap_or(Command::Batch(Vec::new()))
         } else {
             Command::Batch(cmds)
         };
         Ok(match self.propose(entry).await? {
-            CommandResult::Batch(results) => results.into_iter().map(Ok).collect(),
+            Outcome::Batch(results) => results.into_iter().map(Ok).collect(),
             // A single write, proposed as itself.
             result => vec![Ok(result)],
         })
@@ -94,7 +94,7 @@ impl Sink for Proposer {
 
 impl Proposer {
     /// Proposes one entry while this node leads.
-    async fn propose(&self, entry: Command) -> Result<CommandResult, RaftNodeError> {
+    async fn propose(&self, entry: Command) -> Result<Outcome, RaftNodeError> {
         if self.raft.metrics().borrow().current_leader != Some(self.id) {
             return Err(RaftNodeError::NoLeader { group: self.group });
         }

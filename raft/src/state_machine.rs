@@ -4,14 +4,14 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cairn_storage::{codec, ApplyBatch, GroupState};
+use cairn_storage::{codec, sm, ApplyBatch, GroupState};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::log_store::io_err;
 use crate::types::{
-    Command, CommandResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    Command, Entry, LogId, Outcome, Snapshot, SnapshotMeta, StorageError, StoredMembership,
     TypeConfig,
 };
 
@@ -34,9 +34,11 @@ struct StoredSnapshot {
 pub struct StateMachine {
     state: GroupState,
     snapshot_seq: Arc<AtomicU64>,
-    /// Bumped after every applied `meta` command or installed snapshot, so caches
-    /// of tenant records know when to read them again.
+    /// Bumped after every entry applied to the `meta` group and every installed
+    /// snapshot, so caches of `meta` records know when to read them again.
     meta_epoch: Arc<AtomicU64>,
+    /// Whether this is the `meta` group's state machine (its applies move the epoch).
+    is_meta: bool,
     /// The last applied index, set once the applied writes are stored and before
     /// openraft answers their proposers (0 until the first apply or install after
     /// start: a leader lease then relies on its round's read index).
@@ -57,12 +59,15 @@ fn snap_err(verb: ErrorVerb, e: &(impl std::error::Error + 'static)) -> StorageE
 }
 
 impl StateMachine {
+    /// `is_meta`: whether `state` is the `meta` group's, whose every applied
+    /// command moves `meta_epoch` (installed snapshots of any group do too).
     #[must_use]
-    pub fn new(state: GroupState, meta_epoch: Arc<AtomicU64>) -> Self {
+    pub fn new(state: GroupState, meta_epoch: Arc<AtomicU64>, is_meta: bool) -> Self {
         Self {
             state,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             meta_epoch,
+            is_meta,
             applied_index: Arc::new(AtomicU64::new(0)),
             stored: Arc::new(Mutex::new(None)),
         }
@@ -188,7 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((a.last_applied, a.membership))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -196,29 +201,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied = self.applied()?;
         let mut batch = self.state.batch();
         let mut results = Vec::new();
-        let mut meta_changed = false;
+        let mut commands_applied = false;
         for entry in entries {
             applied.last_applied = Some(entry.log_id);
             let result = match entry.payload {
-                EntryPayload::Blank => CommandResult::None,
+                EntryPayload::Blank => Outcome::None,
                 EntryPayload::Membership(m) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), m);
-                    CommandResult::None
+                    Outcome::None
                 }
                 EntryPayload::Normal(Command::Batch(cmds)) => {
+                    commands_applied = true;
                     let mut out = Vec::with_capacity(cmds.len());
                     for (i, cmd) in cmds.iter().enumerate() {
                         let seq = sequence(entry.log_id.index, i)?;
-                        out.push(apply_one(&mut batch, seq, cmd, &mut meta_changed)?);
+                        out.push(apply_one(&mut batch, seq, cmd)?);
                     }
-                    CommandResult::Batch(out)
+                    Outcome::Batch(out)
                 }
-                EntryPayload::Normal(cmd) => apply_one(
-                    &mut batch,
-                    sequence(entry.log_id.index, 0)?,
-                    &cmd,
-                    &mut meta_changed,
-                )?,
+                EntryPayload::Normal(cmd) => {
+                    commands_applied = true;
+                    apply_one(&mut batch, sequence(entry.log_id.index, 0)?, &cmd)?
+                }
             };
             results.push(result);
         }
@@ -231,7 +235,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // The epoch moves before the applied index: a reader that sees this
         // index applied sees the new epoch too, so nothing cached under the old
         // one serves it (see `RaftNode::meta_epoch`).
-        if meta_changed {
+        if self.is_meta && commands_applied {
             self.meta_epoch.fetch_add(1, Ordering::Release);
         }
         self.set_applied_index(applied.last_applied);
@@ -318,29 +322,8 @@ fn sequence(index: u64, position: usize) -> Result<u64, StorageError> {
         })
 }
 
-/// Applies one command of an entry at sequence `seq`.
-fn apply_one(
-    batch: &mut ApplyBatch<'_>,
-    seq: u64,
-    cmd: &Command,
-    meta_changed: &mut bool,
-) -> Result<CommandResult, StorageError> {
-    let failed = |e: cairn_storage::StorageError| sm_err(ErrorVerb::Write, &e);
-    Ok(match cmd {
-        Command::Kv(cmd) => CommandResult::Kv(batch.apply_kv(seq, cmd).map_err(failed)?),
-        Command::Directory(cmd) => {
-            *meta_changed = true;
-            CommandResult::Directory(batch.apply_directory(cmd).map_err(failed)?)
-        }
-        Command::Auth(cmd) => CommandResult::Auth(batch.apply_auth(seq, cmd).map_err(failed)?),
-        Command::Meta(cmd) => {
-            *meta_changed = true;
-            CommandResult::Meta(batch.apply_meta(cmd).map_err(failed)?)
-        }
-        // The proposer never nests batches; a nested one changes nothing.
-        Command::Batch(_) => {
-            tracing::error!("nested batch entry ignored");
-            CommandResult::None
-        }
-    })
+/// Applies one command of an entry at sequence `seq` (the state machine's
+/// dispatch decides what it means).
+fn apply_one(batch: &mut ApplyBatch<'_>, seq: u64, cmd: &Command) -> Result<Outcome, StorageError> {
+    sm::apply(batch, seq, cmd).map_err(|e| sm_err(ErrorVerb::Write, &e))
 }

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use cairn_raft::state_machine::StateMachine;
 use cairn_raft::types::Entry;
-use cairn_raft::{Command, CommandResult};
-use cairn_storage::{Engine, KvCommand, KvOutcome};
+use cairn_storage::sm::kv::{Get, Put};
+use cairn_storage::sm::{
+    self, Answer, Command, KvCommand, KvOutcome, Outcome as CommandResult, Query,
+};
+use cairn_storage::Engine;
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, EntryPayload, LogId};
 
@@ -20,12 +23,12 @@ fn entry(index: u64, cmd: Command) -> Entry {
 }
 
 fn put(key: &str, value: &str, expected_revision: Option<u64>) -> Command {
-    Command::Kv(KvCommand::Put {
+    Command::Kv(KvCommand::Put(Put {
         tenant: "t".to_owned(),
         key: key.as_bytes().to_vec(),
         value: value.as_bytes().to_vec(),
         expected_revision,
-    })
+    }))
 }
 
 fn revision(r: &CommandResult) -> u64 {
@@ -39,7 +42,7 @@ fn revision(r: &CommandResult) -> u64 {
 async fn batch_entries_apply_in_order_with_a_revision_each() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::open(dir.path()).expect("open");
-    let mut sm = StateMachine::new(engine.state(1), Arc::default());
+    let mut sm = StateMachine::new(engine.state(1), Arc::default(), false);
 
     let single = sm
         .apply([entry(1, put("a", "1", None))])
@@ -85,6 +88,12 @@ async fn batch_entries_apply_in_order_with_a_revision_each() {
         .expect("apply");
     assert!(revision(&later[0]) > b);
     let state = engine.state(1);
-    let a = state.kv_get("t", b"a").expect("read").expect("a");
+    let get = Query::KvGet(Get {
+        tenant: "t".to_owned(),
+        key: b"a".to_vec(),
+    });
+    let Answer::Kv(Some(a)) = sm::read(&state, &get).expect("read") else {
+        panic!("a is written");
+    };
     assert_eq!((a.revision, a.value.as_slice()), (second, &b"2"[..]));
 }

@@ -38,8 +38,11 @@ use cairn_raft::proto::peer_client::PeerClient;
 use cairn_raft::proto::{GroupMessage, Reply};
 use cairn_raft::state_machine::StateMachine;
 use cairn_raft::types::Entry;
-use cairn_raft::{Command, CommandResult, QueryResult};
-use cairn_storage::{codec, AuthCommand, Engine, HardState, KvOutcome};
+use cairn_storage::sm::tenants::PurgeTenant;
+use cairn_storage::sm::{
+    Answer as QueryResult, AuthCommand, Command, KvOutcome, Outcome as CommandResult,
+};
+use cairn_storage::{codec, Engine, HardState};
 use harness::Golden;
 use openraft::storage::{RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
@@ -104,7 +107,7 @@ async fn golden_raft_storage() {
         g.add(name, bytes.expect("written"));
     }
 
-    let mut sm = StateMachine::new(engine.state(1), Arc::default());
+    let mut sm = StateMachine::new(engine.state(1), Arc::default(), false);
     let entry = |index, payload| Entry {
         log_id: log_id(1, index),
         payload,
@@ -267,9 +270,9 @@ async fn golden_peer_messages() {
     let mut g = Golden::default();
     let forwarded = vec![
         Command::Kv(kv_put()),
-        Command::Auth(AuthCommand::PurgeTenant {
+        Command::Auth(AuthCommand::PurgeTenant(PurgeTenant {
             tenant: samples::TENANT_ID.to_owned(),
-        }),
+        })),
     ];
     let requests = [
         // openraft's own RPCs go out with hops 0 (`PeerConnection::raft_call`).

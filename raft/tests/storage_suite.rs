@@ -27,7 +27,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Roc
         let engine = Engine::open(dir.path()).map_err(|e| io(&e))?;
         // A group id other than 0 so that key prefixes are exercised.
         let log = LogStore::new(engine.log(7));
-        let sm = StateMachine::new(engine.state(7), std::sync::Arc::default());
+        let sm = StateMachine::new(engine.state(7), std::sync::Arc::default(), false);
         Ok((dir, log, sm))
     }
 }

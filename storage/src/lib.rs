@@ -1,49 +1,39 @@
 //! Cairn storage engine: one RocksDB per node holding every Raft group's log, vote,
 //! state machine and snapshot, in shared column families under big-endian
-//! group-prefixed keys.
+//! group-prefixed keys, and the replicated state machine itself.
 //!
 //! Layout:
-//! - [`Engine`]: opens the DB, owns the column families, checks the node identity.
-//! - [`GroupLog`]: a group's Raft log and hard state (vote, committed, purged) as raw bytes.
-//! - [`GroupState`]: a group's state machine rows, applied state, snapshots.
-//! - [`kv`]: the tenant key-value commands and how they apply ([`ApplyBatch`]).
-//! - [`tenants`]: the `meta` group's tenants, wrapped data keys and master key state.
-//! - [`directory`]: the `meta` group's API keys, signing keys and email index.
-//! - [`auth`]: users, sessions (refresh token rotation, reuse detection) and audit
-//!   events in a region's data group.
-//! - [`keys`]: the on-disk key encoding (drawn in `docs/on-disk-layout.md`).
+//! - [`engine`]: the only RocksDB code — [`Engine`], [`GroupLog`], [`GroupState`]
+//!   (rows, snapshots), [`ApplyBatch`], [`codec`], the node identity.
+//! - [`keyspace`]: every row tag and key builder (drawn in `docs/on-disk-layout.md`).
+//! - [`sm`]: the state machine — the wire enums raft carries, the typed
+//!   [`sm::Op`]/[`sm::Read`] entry points, the dispatch, and one module per
+//!   feature (`sm::kv`, `sm::tenants`, `sm::users`, …), plus `sm::events`.
 //!
 //! This crate knows nothing of openraft, networking or HTTP: the `raft` crate
 //! encodes entries and votes and hands bytes to it.
 
-pub mod auth;
-pub mod codec;
-pub mod directory;
-mod engine;
-mod error;
-mod identity;
-pub mod keys;
-pub mod kv;
-mod log;
-mod state;
-pub mod tenants;
+pub mod engine;
+pub mod keyspace;
+pub mod sm;
 
-pub use auth::{
-    AuditEvent, AuthCommand, AuthOutcome, RefreshOutcome, Revocation, SessionRecord, UserRecord,
+pub use engine::{
+    codec, ApplyBatch, Engine, GroupLog, GroupState, HardState, NodeIdentity, Rows, StorageError,
 };
-pub use directory::{
-    ApiKeyRecord, ApiKeyView, DirectoryCommand, DirectoryOutcome, EmailEntry, SigningKeyRecord,
-    SigningKeys,
-};
-pub use engine::Engine;
-pub use error::StorageError;
-pub use identity::NodeIdentity;
-pub use kv::{ApplyBatch, KvCommand, KvOutcome, KvRecord};
-pub use log::{GroupLog, HardState};
-pub use state::GroupState;
-pub use tenants::{
-    MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, SessionPolicy, TenantLookup,
-    TenantRecord, WrappedKey,
+// The records and wire types, where the rest of the workspace has always found
+// them.
+pub use sm::api_keys::ApiKeyRecord;
+pub use sm::audit::AuditEvent;
+pub use sm::email_index::EmailEntry;
+pub use sm::kv::KvRecord;
+pub use sm::master_key::{MasterKeyRecord, MasterKeyState};
+pub use sm::sessions::{RefreshOutcome, Revocation, SessionRecord};
+pub use sm::signing_keys::{SigningKeyRecord, SigningKeys};
+pub use sm::tenants::{SessionPolicy, TenantRecord, TenantRef, WrappedKey};
+pub use sm::users::UserRecord;
+pub use sm::{
+    ApiKeyView, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, KvCommand, KvOutcome,
+    MetaCommand, MetaOutcome,
 };
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -23,15 +23,20 @@ mod samples;
 
 use std::path::Path;
 
-use cairn_storage::keys::{
+use cairn_storage::keyspace::{
     group_prefix, kv_key, log_end, log_key, row_key, state_key, tenant_row, ALL_CFS, CF_NODE,
     SM_API_KEY, SM_APPLIED, SM_AUDIT, SM_EMAIL, SM_MASTER, SM_SESSION, SM_SIGNING, SM_TENANT,
     SM_TENANT_API_KEY, SM_TENANT_NAME, SM_USER, SM_USER_SESSION,
 };
-use cairn_storage::{
-    codec, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, Engine, HardState,
-    KvCommand, KvOutcome, MetaCommand, MetaOutcome,
+use cairn_storage::sm::email_index::ReserveEmail;
+use cairn_storage::sm::kv::Put;
+use cairn_storage::sm::sessions::{CreateSession, RevokeSession};
+use cairn_storage::sm::users::CreateUser;
+use cairn_storage::sm::{
+    self, AuthCommand, AuthOutcome, Command, CreateTenant, DirectoryCommand, DirectoryOutcome,
+    KvCommand, KvOutcome, MetaCommand, MetaOutcome, Outcome,
 };
+use cairn_storage::{codec, Engine, HardState};
 use harness::Golden;
 use samples::*;
 
@@ -39,7 +44,7 @@ fn enc<T: serde::Serialize>(value: &T) -> Vec<u8> {
     codec::encode("golden value", value).expect("encode")
 }
 
-/// Each record as `codec` encodes it for its row (`storage/src/keys.rs` names the
+/// Each record as `codec` encodes it for its row (`storage/src/keyspace.rs` names the
 /// row of each), and the records nested in them on their own.
 #[test]
 fn golden_stored_records() {
@@ -153,64 +158,68 @@ fn golden_snapshot_rows_and_node_rows() {
         let engine = Engine::open(dir.path()).expect("open");
         let meta = engine.state(META);
         let mut b = meta.batch();
-        let created = b
-            .apply_meta(&MetaCommand::CreateTenant {
-                tenant: tenant_record(),
-                master_fingerprint: FINGERPRINT.to_owned(),
-                api_key: Some(Box::new(api_key_record())),
-                signing_key: Some(Box::new(signing_key_record())),
-            })
-            .expect("create tenant");
-        assert_eq!(created, MetaOutcome::TenantCreated(tenant_record()));
-        let reserved = b
-            .apply_directory(&DirectoryCommand::ReserveEmail {
-                tenant_id: TENANT_ID.to_owned(),
-                email_index: email_index(),
-                entry: email_entry(),
-                replace: None,
-            })
-            .expect("reserve email");
-        assert_eq!(reserved, DirectoryOutcome::EmailReserved);
+        let create = Command::Meta(MetaCommand::CreateTenant(CreateTenant {
+            tenant: tenant_record(),
+            master_fingerprint: FINGERPRINT.to_owned(),
+            api_key: Some(Box::new(api_key_record())),
+            signing_key: Some(Box::new(signing_key_record())),
+        }));
+        let created = sm::apply(&mut b, 256, &create).expect("create tenant");
+        assert_eq!(
+            created,
+            Outcome::Meta(MetaOutcome::TenantCreated(tenant_record()))
+        );
+        let reserve = Command::Directory(DirectoryCommand::ReserveEmail(ReserveEmail {
+            tenant_id: TENANT_ID.to_owned(),
+            email_index: email_index(),
+            entry: email_entry(),
+            replace: None,
+        }));
+        let reserved = sm::apply(&mut b, 512, &reserve).expect("reserve email");
+        assert_eq!(
+            reserved,
+            Outcome::Directory(DirectoryOutcome::EmailReserved)
+        );
         b.set_applied(b"meta-applied").expect("applied");
         b.commit().expect("commit");
 
         let data = engine.state(DATA);
         let mut b = data.batch();
-        let put = KvCommand::Put {
+        let put = Command::Kv(KvCommand::Put(Put {
             tenant: TENANT_ID.to_owned(),
             key: b"blind-index".to_vec(),
             value: b"sealed-kv".to_vec(),
             expected_revision: Some(0),
-        };
+        }));
         assert_eq!(
-            b.apply_kv(1024, &put).expect("put"),
-            KvOutcome::Written { revision: 1024 }
+            sm::apply(&mut b, 1024, &put).expect("put"),
+            Outcome::Kv(KvOutcome::Written { revision: 1024 })
         );
-        let user = AuthCommand::CreateUser {
+        let user = Command::Auth(AuthCommand::CreateUser(CreateUser {
             tenant: TENANT_ID.to_owned(),
             user: user_record(),
-        };
+        }));
         assert_eq!(
-            b.apply_auth(1280, &user).expect("user"),
-            AuthOutcome::UserCreated
+            sm::apply(&mut b, 1280, &user).expect("user"),
+            Outcome::Auth(AuthOutcome::UserCreated)
         );
-        let session = AuthCommand::CreateSession {
+        let session = Command::Auth(AuthCommand::CreateSession(CreateSession {
             tenant: TENANT_ID.to_owned(),
             session: fresh_session_record(),
-        };
+        }));
         assert_eq!(
-            b.apply_auth(1536, &session).expect("session"),
-            AuthOutcome::SessionCreated
+            sm::apply(&mut b, 1536, &session).expect("session"),
+            Outcome::Auth(AuthOutcome::SessionCreated)
         );
-        let revoke = AuthCommand::RevokeSession {
+        let revoke = Command::Auth(AuthCommand::RevokeSession(RevokeSession {
             tenant: TENANT_ID.to_owned(),
             session_id: SESSION_ID.to_owned(),
             at: T0 + 9,
             reason: "revoked".to_owned(),
-        };
+        }));
         assert_eq!(
-            b.apply_auth(1792, &revoke).expect("revoke"),
-            AuthOutcome::SessionRevoked { already: false }
+            sm::apply(&mut b, 1792, &revoke).expect("revoke"),
+            Outcome::Auth(AuthOutcome::SessionRevoked { already: false })
         );
         b.set_applied(b"data-applied").expect("applied");
         b.commit().expect("commit");

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use cairn_cluster_config::META_GROUP;
 use cairn_crypto::jwt::{self, SigningKey};
 use cairn_crypto::token::ApiKey;
-use cairn_raft::{Command, CommandResult, Query, QueryResult};
+use cairn_storage::sm::{self, Answer as QueryResult, Command, Outcome as CommandResult, Query};
 use cairn_storage::{
     ApiKeyRecord, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, SessionPolicy,
     SigningKeyRecord, SigningKeys,
@@ -309,9 +309,9 @@ impl Services {
             }
             return Ok(known.principal.clone());
         }
-        let query = Query::ApiKey {
+        let query = Query::ApiKey(sm::api_keys::GetApiKey {
             key_id: key.id().to_owned(),
-        };
+        });
         let (view, master) = match self
             .inner
             .raft
@@ -364,7 +364,8 @@ impl Services {
         for _ in 0..3 {
             let (key, record) = new_api_key(tenant_id, &scopes);
             let created_at = record.created_at;
-            let cmd = Command::Directory(DirectoryCommand::AddApiKey(record));
+            let cmd =
+                Command::Directory(DirectoryCommand::AddApiKey(sm::api_keys::AddApiKey(record)));
             match self.inner.raft.write(META_GROUP, cmd).await? {
                 CommandResult::Directory(DirectoryOutcome::ApiKeyAdded) => {
                     tracing::info!(tenant_id, key_id = key.id(), "api key issued");
@@ -390,10 +391,10 @@ impl Services {
     /// # Errors
     /// No such key for this tenant, `meta` unavailable.
     pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<(), ServiceError> {
-        let cmd = Command::Directory(DirectoryCommand::RevokeApiKey {
+        let cmd = Command::Directory(DirectoryCommand::RevokeApiKey(sm::api_keys::RevokeApiKey {
             tenant_id: tenant_id.to_owned(),
             key_id: key_id.to_owned(),
-        });
+        }));
         match self.inner.raft.write(META_GROUP, cmd).await? {
             CommandResult::Directory(DirectoryOutcome::ApiKeyRevoked) => {
                 tracing::info!(tenant_id, key_id, "api key revoked");
@@ -412,9 +413,9 @@ impl Services {
     /// # Errors
     /// Unknown tenant, `meta` unavailable.
     pub async fn delete_tenant(&self, tenant_id: &str) -> Result<(), ServiceError> {
-        let cmd = Command::Directory(DirectoryCommand::DeleteTenant {
+        let cmd = Command::Directory(DirectoryCommand::DeleteTenant(sm::tenants::DeleteTenant {
             tenant_id: tenant_id.to_owned(),
-        });
+        }));
         let tenant = match self.inner.raft.write(META_GROUP, cmd).await? {
             CommandResult::Directory(DirectoryOutcome::TenantDeleted(t)) => t,
             CommandResult::Directory(DirectoryOutcome::TenantNotFound) => {
@@ -434,9 +435,9 @@ impl Services {
             .iter()
             .filter(|g| g.id != META_GROUP)
         {
-            let cmd = Command::Auth(AuthCommand::PurgeTenant {
+            let cmd = Command::Auth(AuthCommand::PurgeTenant(sm::tenants::PurgeTenant {
                 tenant: tenant_id.to_owned(),
-            });
+            }));
             match self.inner.raft.write(group.id, cmd).await {
                 Ok(CommandResult::Auth(AuthOutcome::Purged { rows })) => {
                     tracing::info!(tenant_id, group = %group.name, rows, "tenant rows purged");
@@ -492,9 +493,9 @@ impl Services {
     }
 
     async fn read_signing_keys(&self, tenant_id: &str) -> Result<SigningKeys, ServiceError> {
-        let query = Query::SigningKeys {
+        let query = Query::SigningKeys(sm::signing_keys::GetSigningKeys {
             tenant_id: tenant_id.to_owned(),
-        };
+        });
         match self.inner.raft.query(META_GROUP, query).await? {
             QueryResult::SigningKeys(k) => Ok(k),
             other => Err(unexpected("signing keys read", &other)),
@@ -507,13 +508,15 @@ impl Services {
     ) -> Result<SigningKeys, ServiceError> {
         let key = new_signing_key(keys)?;
         let kid = key.kid.clone();
-        let cmd = Command::Directory(DirectoryCommand::RotateSigningKey {
-            tenant_id: keys.id().to_owned(),
-            key,
-            at: unix_now(),
-            // Retired keys verify until every token they signed has expired.
-            keep_retired_secs: super::sessions::ACCESS_TOKEN_TTL_SECS + 60,
-        });
+        let cmd = Command::Directory(DirectoryCommand::RotateSigningKey(
+            sm::signing_keys::RotateSigningKey {
+                tenant_id: keys.id().to_owned(),
+                key,
+                at: unix_now(),
+                // Retired keys verify until every token they signed has expired.
+                keep_retired_secs: super::sessions::ACCESS_TOKEN_TTL_SECS + 60,
+            },
+        ));
         match self.inner.raft.write(META_GROUP, cmd).await? {
             CommandResult::Directory(DirectoryOutcome::SigningKeyRotated(k)) => {
                 tracing::info!(tenant_id = keys.id(), kid, "signing key rotated");

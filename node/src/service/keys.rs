@@ -15,10 +15,10 @@ use cairn_cluster_config::META_GROUP;
 use cairn_crypto::envelope::DataKey;
 use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
-use cairn_raft::{Command, CommandResult, Query, QueryResult, TenantRef};
+use cairn_storage::sm::{self, Answer as QueryResult, Command, Outcome as CommandResult, Query};
 use cairn_storage::{
     MasterKeyRecord, MasterKeyState, MetaCommand, MetaOutcome, SessionPolicy, TenantRecord,
-    WrappedKey,
+    TenantRef, WrappedKey,
 };
 use serde::{Deserialize, Serialize};
 
@@ -338,12 +338,12 @@ impl Services {
                 scopes: Scope::ALL.to_vec(),
                 created_at: api_record.created_at,
             };
-            let cmd = Command::Meta(MetaCommand::CreateTenant {
+            let cmd = Command::Meta(MetaCommand::CreateTenant(sm::CreateTenant {
                 tenant: record,
                 master_fingerprint: fingerprint.clone(),
                 api_key: Some(Box::new(api_record)),
                 signing_key: Some(Box::new(signing_key)),
-            });
+            }));
             match self.inner.raft.write(META_GROUP, cmd).await? {
                 CommandResult::Meta(MetaOutcome::TenantCreated(record)) => {
                     tracing::info!(tenant = name, tenant_id = %record.id, region, "tenant created");
@@ -439,11 +439,13 @@ impl Services {
         // Checked here for a precise message; the state machine merges the given
         // fields into the record as it stands then, and checks again.
         settings.apply_to(tenant.sessions)?;
-        let cmd = Command::Meta(MetaCommand::SetSessionPolicy {
-            tenant_id: tenant_id.to_owned(),
-            idle_timeout_secs: settings.session_idle_timeout_secs,
-            absolute_timeout_secs: settings.session_absolute_timeout_secs,
-        });
+        let cmd = Command::Meta(MetaCommand::SetSessionPolicy(
+            sm::tenants::SetSessionPolicy {
+                tenant_id: tenant_id.to_owned(),
+                idle_timeout_secs: settings.session_idle_timeout_secs,
+                absolute_timeout_secs: settings.session_absolute_timeout_secs,
+            },
+        ));
         match self.inner.raft.write(META_GROUP, cmd).await? {
             CommandResult::Meta(MetaOutcome::TenantUpdated(t)) => {
                 tracing::info!(
@@ -497,7 +499,7 @@ impl Services {
             let next = tenant
                 .current_key()
                 .map_or(1, |k| k.version.saturating_add(1));
-            let cmd = Command::Meta(MetaCommand::AddTenantKey {
+            let cmd = Command::Meta(MetaCommand::AddTenantKey(sm::tenants::AddTenantKey {
                 tenant_id: tenant.id.clone(),
                 key: WrappedKey {
                     version: next,
@@ -506,7 +508,7 @@ impl Services {
                     created_at: unix_now(),
                 },
                 master_fingerprint: master.current.fingerprint.clone(),
-            });
+            }));
             match self.inner.raft.write(META_GROUP, cmd).await? {
                 CommandResult::Meta(MetaOutcome::KeyAdded(record)) => {
                     tracing::info!(tenant = name, tenant_id = %record.id, key_version = next, "tenant data key rotated");
@@ -589,12 +591,12 @@ impl Services {
                 None => (0, Vec::new()),
             };
             let count = rewrapped.len();
-            let cmd = Command::Meta(MetaCommand::RotateMaster {
+            let cmd = Command::Meta(MetaCommand::RotateMaster(sm::RotateMaster {
                 expected_version,
                 fingerprint: fingerprint.to_owned(),
                 at: unix_now(),
                 rewrapped,
-            });
+            }));
             match self.inner.raft.write(META_GROUP, cmd).await? {
                 CommandResult::Meta(MetaOutcome::MasterRotated(state)) => {
                     tracing::info!(

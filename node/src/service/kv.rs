@@ -5,7 +5,7 @@
 //! blind-index subkey) and the sealed record `{key, value}` bound to (tenant id,
 //! group, blind index, key version). No key name or value in the clear.
 
-use cairn_raft::{Command, CommandResult, Query, QueryResult};
+use cairn_storage::sm::{self, Answer as QueryResult, Command, Outcome as CommandResult, Query};
 use cairn_storage::{codec, KvCommand, KvOutcome};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -93,12 +93,12 @@ impl Services {
             tracing::error!(error = %e, tenant_id = keys.id(), "sealing a kv value");
             ServiceError::Internal
         })?;
-        let cmd = Command::Kv(KvCommand::Put {
+        let cmd = Command::Kv(KvCommand::Put(sm::kv::Put {
             tenant: keys.id().to_owned(),
             key: index,
             value: sealed,
             expected_revision,
-        });
+        }));
         let result = self.inner.raft.write(group, cmd).await;
         match result.map_err(|e| Self::region_error(&region, e))? {
             CommandResult::Kv(KvOutcome::Written { revision }) => Ok(KvEntry {
@@ -135,10 +135,10 @@ impl Services {
         let region = keys.record().region.clone();
         let group = self.region_group(&region)?;
         let index = keys.blind_index(key.as_bytes());
-        let query = Query::KvGet {
+        let query = Query::KvGet(sm::kv::Get {
             tenant: keys.id().to_owned(),
             key: index.clone(),
-        };
+        });
         let answer = self.inner.raft.query_since(group, query, since).await;
         let record = match answer.map_err(|e| Self::region_error(&region, e))? {
             QueryResult::Kv(Some(record)) => record,
@@ -191,11 +191,11 @@ impl Services {
         validate_key(key)?;
         let region = keys.record().region.clone();
         let group = self.region_group(&region)?;
-        let cmd = Command::Kv(KvCommand::Delete {
+        let cmd = Command::Kv(KvCommand::Delete(sm::kv::Delete {
             tenant: keys.id().to_owned(),
             key: keys.blind_index(key.as_bytes()),
             expected_revision,
-        });
+        }));
         let result = self.inner.raft.write(group, cmd).await;
         match result.map_err(|e| Self::region_error(&region, e))? {
             CommandResult::Kv(KvOutcome::Deleted { .. }) => Ok(()),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cairn_crypto::jwt;
 use cairn_crypto::token::RefreshToken;
-use cairn_raft::{Command, CommandResult, Query, QueryResult};
+use cairn_storage::sm::{self, Answer as QueryResult, Command, Outcome as CommandResult, Query};
 use cairn_storage::{codec, AuthCommand, AuthOutcome, RefreshOutcome, SessionRecord};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -257,10 +257,10 @@ impl Services {
                 .seal(group.0, &session_path(&session_id), &details)
                 .map_err(|_| ServiceError::Internal)?,
         };
-        let cmd = Command::Auth(AuthCommand::CreateSession {
+        let cmd = Command::Auth(AuthCommand::CreateSession(sm::sessions::CreateSession {
             tenant: keys.id().to_owned(),
             session: session.clone(),
-        });
+        }));
         let result = self.inner.raft.write(group, cmd).await;
         match result.map_err(|e| Self::region_error(&region, e))? {
             CommandResult::Auth(AuthOutcome::SessionCreated) => {}
@@ -288,10 +288,10 @@ impl Services {
         keys: &TenantKeys,
         email: &str,
     ) -> Result<Option<super::users::LoadedUser>, ServiceError> {
-        let query = Query::Email {
+        let query = Query::Email(sm::email_index::GetEmail {
             tenant_id: keys.id().to_owned(),
             index: email_index(keys, email),
-        };
+        });
         let entry = match self
             .inner
             .raft
@@ -335,7 +335,7 @@ impl Services {
         let kid = self.current_kid(keys).await?;
         let mut proof = None;
         for _ in 0..REFRESH_ATTEMPTS {
-            let cmd = Command::Auth(AuthCommand::Refresh {
+            let cmd = Command::Auth(AuthCommand::Refresh(sm::sessions::Refresh {
                 tenant: keys.id().to_owned(),
                 session_id: token.session_id().to_owned(),
                 generation: token.generation(),
@@ -345,7 +345,7 @@ impl Services {
                 kid: kid.clone(),
                 at: unix_now(),
                 request_id: request_id.clone(),
-            });
+            }));
             let result = self.inner.raft.write(group, cmd).await;
             let outcome = match result.map_err(|e| Self::region_error(&region, e))? {
                 CommandResult::Auth(AuthOutcome::Refresh(o)) => o,
@@ -403,12 +403,12 @@ impl Services {
         let (group, region) = self
             .id_group(session_id, "ses")
             .ok_or(ServiceError::SessionNotFound)?;
-        let cmd = Command::Auth(AuthCommand::RevokeSession {
+        let cmd = Command::Auth(AuthCommand::RevokeSession(sm::sessions::RevokeSession {
             tenant: keys.id().to_owned(),
             session_id: session_id.to_owned(),
             at: unix_now(),
             reason: "revoked".to_owned(),
-        });
+        }));
         let result = self.inner.raft.write(group, cmd).await;
         match result.map_err(|e| Self::region_error(&region, e))? {
             CommandResult::Auth(AuthOutcome::SessionRevoked { .. }) => {
@@ -437,10 +437,10 @@ impl Services {
         let (group, region) = self
             .id_group(user_id, "usr")
             .ok_or(ServiceError::UserNotFound)?;
-        let query = Query::UserSessions {
+        let query = Query::UserSessions(sm::sessions::ListUserSessions {
             tenant: keys.id().to_owned(),
             user_id: user_id.to_owned(),
-        };
+        });
         let answer = self.inner.raft.query(group, query).await;
         let sessions = match answer.map_err(|e| Self::region_error(&region, e))? {
             QueryResult::Sessions(s) => s,
@@ -567,10 +567,10 @@ impl Services {
         let Some((group, region)) = self.id_group(session_id, "ses") else {
             return Ok(None);
         };
-        let query = Query::Session {
+        let query = Query::Session(sm::sessions::GetSession {
             tenant: keys.id().to_owned(),
             session_id: session_id.to_owned(),
-        };
+        });
         let answer = self.inner.raft.query(group, query).await;
         match answer.map_err(|e| Self::region_error(&region, e))? {
             QueryResult::Session(s) => Ok(s.filter(|s| s.is_active(now))),

@@ -19,7 +19,7 @@ use std::sync::{Arc, PoisonError};
 
 use cairn_cluster_config::{GroupId, META_GROUP};
 use cairn_crypto::password::Workspace;
-use cairn_raft::{Command, CommandResult, Query, QueryResult};
+use cairn_storage::sm::{self, Answer as QueryResult, Command, Outcome as CommandResult, Query};
 use cairn_storage::{
     codec, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, EmailEntry, UserRecord,
 };
@@ -257,10 +257,10 @@ impl Services {
         let Some((group, region)) = self.id_group(user_id, "usr") else {
             return Ok(None);
         };
-        let query = Query::User {
+        let query = Query::User(sm::users::GetUser {
             tenant: keys.id().to_owned(),
             user_id: user_id.to_owned(),
-        };
+        });
         let answer = self.inner.raft.query(group, query).await;
         let record = match answer.map_err(|e| Self::region_error(&region, e))? {
             QueryResult::User(Some(r)) => r,
@@ -292,16 +292,18 @@ impl Services {
     ) -> Result<(), ServiceError> {
         let mut replace = None;
         for _ in 0..ATTEMPTS {
-            let cmd = Command::Directory(DirectoryCommand::ReserveEmail {
-                tenant_id: keys.id().to_owned(),
-                email_index: index.to_vec(),
-                entry: EmailEntry {
-                    user_id: user_id.to_owned(),
-                    region: region.to_owned(),
-                    reserved_at: unix_now(),
+            let cmd = Command::Directory(DirectoryCommand::ReserveEmail(
+                sm::email_index::ReserveEmail {
+                    tenant_id: keys.id().to_owned(),
+                    email_index: index.to_vec(),
+                    entry: EmailEntry {
+                        user_id: user_id.to_owned(),
+                        region: region.to_owned(),
+                        reserved_at: unix_now(),
+                    },
+                    replace: replace.take(),
                 },
-                replace: replace.take(),
-            });
+            ));
             match self.inner.raft.write(META_GROUP, cmd).await? {
                 CommandResult::Directory(DirectoryOutcome::EmailReserved) => return Ok(()),
                 CommandResult::Directory(DirectoryOutcome::TenantNotFound) => {
@@ -329,11 +331,13 @@ impl Services {
     /// Releases `index` if `user_id` holds it; failures are logged (a leftover
     /// reservation only blocks that email until it is taken over as stale).
     async fn release_email(&self, keys: &TenantKeys, index: &[u8], user_id: &str) {
-        let cmd = Command::Directory(DirectoryCommand::ReleaseEmail {
-            tenant_id: keys.id().to_owned(),
-            email_index: index.to_vec(),
-            user_id: user_id.to_owned(),
-        });
+        let cmd = Command::Directory(DirectoryCommand::ReleaseEmail(
+            sm::email_index::ReleaseEmail {
+                tenant_id: keys.id().to_owned(),
+                email_index: index.to_vec(),
+                user_id: user_id.to_owned(),
+            },
+        ));
         if let Err(e) = self.inner.raft.write(META_GROUP, cmd).await {
             tracing::warn!(tenant_id = keys.id(), user_id, error = %e, "email reservation not released");
         }
@@ -385,10 +389,10 @@ impl Services {
             updated_at: now,
             sealed: Self::seal_user(&keys, group, &user_id, &plain)?,
         };
-        let cmd = Command::Auth(AuthCommand::CreateUser {
+        let cmd = Command::Auth(AuthCommand::CreateUser(sm::users::CreateUser {
             tenant: keys.id().to_owned(),
             user: record,
-        });
+        }));
         match self.inner.raft.write(group, cmd).await {
             Ok(CommandResult::Auth(AuthOutcome::UserCreated)) => {
                 tracing::info!(tenant_id = keys.id(), user_id, region, "user created");
@@ -484,13 +488,13 @@ impl Services {
                     .clone()
                     .or_else(|| user.plain.password_hash.clone()),
             };
-            let cmd = Command::Auth(AuthCommand::UpdateUser {
+            let cmd = Command::Auth(AuthCommand::UpdateUser(sm::users::UpdateUser {
                 tenant: keys.id().to_owned(),
                 user_id: user_id.to_owned(),
                 expected_version: user.record.version,
                 sealed: Self::seal_user(&keys, group, user_id, &plain)?,
                 at: unix_now(),
-            });
+            }));
             let result = self.inner.raft.write(group, cmd).await;
             match result.map_err(|e| Self::region_error(&user.region, e))? {
                 CommandResult::Auth(AuthOutcome::UserUpdated(record)) => {
@@ -538,11 +542,11 @@ impl Services {
         let (group, _) = self
             .id_group(user_id, "usr")
             .ok_or(ServiceError::UserNotFound)?;
-        let cmd = Command::Auth(AuthCommand::DeleteUser {
+        let cmd = Command::Auth(AuthCommand::DeleteUser(sm::users::DeleteUser {
             tenant: keys.id().to_owned(),
             user_id: user_id.to_owned(),
             at: unix_now(),
-        });
+        }));
         let result = self.inner.raft.write(group, cmd).await;
         match result.map_err(|e| Self::region_error(&user.region, e))? {
             CommandResult::Auth(AuthOutcome::UserDeleted { sessions }) => {

@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use cairn_raft::error::RaftNodeError;
 use cairn_raft::node::InitOutcome;
 use cairn_raft::types::{Entry, LogId, Node, NodeId, SnapshotMeta, StoredMembership, Vote};
-use cairn_raft::{Command, CommandResult, Query, QueryResult, TenantRef, TypeConfig};
-use cairn_storage::{
-    ApiKeyView, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, KvCommand, KvOutcome,
-    MetaCommand, MetaOutcome, RefreshOutcome, WrappedKey,
+use cairn_raft::TypeConfig;
+use cairn_storage::sm::{
+    self, Answer as QueryResult, ApiKeyView, AuthCommand, AuthOutcome, Command, DirectoryCommand,
+    DirectoryOutcome, KvCommand, KvOutcome, MetaCommand, MetaOutcome, Outcome as CommandResult,
+    Query,
 };
+use cairn_storage::{RefreshOutcome, TenantRef, WrappedKey};
 use openraft::error::{Fatal, InstallSnapshotError, RaftError, SnapshotMismatch};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -39,29 +41,29 @@ pub fn log_id(term: u64, index: u64) -> LogId {
 }
 
 pub fn kv_put() -> KvCommand {
-    KvCommand::Put {
+    KvCommand::Put(sm::kv::Put {
         tenant: TENANT_ID.to_owned(),
         key: b"blind-index".to_vec(),
         value: b"sealed-kv".to_vec(),
         expected_revision: Some(0),
-    }
+    })
 }
 
 pub fn kv_delete() -> KvCommand {
-    KvCommand::Delete {
+    KvCommand::Delete(sm::kv::Delete {
         tenant: TENANT_ID.to_owned(),
         key: b"blind-index".to_vec(),
         expected_revision: None,
-    }
+    })
 }
 
 pub fn revoke_session() -> AuthCommand {
-    AuthCommand::RevokeSession {
+    AuthCommand::RevokeSession(sm::sessions::RevokeSession {
         tenant: TENANT_ID.to_owned(),
         session_id: SESSION_ID.to_owned(),
         at: T0 + 9,
         reason: "revoked".to_owned(),
-    }
+    })
 }
 
 /// Every command variant, the inner ones included, then a batch.
@@ -70,77 +72,87 @@ pub fn commands() -> Vec<(String, Command)> {
     let mut all = vec![
         Command::Kv(kv_put()),
         Command::Kv(kv_delete()),
-        Command::Meta(MetaCommand::CreateTenant {
+        Command::Meta(MetaCommand::CreateTenant(sm::CreateTenant {
             tenant: tenant_record(),
             master_fingerprint: FINGERPRINT.to_owned(),
             api_key: Some(Box::new(api_key_record())),
             signing_key: Some(Box::new(signing_key_record())),
-        }),
-        Command::Meta(MetaCommand::AddTenantKey {
+        })),
+        Command::Meta(MetaCommand::AddTenantKey(sm::tenants::AddTenantKey {
             tenant_id: tenant(),
             key: WrappedKey {
                 version: 2,
                 ..wrapped_key()
             },
             master_fingerprint: FINGERPRINT.to_owned(),
-        }),
-        Command::Meta(MetaCommand::RotateMaster {
+        })),
+        Command::Meta(MetaCommand::RotateMaster(sm::RotateMaster {
             expected_version: 1,
             fingerprint: FINGERPRINT.to_owned(),
             at: T0 + 10,
             rewrapped: vec![(tenant(), wrapped_key())],
-        }),
-        Command::Meta(MetaCommand::SetSessionPolicy {
-            tenant_id: tenant(),
-            idle_timeout_secs: Some(1_800),
-            absolute_timeout_secs: None,
-        }),
-        Command::Directory(DirectoryCommand::AddApiKey(api_key_record())),
-        Command::Directory(DirectoryCommand::RevokeApiKey {
+        })),
+        Command::Meta(MetaCommand::SetSessionPolicy(
+            sm::tenants::SetSessionPolicy {
+                tenant_id: tenant(),
+                idle_timeout_secs: Some(1_800),
+                absolute_timeout_secs: None,
+            },
+        )),
+        Command::Directory(DirectoryCommand::AddApiKey(sm::api_keys::AddApiKey(
+            api_key_record(),
+        ))),
+        Command::Directory(DirectoryCommand::RevokeApiKey(sm::api_keys::RevokeApiKey {
             tenant_id: tenant(),
             key_id: API_KEY_ID.to_owned(),
-        }),
-        Command::Directory(DirectoryCommand::RotateSigningKey {
+        })),
+        Command::Directory(DirectoryCommand::RotateSigningKey(
+            sm::signing_keys::RotateSigningKey {
+                tenant_id: tenant(),
+                key: signing_key_record(),
+                at: T0 + 2,
+                keep_retired_secs: 7_200,
+            },
+        )),
+        Command::Directory(DirectoryCommand::ReserveEmail(
+            sm::email_index::ReserveEmail {
+                tenant_id: tenant(),
+                email_index: email_index(),
+                entry: email_entry(),
+                replace: Some("usr_old".to_owned()),
+            },
+        )),
+        Command::Directory(DirectoryCommand::ReleaseEmail(
+            sm::email_index::ReleaseEmail {
+                tenant_id: tenant(),
+                email_index: email_index(),
+                user_id: USER_ID.to_owned(),
+            },
+        )),
+        Command::Directory(DirectoryCommand::DeleteTenant(sm::tenants::DeleteTenant {
             tenant_id: tenant(),
-            key: signing_key_record(),
-            at: T0 + 2,
-            keep_retired_secs: 7_200,
-        }),
-        Command::Directory(DirectoryCommand::ReserveEmail {
-            tenant_id: tenant(),
-            email_index: email_index(),
-            entry: email_entry(),
-            replace: Some("usr_old".to_owned()),
-        }),
-        Command::Directory(DirectoryCommand::ReleaseEmail {
-            tenant_id: tenant(),
-            email_index: email_index(),
-            user_id: USER_ID.to_owned(),
-        }),
-        Command::Directory(DirectoryCommand::DeleteTenant {
-            tenant_id: tenant(),
-        }),
-        Command::Auth(AuthCommand::CreateUser {
+        })),
+        Command::Auth(AuthCommand::CreateUser(sm::users::CreateUser {
             tenant: tenant(),
             user: user_record(),
-        }),
-        Command::Auth(AuthCommand::UpdateUser {
+        })),
+        Command::Auth(AuthCommand::UpdateUser(sm::users::UpdateUser {
             tenant: tenant(),
             user_id: USER_ID.to_owned(),
             expected_version: 3,
             sealed: b"sealed-user-2".to_vec(),
             at: T0 + 4,
-        }),
-        Command::Auth(AuthCommand::DeleteUser {
+        })),
+        Command::Auth(AuthCommand::DeleteUser(sm::users::DeleteUser {
             tenant: tenant(),
             user_id: USER_ID.to_owned(),
             at: T0 + 11,
-        }),
-        Command::Auth(AuthCommand::CreateSession {
+        })),
+        Command::Auth(AuthCommand::CreateSession(sm::sessions::CreateSession {
             tenant: tenant(),
             session: fresh_session_record(),
-        }),
-        Command::Auth(AuthCommand::Refresh {
+        })),
+        Command::Auth(AuthCommand::Refresh(sm::sessions::Refresh {
             tenant: tenant(),
             session_id: SESSION_ID.to_owned(),
             generation: 1,
@@ -150,9 +162,11 @@ pub fn commands() -> Vec<(String, Command)> {
             kid: KID.to_owned(),
             at: T0 + 6,
             request_id: Some("req-0001".to_owned()),
-        }),
+        })),
         Command::Auth(revoke_session()),
-        Command::Auth(AuthCommand::PurgeTenant { tenant: tenant() }),
+        Command::Auth(AuthCommand::PurgeTenant(sm::tenants::PurgeTenant {
+            tenant: tenant(),
+        })),
     ];
     all.push(Command::Batch(vec![
         Command::Kv(kv_put()),
@@ -319,35 +333,35 @@ fn result_name(r: &CommandResult) -> String {
 pub fn queries() -> Vec<(String, Query)> {
     let tenant = || TENANT_ID.to_owned();
     let all = vec![
-        Query::KvGet {
+        Query::KvGet(sm::kv::Get {
             tenant: tenant(),
             key: b"blind-index".to_vec(),
-        },
+        }),
         Query::Tenant(TenantRef::Name(TENANT_NAME.to_owned())),
         Query::Tenant(TenantRef::Id(tenant())),
         Query::Tenants,
-        Query::ApiKey {
+        Query::ApiKey(sm::api_keys::GetApiKey {
             key_id: API_KEY_ID.to_owned(),
-        },
-        Query::SigningKeys {
+        }),
+        Query::SigningKeys(sm::signing_keys::GetSigningKeys {
             tenant_id: tenant(),
-        },
-        Query::Email {
+        }),
+        Query::Email(sm::email_index::GetEmail {
             tenant_id: tenant(),
             index: email_index(),
-        },
-        Query::User {
+        }),
+        Query::User(sm::users::GetUser {
             tenant: tenant(),
             user_id: USER_ID.to_owned(),
-        },
-        Query::Session {
+        }),
+        Query::Session(sm::sessions::GetSession {
             tenant: tenant(),
             session_id: SESSION_ID.to_owned(),
-        },
-        Query::UserSessions {
+        }),
+        Query::UserSessions(sm::sessions::ListUserSessions {
             tenant: tenant(),
             user_id: USER_ID.to_owned(),
-        },
+        }),
     ];
     all.into_iter().map(|q| (query_name(&q), q)).collect()
 }

@@ -260,7 +260,7 @@ async fn values_survive_data_key_and_master_key_rotation_and_restarts() {
 /// The `sm` rows of `tenant_id`'s KV keys in group 1, on one node's stopped DB.
 fn kv_rows(db: &rocksdb::DB, tenant_id: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let cf = db.cf_handle("sm").expect("sm cf");
-    let prefix = cairn_storage::keys::kv_key(1, tenant_id, b"");
+    let prefix = cairn_storage::keyspace::kv_key(1, tenant_id, b"");
     db.iterator_cf(cf, rocksdb::IteratorMode::Start)
         .map(|item| item.expect("row"))
         .filter(|(k, _)| k.starts_with(&prefix))

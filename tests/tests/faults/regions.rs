@@ -53,7 +53,7 @@ fn rows_of_group(c: &TestCluster, node: u64, group: u64) -> usize {
 /// KV rows of `tenant_id` in `group` on a stopped node.
 fn kv_rows(c: &TestCluster, node: u64, group: u64, tenant_id: &str) -> usize {
     let db = open_db(&c.data_dir(node));
-    let prefix = cairn_storage::keys::kv_key(group, tenant_id, b"");
+    let prefix = cairn_storage::keyspace::kv_key(group, tenant_id, b"");
     let cf = db.cf_handle("sm").expect("sm");
     db.prefix_iterator_cf(cf, &prefix)
         .map(|item| item.expect("row"))

@@ -1,4 +1,6 @@
-use crate::identity::NodeIdentity;
+//! [`StorageError`]: what the storage crate fails with.
+
+use super::identity::NodeIdentity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -1,7 +1,9 @@
+//! [`GroupLog`]: one group's Raft log entries and hard state, as raw bytes.
+
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
-use crate::engine::{synced, Engine};
-use crate::keys::{log_end, log_index, log_key, state_key, CF_LOG, CF_STATE};
+use super::{synced, Engine};
+use crate::keyspace::{log_end, log_index, log_key, state_key, CF_LOG, CF_STATE};
 use crate::Result;
 
 /// The hard-state records a group keeps beside its log.

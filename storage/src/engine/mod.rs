@@ -1,18 +1,31 @@
+//! The only RocksDB code of Cairn: [`Engine`] opens the node's database and owns its
+//! column families; [`GroupLog`] is a group's Raft log and hard state,
+//! [`GroupState`] its state machine rows, applied state and snapshots (export and
+//! import), [`ApplyBatch`] the writes of one apply; [`codec`] the one binary
+//! encoding; [`NodeIdentity`] who a data dir belongs to.
+
 use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteOptions, DB};
 
-use crate::identity::NodeIdentity;
-use crate::keys::{ALL_CFS, CF_NODE};
-use crate::log::GroupLog;
-use crate::state::GroupState;
-use crate::{codec, Result, StorageError};
+use crate::keyspace::{
+    ADMISSION_AWARE_KEY, ADMISSION_KEY, ALL_CFS, CF_NODE, IDENTITY_KEY, STAGED_KEK_KEY,
+};
+use crate::Result;
 
-const IDENTITY_KEY: &[u8] = b"identity";
-const STAGED_KEK_KEY: &[u8] = b"staged-master-key-file";
-const ADMISSION_KEY: &[u8] = b"admission";
-const ADMISSION_AWARE_KEY: &[u8] = b"admission-aware";
+mod batch;
+pub mod codec;
+mod error;
+mod identity;
+mod log;
+mod state;
+
+pub use batch::{ApplyBatch, Rows};
+pub use error::StorageError;
+pub use identity::NodeIdentity;
+pub use log::{GroupLog, HardState};
+pub use state::{GroupState, View};
 
 /// A node's RocksDB. Cheap to clone; every group's log and state machine share it
 /// (and its WAL, so concurrent synced writes from several groups share one fsync).

@@ -1,3 +1,5 @@
+//! [`NodeIdentity`]: who a data dir belongs to.
+
 use serde::{Deserialize, Serialize};
 
 /// Who a data dir belongs to, written at the node's first start and checked at every

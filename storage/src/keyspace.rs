@@ -1,5 +1,8 @@
-//! On-disk key encoding. All integers are big-endian so that RocksDB's bytewise order
-//! is numeric order and each group's rows form one contiguous range.
+//! Every row tag and key builder, in one table (drawn in `docs/on-disk-layout.md`).
+//! All integers are big-endian so that RocksDB's bytewise order is numeric order
+//! and each group's rows form one contiguous range. The state machine's features
+//! find each other's rows here (a tenant's deletion removes its API keys' rows),
+//! never through each other's modules.
 //!
 //! ```text
 //! cf raft_log   [group u64][index u64]                      -> entry (bincode)
@@ -20,6 +23,8 @@
 //!   where [t] = [len u16][tenant id], and every part but the last is length-prefixed
 //! cf snapshot   [group u64]                                 -> current snapshot (meta + data)
 //! cf node       "identity"                                  -> NodeIdentity (bincode)
+//!               "staged-master-key-file"                    -> [path] (bincode)
+//!               "admission", "admission-aware"              -> cluster id, marker
 //! ```
 
 pub const CF_LOG: &str = "raft_log";
@@ -28,6 +33,16 @@ pub const CF_SM: &str = "sm";
 pub const CF_SNAPSHOT: &str = "snapshot";
 pub const CF_NODE: &str = "node";
 pub const ALL_CFS: [&str; 5] = [CF_LOG, CF_STATE, CF_SM, CF_SNAPSHOT, CF_NODE];
+
+/// `node` column family: who the data dir belongs to.
+pub const IDENTITY_KEY: &[u8] = b"identity";
+/// `node` column family: master key files staged by rotations (paths only).
+pub const STAGED_KEK_KEY: &[u8] = b"staged-master-key-file";
+/// `node` column family: the cluster id `cairn init` admitted the data dir with.
+pub const ADMISSION_KEY: &[u8] = b"admission";
+/// `node` column family: marks a data dir created by a version that records
+/// admissions.
+pub const ADMISSION_AWARE_KEY: &[u8] = b"admission-aware";
 
 pub const SM_APPLIED: u8 = 0x01;
 pub const SM_KV: u8 = 0x10;
@@ -181,6 +196,127 @@ fn push_part(k: &mut Vec<u8>, part: &[u8]) {
     let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
     k.extend_from_slice(&len.to_be_bytes());
     k.extend_from_slice(&part[..usize::from(len)]);
+}
+
+// The rows of each feature: one builder per row kind.
+
+/// `meta`: tenant id -> tenant record.
+#[must_use]
+pub fn tenant_key(group: u64, tenant_id: &str) -> Vec<u8> {
+    row_key(group, SM_TENANT, tenant_id.as_bytes())
+}
+
+/// `meta`: the prefix of every tenant record.
+#[must_use]
+pub fn tenants_prefix(group: u64) -> Vec<u8> {
+    row_key(group, SM_TENANT, b"")
+}
+
+/// `meta`: tenant name -> tenant id.
+#[must_use]
+pub fn tenant_name_key(group: u64, name: &str) -> Vec<u8> {
+    row_key(group, SM_TENANT_NAME, name.as_bytes())
+}
+
+/// `meta`: the master key state.
+#[must_use]
+pub fn master_key(group: u64) -> Vec<u8> {
+    row_key(group, SM_MASTER, b"")
+}
+
+/// `meta`: API key id -> API key record.
+#[must_use]
+pub fn api_key_key(group: u64, key_id: &[u8]) -> Vec<u8> {
+    row_key(group, SM_API_KEY, key_id)
+}
+
+/// `meta`: (tenant, API key id) -> () — the index of a tenant's API keys.
+#[must_use]
+pub fn tenant_api_key_key(group: u64, tenant_id: &str, key_id: &str) -> Vec<u8> {
+    tenant_row(group, SM_TENANT_API_KEY, tenant_id, &[key_id.as_bytes()])
+}
+
+/// `meta`: the prefix of a tenant's API key index rows (the key id follows it).
+#[must_use]
+pub fn tenant_api_keys_prefix(group: u64, tenant_id: &str) -> Vec<u8> {
+    tenant_row(group, SM_TENANT_API_KEY, tenant_id, &[])
+}
+
+/// `meta`: (tenant, email blind index) -> email entry.
+#[must_use]
+pub fn email_key(group: u64, tenant_id: &str, index: &[u8]) -> Vec<u8> {
+    tenant_row(group, SM_EMAIL, tenant_id, &[index])
+}
+
+/// `meta`: the prefix of a tenant's email index.
+#[must_use]
+pub fn emails_prefix(group: u64, tenant_id: &str) -> Vec<u8> {
+    tenant_row(group, SM_EMAIL, tenant_id, &[])
+}
+
+/// `meta`: a tenant's signing keys.
+#[must_use]
+pub fn signing_key(group: u64, tenant_id: &str) -> Vec<u8> {
+    tenant_row(group, SM_SIGNING, tenant_id, &[])
+}
+
+/// Data groups: (tenant, user id) -> user record.
+#[must_use]
+pub fn user_key(group: u64, tenant: &str, user_id: &str) -> Vec<u8> {
+    tenant_row(group, SM_USER, tenant, &[user_id.as_bytes()])
+}
+
+/// Data groups: (tenant, session id) -> session record.
+#[must_use]
+pub fn session_key(group: u64, tenant: &str, session_id: &[u8]) -> Vec<u8> {
+    tenant_row(group, SM_SESSION, tenant, &[session_id])
+}
+
+/// Data groups: (tenant, user id, session id) -> () — a user's sessions.
+#[must_use]
+pub fn user_session_key(group: u64, tenant: &str, user_id: &str, session_id: &str) -> Vec<u8> {
+    tenant_row(
+        group,
+        SM_USER_SESSION,
+        tenant,
+        &[user_id.as_bytes(), session_id.as_bytes()],
+    )
+}
+
+/// Data groups: the prefix of a user's session index rows (the session id
+/// follows it).
+#[must_use]
+pub fn user_sessions_prefix(group: u64, tenant: &str, user_id: &str) -> Vec<u8> {
+    tenant_row(group, SM_USER_SESSION, tenant, &[user_id.as_bytes(), b""])
+}
+
+/// Data groups: the prefix of a tenant's audit events.
+#[must_use]
+pub fn audit_prefix(group: u64, tenant: &str) -> Vec<u8> {
+    tenant_row(group, SM_AUDIT, tenant, &[])
+}
+
+/// Data groups: audit event `n` of the command with sequence number `seq`: keyed
+/// by sequence so events sort in log order.
+#[must_use]
+pub fn audit_key(group: u64, tenant: &str, seq: u64, n: u32) -> Vec<u8> {
+    let mut key = audit_prefix(group, tenant);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(&n.to_be_bytes());
+    key
+}
+
+/// Every row prefix of a tenant in a data group (what purging a deleted tenant
+/// removes): users, sessions, the session index, audit events, KV.
+#[must_use]
+pub fn tenant_data_prefixes(group: u64, tenant: &str) -> [Vec<u8>; 5] {
+    [
+        tenant_row(group, SM_USER, tenant, &[]),
+        tenant_row(group, SM_SESSION, tenant, &[]),
+        tenant_row(group, SM_USER_SESSION, tenant, &[]),
+        audit_prefix(group, tenant),
+        kv_key(group, tenant, b""),
+    ]
 }
 
 #[cfg(test)]

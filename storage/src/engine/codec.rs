@@ -7,7 +7,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::StorageError;
+use super::StorageError;
 
 /// Encodes a value.
 ///

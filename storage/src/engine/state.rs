@@ -1,10 +1,13 @@
+//! [`GroupState`]: one group's state machine rows, applied state and snapshot, and
+//! [`View`], a consistent read of them at one moment.
+
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
 
-use crate::engine::{synced, Engine};
-use crate::keys::{
-    group_prefix, kv_key, sm_end, sm_start, state_key, CF_SM, CF_SNAPSHOT, SM_APPLIED,
+use super::batch::{ApplyBatch, Rows};
+use super::{synced, Engine};
+use crate::keyspace::{
+    group_prefix, prefix_end, sm_end, sm_start, state_key, CF_SM, CF_SNAPSHOT, SM_APPLIED,
 };
-use crate::kv::{ApplyBatch, KvRecord};
 use crate::{codec, Result, StorageError};
 
 /// One group's state machine: its rows in the `sm` column family, the applied state
@@ -16,7 +19,7 @@ pub struct GroupState {
 }
 
 /// Snapshot payload: the group's state machine rows with the group prefix removed.
-type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+type SnapshotRows = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl GroupState {
     pub(crate) fn new(engine: Engine, group: u64) -> Self {
@@ -50,26 +53,14 @@ impl GroupState {
         ApplyBatch::new(self)
     }
 
-    /// Reads a tenant's key from the local replica (callers ensure linearizability).
-    ///
-    /// # Errors
-    /// RocksDB read failure or a corrupt record.
-    pub fn kv_get(&self, tenant: &str, key: &[u8]) -> Result<Option<KvRecord>> {
-        self.kv_get_raw(&kv_key(self.group, tenant, key))
-    }
-
-    fn kv_get_raw(&self, k: &[u8]) -> Result<Option<KvRecord>> {
-        let cf = self.engine.cf(CF_SM)?;
-        match self.engine.db().get_pinned_cf(cf, k)? {
-            Some(bytes) => Ok(Some(codec::decode("kv record", &bytes)?)),
-            None => Ok(None),
+    /// A consistent view of the rows: every read through it sees the same applied
+    /// index (a RocksDB snapshot), however many rows it reads.
+    #[must_use]
+    pub fn view(&self) -> View<'_> {
+        View {
+            state: self,
+            snap: self.engine.db().snapshot(),
         }
-    }
-
-    /// One `sm` row by full key.
-    pub(crate) fn get_raw(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
-        let cf = self.engine.cf(CF_SM)?;
-        Ok(self.engine.db().get_cf(cf, k)?)
     }
 
     /// A consistent copy of the state machine: the applied state and every row, read
@@ -85,7 +76,7 @@ impl GroupState {
         let mut opts = ReadOptions::default();
         opts.set_iterate_lower_bound(sm_start(self.group));
         opts.set_iterate_upper_bound(sm_end(self.group));
-        let mut rows: Rows = Vec::new();
+        let mut rows: SnapshotRows = Vec::new();
         for item in snap.iterator_cf_opt(cf, opts, IteratorMode::Start) {
             let (k, v) = item?;
             let rel = &k[8..];
@@ -104,7 +95,7 @@ impl GroupState {
     /// # Errors
     /// Undecodable snapshot data, or RocksDB write failure (the old state then stays).
     pub fn import(&self, data: &[u8], applied: &[u8], snapshot: &[u8]) -> Result<()> {
-        let rows: Rows = codec::decode("snapshot rows", data)?;
+        let rows: SnapshotRows = codec::decode("snapshot rows", data)?;
         let cf = self.engine.cf(CF_SM)?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, sm_start(self.group), sm_end(self.group));
@@ -149,57 +140,125 @@ impl GroupState {
     }
 }
 
+impl Rows for GroupState {
+    fn group(&self) -> u64 {
+        self.group
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.engine.cf(CF_SM)?;
+        Ok(self.engine.db().get_cf(cf, key)?)
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let db = self.engine.db();
+        let cf = self.engine.cf(CF_SM)?;
+        let mut rows = Vec::new();
+        for item in db.iterator_cf_opt(cf, prefix_bounds(prefix), IteratorMode::Start) {
+            let (k, v) = item?;
+            rows.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(rows)
+    }
+
+    /// Decodes from the pinned value, without copying it first (point reads are
+    /// the hot path of KV gets).
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>> {
+        let cf = self.engine.cf(CF_SM)?;
+        match self.engine.db().get_pinned_cf(cf, key)? {
+            Some(bytes) => Ok(Some(codec::decode(what, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Read options bounded to the keys starting with `prefix`.
+fn prefix_bounds(prefix: &[u8]) -> ReadOptions {
+    let mut opts = ReadOptions::default();
+    opts.set_iterate_lower_bound(prefix.to_vec());
+    if let Some(upper) = prefix_end(prefix) {
+        opts.set_iterate_upper_bound(upper);
+    }
+    opts
+}
+
+/// A group's rows as of one moment (see [`GroupState::view`]).
+pub struct View<'a> {
+    state: &'a GroupState,
+    snap: rocksdb::SnapshotWithThreadMode<'a, rocksdb::DB>,
+}
+
+impl Rows for View<'_> {
+    fn group(&self) -> u64 {
+        self.state.group
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.state.engine.cf(CF_SM)?;
+        Ok(self.snap.get_cf(cf, key)?)
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let cf = self.state.engine.cf(CF_SM)?;
+        let mut rows = Vec::new();
+        for item in self
+            .snap
+            .iterator_cf_opt(cf, prefix_bounds(prefix), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            rows.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::kv::{KvCommand, KvOutcome};
-    use crate::Engine;
+    use super::*;
 
-    fn put(tenant: &str, key: &str, value: &str, expected: Option<u64>) -> KvCommand {
-        KvCommand::Put {
-            tenant: tenant.to_owned(),
-            key: key.as_bytes().to_vec(),
-            value: value.as_bytes().to_vec(),
-            expected_revision: expected,
-        }
+    fn row(group: u64, name: &str) -> Vec<u8> {
+        crate::keyspace::row_key(group, 0x10, name.as_bytes())
     }
 
     #[test]
-    fn compare_and_set_within_and_across_batches() {
+    fn batches_see_their_own_writes_and_commit_atomically() {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Engine::open(dir.path()).expect("open");
         let sm = engine.state(1);
         let mut b = sm.batch();
+        b.put(row(1, "a"), b"1".to_vec()).expect("put");
+        b.put(row(1, "b"), b"2".to_vec()).expect("put");
+        assert_eq!(b.get(&row(1, "a")).expect("get"), Some(b"1".to_vec()));
         assert_eq!(
-            b.apply_kv(5, &put("t", "k", "v1", Some(0))).expect("apply"),
-            KvOutcome::Written { revision: 5 }
+            sm.get(&row(1, "a")).expect("get"),
+            None,
+            "not committed yet"
         );
-        // Same batch: sees the pending write.
-        assert_eq!(
-            b.apply_kv(6, &put("t", "k", "v2", Some(0))).expect("apply"),
-            KvOutcome::RevisionMismatch { current: 5 }
-        );
-        assert_eq!(
-            b.apply_kv(7, &put("t", "k", "v3", Some(5))).expect("apply"),
-            KvOutcome::Written { revision: 7 }
-        );
-        b.set_applied(b"a7").expect("applied");
+        b.delete(row(1, "a")).expect("delete");
+        assert_eq!(b.scan(&row(1, "")).expect("scan").len(), 1);
+        b.set_applied(b"x").expect("applied");
         b.commit().expect("commit");
-        let rec = sm.kv_get("t", b"k").expect("get").expect("present");
-        assert_eq!((rec.revision, rec.value.as_slice()), (7, b"v3".as_slice()));
-        assert_eq!(sm.kv_get("u", b"k").expect("get"), None, "other tenant");
+        assert_eq!(sm.get(&row(1, "a")).expect("get"), None);
+        assert_eq!(sm.get(&row(1, "b")).expect("get"), Some(b"2".to_vec()));
+        assert_eq!(
+            sm.applied().expect("applied").as_deref(),
+            Some(b"x".as_slice())
+        );
 
+        let view = sm.view();
         let mut b = sm.batch();
-        let del = KvCommand::Delete {
-            tenant: "t".to_owned(),
-            key: b"k".to_vec(),
-            expected_revision: Some(6),
-        };
-        assert_eq!(
-            b.apply_kv(8, &del).expect("apply"),
-            KvOutcome::RevisionMismatch { current: 7 }
-        );
+        assert_eq!(b.delete_prefix(&row(1, "")).expect("delete"), 1);
         b.commit().expect("commit");
-        assert!(sm.kv_get("t", b"k").expect("get").is_some());
+        assert_eq!(
+            view.get(&row(1, "b")).expect("get"),
+            Some(b"2".to_vec()),
+            "a view keeps its moment"
+        );
+        assert!(sm.scan(&row(1, "")).expect("scan").is_empty());
     }
 
     #[test]
@@ -209,9 +268,10 @@ mod tests {
         let (g1, g2) = (engine.state(1), engine.state(2));
         for (sm, v) in [(&g1, "one"), (&g2, "two")] {
             let mut b = sm.batch();
-            b.apply_kv(1, &put("t", "k", v, None)).expect("apply");
-            b.apply_kv(2, &put("t", "only-before", v, None))
-                .expect("apply");
+            b.put(row(sm.group(), "k"), v.as_bytes().to_vec())
+                .expect("put");
+            b.put(row(sm.group(), "only-before"), v.as_bytes().to_vec())
+                .expect("put");
             b.set_applied(b"x").expect("applied");
             b.commit().expect("commit");
         }
@@ -222,12 +282,12 @@ mod tests {
         let engine2 = Engine::open(other.path()).expect("open");
         let target = engine2.state(1);
         let mut b = target.batch();
-        b.apply_kv(1, &put("t", "stale", "s", None)).expect("apply");
+        b.put(row(1, "stale"), b"s".to_vec()).expect("put");
         b.commit().expect("commit");
         target.import(&data, b"y", b"snap").expect("import");
-        assert_eq!(target.kv_get("t", b"stale").expect("get"), None);
+        assert_eq!(target.get(&row(1, "stale")).expect("get"), None);
         assert_eq!(
-            target.kv_get("t", b"k").expect("get").map(|r| r.value),
+            target.get(&row(1, "k")).expect("get"),
             Some(b"one".to_vec())
         );
         assert_eq!(
@@ -247,9 +307,6 @@ mod tests {
             Some(b"snap".as_slice()),
             "a refused import changes nothing"
         );
-        assert_eq!(
-            g2.kv_get("t", b"k").expect("get").map(|r| r.value),
-            Some(b"two".to_vec())
-        );
+        assert_eq!(g2.get(&row(2, "k")).expect("get"), Some(b"two".to_vec()));
     }
 }
