@@ -14,15 +14,16 @@
 //! - for types with maps (openraft's memberships; keys may arrive unsorted or
 //!   twice) or without `PartialEq`, the re-encoding is a fixed point.
 //!
-//! Type paths are named only in the `use` lists below: when a type moves (the
-//! wire enums are moving from `raft` to `storage`'s `sm`), change its path here.
+//! Type paths are named only in the `use` lists below: when a type moves, change
+//! its path here.
 
 use std::collections::BTreeMap;
 
 use cairn_raft::error::RaftNodeError;
 use cairn_raft::node::InitOutcome;
 use cairn_raft::types::{Entry, LogId, Node, NodeId, Vote};
-use cairn_raft::{Command, CommandResult, Query, QueryResult, TypeConfig};
+use cairn_raft::TypeConfig;
+use cairn_storage::sm::{Answer as QueryResult, Command, Outcome as CommandResult, Query};
 use cairn_storage::{
     codec, ApiKeyRecord, AuditEvent, EmailEntry, KvRecord, MasterKeyRecord, MasterKeyState,
     NodeIdentity, Revocation, SessionPolicy, SessionRecord, SigningKeyRecord, SigningKeys,
@@ -38,6 +39,9 @@ use crate::samples::*;
 use crate::values::*;
 
 type Check = fn(&[u8]);
+
+/// The snapshot data `GroupState::export` writes (a private alias there).
+type SnapshotRows = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A peer's answer to an RPC that can fail with a node error.
 type Answer<T> = Result<T, RaftNodeError>;
@@ -65,7 +69,7 @@ const TYPES: &[(&str, Check)] = &[
     // the snapshot data (`GroupState::export`'s rows).
     ("string", exact::<String>),
     ("strings", exact::<Vec<String>>),
-    ("snapshot_rows", exact::<Vec<(Vec<u8>, Vec<u8>)>>),
+    ("snapshot_rows", exact::<SnapshotRows>),
     // The raft log and hard state.
     ("log_entry", stable::<Entry>),
     ("vote", exact::<Vote>),
@@ -188,7 +192,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         "staged",
         enc(&vec!["/etc/cairn/master-1.key".to_owned()]),
     );
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = vec![
+    let rows: SnapshotRows = vec![
         (b"key".to_vec(), enc(&kv_record())),
         (email_index(), enc(&email_entry())),
     ];
