@@ -119,9 +119,10 @@ for t in "${targets[@]}"; do
     exec nice -n 10 "$bin/$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
       -artifact_prefix="$artifacts/" "${dict[@]}" "$@" "$corpus/$t"
   ) >"$log" 2>&1 || status=$?
+  # (A crash while replaying the corpus leaves no coverage line: hence `|| true`.)
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")"
-  cov="$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)"
+  cov="$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)"
   inputs="$(find "$corpus/$t" -type f | wc -l)"
   if [ "$status" -eq 0 ]; then
     echo "fuzz: $t: ok, ${runs:-?} runs in ${seconds} s (${rate:-?}/s), coverage ${cov:-?}, corpus $inputs inputs"
