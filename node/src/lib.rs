@@ -12,7 +12,6 @@ pub mod cli;
 mod error;
 mod grpc;
 mod http;
-mod keyring;
 mod server;
 mod service;
 

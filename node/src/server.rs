@@ -15,8 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::grpc::{KvService, SessionsService, TenantAdminService, TokensService, UsersService};
-use crate::keyring::MasterKeys;
-use crate::service::{Services, ServicesConfig};
+use crate::service::{MasterKeys, Services, ServicesConfig};
 
 /// A node's three ports, bound before anything else starts so that a port
 /// conflict fails fast (and so that tests can bind port 0 and read the address).
