@@ -1,5 +1,5 @@
 /// Messages carrying a secret (password, API key, token) or an email: their
-/// `Debug` is written by hand in `src/grpc/auth.rs`, never printing those.
+/// `Debug` is written by hand in `src/grpc/<feature>.rs`, never printing those.
 const REDACTED: &[&str] = &[
     ".cairn.v1.CreateTenantResponse",
     ".cairn.v1.CreateApiKeyResponse",

@@ -14,7 +14,7 @@ use cairn_storage::{Engine, NodeIdentity};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::grpc::{KvService, SessionsService, TenantAdminService, TokensService, UsersService};
+use crate::grpc::{KvRpc, SessionsRpc, TenantAdminRpc, TokensRpc, UsersRpc};
 use crate::service::{MasterKeys, Services, ServicesConfig};
 
 /// A node's three ports, bound before anything else starts so that a port
@@ -129,11 +129,11 @@ pub async fn run(
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(KvService::server(services.clone()))
-            .add_service(TenantAdminService::server(services.clone()))
-            .add_service(UsersService::server(services.clone()))
-            .add_service(SessionsService::server(services.clone()))
-            .add_service(TokensService::server(services.clone()))
+            .add_service(KvRpc::server(services.clone()))
+            .add_service(TenantAdminRpc::server(services.clone()))
+            .add_service(UsersRpc::server(services.clone()))
+            .add_service(SessionsRpc::server(services.clone()))
+            .add_service(TokensRpc::server(services.clone()))
             .serve_with_incoming_shutdown(
                 tokio_stream_listener(grpc_listener),
                 stopped(client_stop_rx.clone()),
