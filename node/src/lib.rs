@@ -15,4 +15,5 @@ mod http;
 mod server;
 mod service;
 
+pub use http::openapi::openapi_json;
 pub use server::{run, Listeners};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{path, StrictJson};
+use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
 use crate::service::api_keys::IssuedApiKey;
@@ -42,6 +43,21 @@ impl From<IssuedApiKey> for ApiKey {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/api-keys",
+    tag = "api_keys",
+    security(("operator" = [])),
+    params(("id" = String, Path, description = "The tenant id")),
+    request_body = CreateApiKeyBody,
+    responses(
+        (status = 201, description = "The key (shown once)", body = ApiKey),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/admin/tenants/{id}/api-keys` `{"scopes"}` → 201 the key (shown once).
 pub async fn create(
     State(state): State<AppState>,
@@ -55,6 +71,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{id}/api-keys/{key_id}",
+    tag = "api_keys",
+    security(("operator" = [])),
+    params(("id" = String, Path, description = "The tenant id"), ("key_id" = String, Path, description = "The API key id")),
+    responses(
+        (status = 204, description = "Revoked on every node"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "api_key_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `DELETE /v1/admin/tenants/{id}/api-keys/{key_id}` → 204.
 pub async fn revoke(
     State(state): State<AppState>,

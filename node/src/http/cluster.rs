@@ -89,10 +89,27 @@ pub struct Partition {
     pub node: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The process is up", body = Health),
+    )
+)]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "This node knows a leader for every group", body = Health),
+        (status = 503, description = "not_ready", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>, call: Call) -> Response {
     if state.services.cluster.ready(&call) {
         Json(Health { status: "ready" }).into_response()
@@ -106,6 +123,16 @@ pub async fn readyz(State(state): State<AppState>, call: Call) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/cluster/status",
+    tag = "cluster",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "This node and its view of every group", body = NodeStatusBody),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
     call: Call,
@@ -113,6 +140,19 @@ pub async fn status(
     Ok(Json(state.services.cluster.status(&call)?.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/init",
+    tag = "cluster",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "What was done to each group", body = InitReport),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already_initialized", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "node_unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "init_failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn init(
     State(state): State<AppState>,
     call: Call,
@@ -129,6 +169,17 @@ pub async fn init(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/compact",
+    tag = "cluster",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Each group's new snapshot index", body = CompactReport),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/cluster/compact`: snapshot every group on this node and purge the log
 /// behind the snapshot.
 pub async fn compact(
@@ -148,6 +199,19 @@ pub async fn compact(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/debug/partition",
+    tag = "cluster",
+    security(("operator" = [])),
+    request_body = PartitionBody,
+    responses(
+        (status = 200, description = "The partition now in force", body = Partition),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: fault injection is off", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/debug/partition` `{"blocked": [ids]}`: drop all peer traffic with
 /// these nodes (empty heals). Only with `[debug] fault_injection = true`; 404
 /// otherwise, as if the route did not exist (before the caller or the body is

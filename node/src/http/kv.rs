@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::StrictJson;
+use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
 use crate::service::kv::KvEntry;
@@ -86,6 +87,24 @@ fn key(path: Result<Path<String>, PathRejection>) -> Result<String, ServiceError
         .map_err(|e| ServiceError::InvalidRequest(format!("invalid key in path: {e}")))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    security(("api_key" = []), ("operator" = [])),
+    params(("key" = String, Path, description = "The key name (URL-encoded; may contain `/`)"), ("X-Tenant" = Option<String>, Header, description = "The tenant, for the operator (ignored for an API key)")),
+    request_body = PutBody,
+    responses(
+        (status = 200, description = "The entry written (scope write)", body = Entry),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "revision_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `PUT /v1/kv/{key}` `{"value", "expected_revision"?}` → the entry written.
 pub async fn put(
     State(state): State<AppState>,
@@ -104,6 +123,22 @@ pub async fn put(
     Ok(Json(entry.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    security(("api_key" = []), ("operator" = [])),
+    params(("key" = String, Path, description = "The key name (URL-encoded; may contain `/`)"), ("X-Tenant" = Option<String>, Header, description = "The tenant, for the operator (ignored for an API key)")),
+    responses(
+        (status = 200, description = "The entry (scope read)", body = Entry),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "key_not_found, tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "decryption_failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `GET /v1/kv/{key}` → the entry.
 pub async fn get(
     State(state): State<AppState>,
@@ -116,6 +151,22 @@ pub async fn get(
     Ok(Json(entry.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    security(("api_key" = []), ("operator" = [])),
+    params(("key" = String, Path, description = "The key name (URL-encoded; may contain `/`)"), ("X-Tenant" = Option<String>, Header, description = "The tenant, for the operator (ignored for an API key)"), DeleteParams),
+    responses(
+        (status = 204, description = "Deleted, or absent (scope delete)"),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "revision_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `DELETE /v1/kv/{key}` `?expected_revision` → 204 (an absent key too).
 pub async fn delete(
     State(state): State<AppState>,

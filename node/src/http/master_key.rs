@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::StrictJson;
+use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
 use crate::service::master_key::{KeysView, MasterKeyView, StagedMasterKey};
@@ -114,11 +115,34 @@ pub struct RotateMasterBody {
     pub fingerprint: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/keys",
+    tag = "master_key",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Key versions (never key material)", body = Keys),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `GET /v1/admin/keys`: key versions (never key material).
 pub async fn view(State(state): State<AppState>, call: Call) -> Result<Json<Keys>, ServiceError> {
     Ok(Json(state.services.master_key.view(&call).await?.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/keys/master/stage",
+    tag = "master_key",
+    security(("operator" = [])),
+    request_body = StageBody,
+    responses(
+        (status = 200, description = "The master key loaded on this node", body = Staged),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/admin/keys/master/stage` `{"key_file"}`: load a new master key on
 /// this node (every node, before `master/rotate`).
 pub async fn stage(
@@ -131,6 +155,20 @@ pub async fn stage(
     Ok(Json(staged.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/keys/master/rotate",
+    tag = "master_key",
+    security(("operator" = [])),
+    request_body = RotateMasterBody,
+    responses(
+        (status = 200, description = "Key versions after the rotation", body = Keys),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "master_key_unavailable, unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/admin/keys/master/rotate` `{"fingerprint"}`: re-wrap every data key
 /// under the staged master key.
 pub async fn rotate(

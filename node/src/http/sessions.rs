@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::extract::{path, StrictJson};
+use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
 use crate::service::sessions::{Introspection, IssuedSession, RefreshedSession, SessionView};
@@ -165,6 +166,20 @@ impl From<Introspection> for Introspected {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "sessions",
+    security(("api_key" = [])),
+    request_body = SignInBody,
+    responses(
+        (status = 201, description = "A session and its tokens (scope write)", body = SignedIn),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "invalid_credentials (every failure alike), unauthorized", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/sessions` `{"email", "password"}` → 201 a session and its tokens.
 pub async fn sign_in(
     State(state): State<AppState>,
@@ -180,6 +195,21 @@ pub async fn sign_in(
     Ok((StatusCode::CREATED, Json(session.into())))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/refresh",
+    tag = "sessions",
+    security(("api_key" = [])),
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "The rotated pair (scope write)", body = Refreshed),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "invalid_refresh_token, refresh_token_reused, session_revoked, session_expired, unauthorized", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/sessions/refresh` `{"refresh_token"}` → 200 the rotated pair.
 pub async fn refresh(
     State(state): State<AppState>,
@@ -195,6 +225,20 @@ pub async fn refresh(
     Ok(Json(pair.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/revoke",
+    tag = "sessions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The session id")),
+    responses(
+        (status = 204, description = "Revoked (scope manage)"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/sessions/{id}/revoke` → 204.
 pub async fn revoke(
     State(state): State<AppState>,
@@ -206,6 +250,20 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}/sessions",
+    tag = "sessions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "The user's active sessions (scope read)", body = SessionList),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `GET /v1/users/{id}/sessions` → `{"sessions": [...]}` (never tokens).
 pub async fn list(
     State(state): State<AppState>,
@@ -219,6 +277,20 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/introspect",
+    tag = "sessions",
+    security(("api_key" = [])),
+    request_body = IntrospectBody,
+    responses(
+        (status = 200, description = "RFC 7662: active, or only `active: false` (scope read)", body = Introspected),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/tokens/introspect` `{"token"}` → 200 RFC 7662.
 pub async fn introspect(
     State(state): State<AppState>,

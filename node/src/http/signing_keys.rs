@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::path;
+use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
 use crate::service::signing_keys::Jwks;
@@ -30,6 +31,19 @@ impl From<Jwks> for JwksBody {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/signing-keys/rotate",
+    tag = "signing_keys",
+    security(("operator" = [])),
+    params(("id" = String, Path, description = "The tenant id")),
+    responses(
+        (status = 200, description = "The new JWKS (the retired key stays published until its tokens expire)", body = JwksBody),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/admin/tenants/{id}/signing-keys/rotate` → 200 the new JWKS.
 pub async fn rotate(
     State(state): State<AppState>,
@@ -41,6 +55,17 @@ pub async fn rotate(
     Ok(Json(jwks.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/jwks.json",
+    tag = "signing_keys",
+    params(("id" = String, Path, description = "The tenant id")),
+    responses(
+        (status = 200, description = "The tenant's public keys (cacheable for 300 s)", body = JwksBody),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `GET /v1/tenants/{id}/jwks.json`: public, cacheable.
 pub async fn jwks(
     State(state): State<AppState>,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{path, StrictJson};
+use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
 use crate::service::tenants::{CreatedTenant, RotatedTenantKey, TenantSettings, TenantView};
@@ -127,6 +128,20 @@ impl From<RotatedTenantKey> for RotatedKey {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants",
+    tag = "tenants",
+    security(("operator" = [])),
+    request_body = CreateTenantBody,
+    responses(
+        (status = 201, description = "The tenant and its first API key (shown once)", body = CreatedTenantBody),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "tenant_exists", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/admin/tenants` → 201 the tenant and its first API key.
 pub async fn create(
     State(state): State<AppState>,
@@ -146,6 +161,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    tag = "tenants",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Every tenant", body = TenantList),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `GET /v1/admin/tenants` → `{"tenants": [...]}`.
 pub async fn list(
     State(state): State<AppState>,
@@ -157,6 +183,19 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}",
+    tag = "tenants",
+    security(("operator" = [])),
+    params(("id" = String, Path, description = "The tenant id")),
+    responses(
+        (status = 200, description = "The tenant", body = Tenant),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `GET /v1/admin/tenants/{id}`.
 pub async fn get(
     State(state): State<AppState>,
@@ -167,6 +206,21 @@ pub async fn get(
     Ok(Json(state.services.tenants.get(&call, &id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/tenants/{id}",
+    tag = "tenants",
+    security(("operator" = [])),
+    params(("id" = String, Path, description = "The tenant id")),
+    request_body = UpdateTenantBody,
+    responses(
+        (status = 200, description = "The tenant as changed", body = Tenant),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `PATCH /v1/admin/tenants/{id}` → the tenant as changed.
 pub async fn update(
     State(state): State<AppState>,
@@ -184,6 +238,19 @@ pub async fn update(
     Ok(Json(tenant.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{id}",
+    tag = "tenants",
+    security(("operator" = [])),
+    params(("id" = String, Path, description = "The tenant id")),
+    responses(
+        (status = 204, description = "Deleted: its data in every region is unreadable"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `DELETE /v1/admin/tenants/{id}` → 204.
 pub async fn delete(
     State(state): State<AppState>,
@@ -195,6 +262,21 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/keys/rotate",
+    tag = "tenants",
+    security(("operator" = [])),
+    request_body = RotateKeyBody,
+    responses(
+        (status = 200, description = "The new data key version", body = RotatedKey),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/admin/keys/rotate` `{"tenant"}`: a new data key version.
 pub async fn rotate_key(
     State(state): State<AppState>,

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::extract::{path, StrictJson};
+use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
 use crate::service::users::{UserPatch, UserView};
@@ -62,6 +63,21 @@ pub struct UpdateUserBody {
     pub password: Option<Zeroizing<String>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    security(("api_key" = [])),
+    request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "The user (scope write)", body = User),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "email_taken", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/users` → 201 the user.
 pub async fn create(
     State(state): State<AppState>,
@@ -77,6 +93,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "users",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "The user (scope read)", body = User),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `GET /v1/users/{id}`.
 pub async fn get(
     State(state): State<AppState>,
@@ -87,6 +117,23 @@ pub async fn get(
     Ok(Json(state.services.users.get(&call, &id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    tag = "users",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    request_body = UpdateUserBody,
+    responses(
+        (status = 200, description = "The user as changed (scope write)", body = User),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "email_taken, conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `PATCH /v1/users/{id}` `{"email"?, "password"?}`.
 pub async fn update(
     State(state): State<AppState>,
@@ -103,6 +150,20 @@ pub async fn update(
     Ok(Json(state.services.users.update(&call, &id, patch).await?.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    tag = "users",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 204, description = "The user and all its sessions are gone (scope delete)"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `DELETE /v1/users/{id}` → 204 (the user and all its sessions).
 pub async fn delete(
     State(state): State<AppState>,
