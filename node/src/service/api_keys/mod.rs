@@ -4,13 +4,11 @@
 use cairn_cluster_config::META_GROUP;
 use cairn_raft::{Command, CommandResult};
 use cairn_storage::{DirectoryCommand, DirectoryOutcome};
-use serde::Serialize;
 
 use super::core::{new_api_key, unexpected, Call, Core, Scope};
 use crate::error::ServiceError;
 
 /// A new API key, shown once.
-#[derive(Serialize)]
 pub struct IssuedApiKey {
     pub id: String,
     pub api_key: String,

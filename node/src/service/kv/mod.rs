@@ -26,7 +26,7 @@ pub struct KvService {
 
 /// A key's value and the revision (the write's sequence number in the log) that
 /// wrote it.
-#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KvEntry {
     pub key: String,
     pub value: String,

@@ -10,7 +10,6 @@ use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
 use cairn_raft::{Command, CommandResult};
 use cairn_storage::{MasterKeyRecord, MetaCommand, MetaOutcome, TenantRecord, WrappedKey};
-use serde::Serialize;
 
 use super::core::keyring::unwrap_tenant_key;
 use super::core::{key_error, unexpected, unix_now, Call, Core, KeyError};
@@ -20,13 +19,13 @@ use crate::error::ServiceError;
 /// before giving up with 409.
 const ATTEMPTS: usize = 5;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct StagedMasterKey {
     pub node: u64,
     pub fingerprint: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct MasterKeyView {
     pub version: u32,
     pub fingerprint: String,
@@ -43,7 +42,7 @@ impl From<&MasterKeyRecord> for MasterKeyView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct TenantKeysView {
     pub name: String,
     pub id: String,
@@ -51,14 +50,14 @@ pub struct TenantKeysView {
     pub key_versions: Vec<KeyVersionView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct KeyVersionView {
     pub version: u32,
     pub master_key_version: u32,
     pub created_at: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct KeysView {
     /// The cluster's current master key (`null` before the first tenant).
     pub master_key: Option<MasterKeyView>,

@@ -51,7 +51,6 @@ struct Claims {
 }
 
 /// A new session (shown once: it holds the refresh token).
-#[derive(Serialize)]
 pub struct IssuedSession {
     pub session_id: String,
     pub user_id: String,
@@ -70,7 +69,6 @@ impl std::fmt::Debug for IssuedSession {
 }
 
 /// The answer to a refresh.
-#[derive(Serialize)]
 pub struct RefreshedSession {
     pub session_id: String,
     pub access_token: String,
@@ -88,7 +86,7 @@ impl std::fmt::Debug for RefreshedSession {
 }
 
 /// A session as listed (never a token).
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct SessionView {
     pub id: String,
     pub user_id: String,
@@ -100,26 +98,17 @@ pub struct SessionView {
 }
 
 /// RFC 7662 introspection response.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct Introspection {
     pub active: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub aal: Option<String>,
 }
 

@@ -4,13 +4,12 @@
 
 use cairn_crypto::jwt;
 use cairn_storage::SigningKeys;
-use serde::Serialize;
 
 use super::core::{public_bytes, Call, Core};
 use crate::error::ServiceError;
 
 /// The public JSON Web Key Set of a tenant.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Jwks {
     pub keys: Vec<serde_json::Value>,
 }

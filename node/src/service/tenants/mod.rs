@@ -19,7 +19,6 @@ use cairn_storage::{
     AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, MasterKeyRecord,
     MasterKeyState, MetaCommand, MetaOutcome, SessionPolicy, TenantRecord, WrappedKey,
 };
-use serde::{Deserialize, Serialize};
 
 use super::core::{
     key_error, new_api_key, new_signing_key, unexpected, unix_now, validate_tenant, Call, Core,
@@ -32,7 +31,7 @@ use crate::error::ServiceError;
 const ATTEMPTS: usize = 5;
 
 /// A tenant as the admin API shows it (no keys).
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct TenantView {
     pub id: String,
     pub name: String,
@@ -58,12 +57,9 @@ impl From<&TenantRecord> for TenantView {
 /// Tenant settings an operator may give at creation or change later (also the
 /// `PATCH /v1/admin/tenants/{id}` body); a field left out keeps its current (or
 /// default) value.
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct TenantSettings {
-    #[serde(default)]
     pub session_idle_timeout_secs: Option<u64>,
-    #[serde(default)]
     pub session_absolute_timeout_secs: Option<u64>,
 }
 
@@ -92,9 +88,7 @@ impl TenantSettings {
 }
 
 /// A new tenant and its first API key (all scopes), shown once.
-#[derive(Serialize)]
 pub struct CreatedTenant {
-    #[serde(flatten)]
     pub tenant: TenantView,
     pub api_key: String,
     pub api_key_id: String,
@@ -109,7 +103,7 @@ impl std::fmt::Debug for CreatedTenant {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct RotatedTenantKey {
     pub tenant: String,
     pub tenant_id: String,

@@ -22,7 +22,6 @@ use cairn_raft::{Command, CommandResult};
 use cairn_storage::{
     codec, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, EmailEntry, UserRecord,
 };
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::core::{
@@ -38,7 +37,7 @@ pub const MAX_PASSWORD_CHARS: usize = 256;
 const ATTEMPTS: usize = 5;
 
 /// A user as the API shows it (never the password hash).
-#[derive(Clone, Serialize)]
+#[derive(Clone)]
 pub struct UserView {
     pub id: String,
     pub email: String,
