@@ -30,8 +30,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(false)
         .skip_debug(REDACTED)
-        .compile_protos(
-PROTOS, &["../proto"]
-        )?;
+        .compile_protos(PROTOS, &["../proto"])?;
     Ok(())
 }

@@ -14,8 +14,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tonic_prost_build::configure()
         .build_server(false)
-        .compile_protos(
-PROTOS, &["../proto"]
-        )?;
+        .compile_protos(PROTOS, &["../proto"])?;
     Ok(())
 }

@@ -217,7 +217,10 @@ mod tests {
 
     /// A one-node cluster's config, on these (already bound) addresses.
     fn config(dir: &Path, peer: SocketAddr, http: SocketAddr, grpc: SocketAddr) -> ClusterConfig {
-        for (name, bytes) in [("master.key", &[7u8; 32][..]), ("admin.token", TOKEN.as_bytes())] {
+        for (name, bytes) in [
+            ("master.key", &[7u8; 32][..]),
+            ("admin.token", TOKEN.as_bytes()),
+        ] {
             let p = dir.join(name);
             std::fs::write(&p, bytes).expect("write secret");
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -267,7 +270,10 @@ mod tests {
             if ready.is_ok_and(|r| r.status() == 200) {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "node never became ready");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node never became ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

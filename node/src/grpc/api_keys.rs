@@ -37,7 +37,10 @@ pub(super) async fn revoke(
 ) -> Rpc<proto::RevokeApiKeyResponse> {
     let call = call(services, &req).await?;
     let r = req.into_inner();
-    let revoked = services.api_keys.revoke(&call, &r.tenant_id, &r.key_id).await;
+    let revoked = services
+        .api_keys
+        .revoke(&call, &r.tenant_id, &r.key_id)
+        .await;
     answer(revoked, |()| proto::RevokeApiKeyResponse {})
 }
 

@@ -52,7 +52,13 @@ impl Kv for KvRpc {
         let written = self
             .services
             .kv
-            .put(&call, tenant.as_deref(), &r.key, r.value, r.expected_revision)
+            .put(
+                &call,
+                tenant.as_deref(),
+                &r.key,
+                r.value,
+                r.expected_revision,
+            )
             .await;
         answer(written, Into::into)
     }

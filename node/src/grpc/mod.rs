@@ -115,7 +115,6 @@ pub(crate) fn status(e: &ServiceError) -> Status {
     Status::with_metadata(grpc, e.to_string(), md)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

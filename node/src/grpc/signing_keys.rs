@@ -41,7 +41,10 @@ pub(super) async fn rotate(
     )
 }
 
-pub(super) async fn jwks(services: &Services, req: Request<proto::GetJwksRequest>) -> Rpc<proto::Jwks> {
+pub(super) async fn jwks(
+    services: &Services,
+    req: Request<proto::GetJwksRequest>,
+) -> Rpc<proto::Jwks> {
     let call = call(services, &req).await?;
     let r = req.into_inner();
     answer(

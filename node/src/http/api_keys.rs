@@ -67,7 +67,11 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<ApiKey>), ServiceError> {
     let id = path(id)?;
     let StrictJson(body) = body?;
-    let key = state.services.api_keys.create(&call, &id, &body.scopes).await?;
+    let key = state
+        .services
+        .api_keys
+        .create(&call, &id, &body.scopes)
+        .await?;
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 

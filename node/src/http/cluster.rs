@@ -161,10 +161,7 @@ pub async fn init(
     Ok(Json(InitReport {
         groups: report
             .into_iter()
-            .map(|(group, outcome)| InitGroup {
-                group,
-                outcome: format!("{outcome:?}"),
-            })
+            .map(|(group, outcome)| InitGroup { group, outcome })
             .collect(),
     }))
 }

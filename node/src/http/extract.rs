@@ -25,7 +25,10 @@ use crate::service::{Call, RequestContext, MAX_BODY_BYTES};
 impl FromRequestParts<AppState> for Call {
     type Rejection = ServiceError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let arrival = Instant::now();
         let authorization = parts
             .headers

@@ -74,9 +74,10 @@ impl<S: Send + Sync> FromRequestParts<S> for XTenant {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match parts.headers.get("x-tenant") {
-            Some(v) => v.to_str().map(|t| Self(Some(t.to_owned()))).map_err(|_| {
-                ServiceError::InvalidRequest("X-Tenant is not valid text".to_owned())
-            }),
+            Some(v) => v
+                .to_str()
+                .map(|t| Self(Some(t.to_owned())))
+                .map_err(|_| ServiceError::InvalidRequest("X-Tenant is not valid text".to_owned())),
             None => Ok(Self(None)),
         }
     }
@@ -118,7 +119,13 @@ pub async fn put(
     let entry = state
         .services
         .kv
-        .put(&call, tenant.as_deref(), &key, body.value, body.expected_revision)
+        .put(
+            &call,
+            tenant.as_deref(),
+            &key,
+            body.value,
+            body.expected_revision,
+        )
         .await?;
     Ok(Json(entry.into()))
 }
@@ -147,7 +154,11 @@ pub async fn get(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Entry>, ServiceError> {
     let key = key(path)?;
-    let entry = state.services.kv.get(&call, tenant.as_deref(), &key).await?;
+    let entry = state
+        .services
+        .kv
+        .get(&call, tenant.as_deref(), &key)
+        .await?;
     Ok(Json(entry.into()))
 }
 

@@ -151,7 +151,11 @@ pub async fn stage(
     body: Result<StrictJson<StageBody>, ServiceError>,
 ) -> Result<Json<Staged>, ServiceError> {
     let StrictJson(body) = body?;
-    let staged = state.services.master_key.stage(&call, &body.key_file).await?;
+    let staged = state
+        .services
+        .master_key
+        .stage(&call, &body.key_file)
+        .await?;
     Ok(Json(staged.into()))
 }
 

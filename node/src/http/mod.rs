@@ -41,7 +41,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
-    handler: MethodRouter<AppState>,
+    handler: Box<dyn FnOnce(MethodFilter) -> MethodRouter<AppState>>,
 }
 
 impl Route {
@@ -50,18 +50,23 @@ impl Route {
         H: Handler<T, AppState>,
         T: 'static,
     {
-        let filter = match method.as_str() {
-            "GET" => MethodFilter::GET,
-            "PUT" => MethodFilter::PUT,
-            "PATCH" => MethodFilter::PATCH,
-            "DELETE" => MethodFilter::DELETE,
-            _ => MethodFilter::POST,
-        };
         Self {
             method,
             path,
-            handler: on(filter, handler),
+            handler: Box::new(move |filter| on(filter, handler)),
         }
+    }
+
+    /// The route as axum serves it.
+    fn method_router(self) -> MethodRouter<AppState> {
+        let filter = match self.method {
+            Method::GET => MethodFilter::GET,
+            Method::PUT => MethodFilter::PUT,
+            Method::PATCH => MethodFilter::PATCH,
+            Method::DELETE => MethodFilter::DELETE,
+            _ => MethodFilter::POST,
+        };
+        (self.handler)(filter)
     }
 }
 
@@ -126,7 +131,9 @@ pub fn routes() -> Vec<Route> {
 pub fn router(services: Services) -> Router {
     routes()
         .into_iter()
-        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .fold(Router::new(), |router, r| {
+            router.route(r.path, r.method_router())
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -298,6 +298,10 @@ pub async fn introspect(
     body: Result<StrictJson<IntrospectBody>, ServiceError>,
 ) -> Result<Json<Introspected>, ServiceError> {
     let StrictJson(body) = body?;
-    let answer = state.services.sessions.introspect(&call, &body.token).await?;
+    let answer = state
+        .services
+        .sessions
+        .introspect(&call, &body.token)
+        .await?;
     Ok(Json(answer.into()))
 }

@@ -284,6 +284,10 @@ pub async fn rotate_key(
     body: Result<StrictJson<RotateKeyBody>, ServiceError>,
 ) -> Result<Json<RotatedKey>, ServiceError> {
     let StrictJson(body) = body?;
-    let rotated = state.services.tenants.rotate_key(&call, &body.tenant).await?;
+    let rotated = state
+        .services
+        .tenants
+        .rotate_key(&call, &body.tenant)
+        .await?;
     Ok(Json(rotated.into()))
 }

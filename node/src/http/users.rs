@@ -147,7 +147,9 @@ pub async fn update(
         email: body.email,
         password: body.password,
     };
-    Ok(Json(state.services.users.update(&call, &id, patch).await?.into()))
+    Ok(Json(
+        state.services.users.update(&call, &id, patch).await?.into(),
+    ))
 }
 
 #[utoipa::path(

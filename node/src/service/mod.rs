@@ -30,9 +30,7 @@ use tokio::time::Instant;
 use crate::error::ServiceError;
 
 pub use self::core::keyring::MasterKeys;
-pub use self::core::{
-    Call, Caller, CoreConfig as ServicesConfig, RequestContext, Scope, MAX_BODY_BYTES,
-};
+pub use self::core::{Call, Caller, CoreConfig as ServicesConfig, RequestContext, MAX_BODY_BYTES};
 
 /// Every feature's service; cheap to clone.
 #[derive(Clone)]

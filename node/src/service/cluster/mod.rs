@@ -1,7 +1,7 @@
 //! The node and its cluster as the operator drives them: readiness, status,
 //! `cairn init`, compaction, and (with `[debug] fault_injection`) partitions.
 
-use cairn_raft::{GroupStatus, InitError, InitOutcome};
+use cairn_raft::{GroupStatus, InitError};
 
 use super::core::{Call, Core};
 use crate::error::ServiceError;
@@ -67,20 +67,25 @@ impl ClusterService {
     }
 
     /// Initialises a new cluster's groups from the config, exactly once
-    /// (operator): every group and what was done to it.
+    /// (operator): every group and what was done to it (`Initialized`,
+    /// `AlreadyInitialized`).
     ///
     /// # Errors
     /// Not the operator; `already_initialized`, `node_unreachable`, `init_failed`.
-    pub async fn init(&self, call: &Call) -> Result<Vec<(String, InitOutcome)>, ServiceError> {
+    pub async fn init(&self, call: &Call) -> Result<Vec<(String, String)>, ServiceError> {
         call.operator()?;
-        self.core.raft().init_cluster().await.map_err(|e| match e {
+        let report = self.core.raft().init_cluster().await.map_err(|e| match e {
             InitError::AlreadyInitialized => ServiceError::AlreadyInitialized(e.to_string()),
             InitError::Unreachable { .. } => ServiceError::NodeUnreachable(e.to_string()),
             InitError::Failed { .. } => {
                 tracing::error!(error = %e, "cluster init failed");
                 ServiceError::InitFailed(e.to_string())
             }
-        })
+        })?;
+        Ok(report
+            .into_iter()
+            .map(|(group, outcome)| (group, format!("{outcome:?}")))
+            .collect())
     }
 
     /// Snapshots every group on this node and purges the log behind the

@@ -43,10 +43,10 @@ pub use call::{Call, Caller, Principal, RequestContext, Scope};
 pub use clock::unix_now;
 pub use credentials::new_api_key;
 pub use ids::new_id;
-pub use min_time::at_least;
-pub use signing::{new_signing_key, public_bytes, TenantSigning, ACCESS_TOKEN_TTL_SECS};
 pub use keyring::{KeyError, OpenError, TenantKeys};
+pub use min_time::at_least;
 pub use routing::region_error;
+pub use signing::{new_signing_key, public_bytes, ACCESS_TOKEN_TTL_SECS};
 pub use tenant_keys::key_error;
 pub use user_lookup::{email_index, normalize_email, user_path, LoadedUser, UserPlain};
 

@@ -174,10 +174,7 @@ impl Core {
     ///
     /// # Errors
     /// `tenant_not_found`, `meta` unavailable.
-    pub async fn rotate_signing_key(
-        &self,
-        keys: &TenantKeys,
-    ) -> Result<SigningKeys, ServiceError> {
+    pub async fn rotate_signing_key(&self, keys: &TenantKeys) -> Result<SigningKeys, ServiceError> {
         let key = new_signing_key(keys)?;
         let kid = key.kid.clone();
         let cmd = Command::Directory(DirectoryCommand::RotateSigningKey {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::core::{
-    region_error, validate_tenant, Call, Caller, Core, OpenError, Scope, TenantKeys,
-    MAX_KEY_BYTES, MAX_VALUE_BYTES,
+    region_error, validate_tenant, Call, Caller, Core, OpenError, Scope, TenantKeys, MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
 };
 use crate::error::ServiceError;
 

@@ -214,6 +214,7 @@ impl SessionService {
             return Err(ServiceError::InvalidCredentials);
         };
         let (group, region) = self
+            .core
             .id_group(&user.record.id, "usr")
             .ok_or(ServiceError::InvalidCredentials)?;
         let kid = self.current_kid(keys).await?;
@@ -286,6 +287,7 @@ impl SessionService {
         let token =
             RefreshToken::parse(refresh_token).map_err(|_| ServiceError::InvalidRefreshToken)?;
         let (group, region) = self
+            .core
             .id_group(token.session_id(), "ses")
             .ok_or(ServiceError::InvalidRefreshToken)?;
         let key = keys.token_key();
@@ -355,6 +357,7 @@ impl SessionService {
         let principal = call.api_key(Scope::Manage)?;
         let keys = principal.keys();
         let (group, region) = self
+            .core
             .id_group(session_id, "ses")
             .ok_or(ServiceError::SessionNotFound)?;
         let cmd = Command::Auth(AuthCommand::RevokeSession {
@@ -385,6 +388,7 @@ impl SessionService {
             return Err(ServiceError::UserNotFound);
         }
         let (group, region) = self
+            .core
             .id_group(user_id, "usr")
             .ok_or(ServiceError::UserNotFound)?;
         let query = Query::UserSessions {
@@ -427,7 +431,11 @@ impl SessionService {
     ///
     /// # Errors
     /// Scope; unavailable.
-    pub async fn introspect(&self, call: &Call, token: &str) -> Result<Introspection, ServiceError> {
+    pub async fn introspect(
+        &self,
+        call: &Call,
+        token: &str,
+    ) -> Result<Introspection, ServiceError> {
         let principal = call.api_key(Scope::Read)?;
         let keys = principal.keys();
         if token.starts_with("rt1.") {

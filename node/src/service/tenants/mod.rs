@@ -16,8 +16,8 @@ use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
 use cairn_raft::{Command, CommandResult, TenantRef};
 use cairn_storage::{
-    AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, MasterKeyRecord,
-    MasterKeyState, MetaCommand, MetaOutcome, SessionPolicy, TenantRecord, WrappedKey,
+    AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, MasterKeyRecord, MasterKeyState,
+    MetaCommand, MetaOutcome, SessionPolicy, TenantRecord, WrappedKey,
 };
 
 use super::core::{
@@ -146,10 +146,14 @@ impl TenantService {
         let _one_at_a_time = self.create_lock.lock().await;
         for _ in 0..ATTEMPTS {
             let epoch = self.core.raft().meta_epoch();
-            let (existing, master) = self.core.read_tenant(TenantRef::Name(name.to_owned())).await?;
+            let (existing, master) = self
+                .core
+                .read_tenant(TenantRef::Name(name.to_owned()))
+                .await?;
             if let Some(record) = existing {
                 return Ok((
-                    self.core.install_keys(name, epoch, record, master.as_ref())?,
+                    self.core
+                        .install_keys(name, epoch, record, master.as_ref())?,
                     None,
                 ));
             }
@@ -233,7 +237,9 @@ impl TenantService {
         call.operator()?;
         validate_tenant(name)?;
         let sessions = settings.apply_to(SessionPolicy::default())?;
-        let region = region.unwrap_or(&self.core.config().default_region).to_owned();
+        let region = region
+            .unwrap_or(&self.core.config().default_region)
+            .to_owned();
         if self.core.config().region(&region).is_none() {
             return Err(ServiceError::InvalidRequest(format!(
                 "unknown region {region:?}; the config declares {}",
@@ -264,6 +270,7 @@ impl TenantService {
     pub async fn get(&self, call: &Call, tenant_id: &str) -> Result<TenantView, ServiceError> {
         call.operator()?;
         match self
+            .core
             .read_tenant(TenantRef::Id(tenant_id.to_owned()))
             .await?
         {
@@ -285,6 +292,7 @@ impl TenantService {
     ) -> Result<TenantView, ServiceError> {
         call.operator()?;
         let (tenant, _) = self
+            .core
             .read_tenant(TenantRef::Id(tenant_id.to_owned()))
             .await?;
         let tenant = tenant.ok_or(ServiceError::TenantNotFound)?;
@@ -341,7 +349,10 @@ impl TenantService {
         call.operator()?;
         validate_tenant(name)?;
         for _ in 0..ATTEMPTS {
-            let (tenant, master) = self.core.read_tenant(TenantRef::Name(name.to_owned())).await?;
+            let (tenant, master) = self
+                .core
+                .read_tenant(TenantRef::Name(name.to_owned()))
+                .await?;
             let tenant = tenant.ok_or(ServiceError::TenantNotFound)?;
             let master = master.ok_or(ServiceError::Internal)?;
             let kek = self.core.master_key(&master.current.fingerprint)?;

@@ -248,6 +248,7 @@ impl UserService {
     pub async fn get(&self, call: &Call, user_id: &str) -> Result<UserView, ServiceError> {
         let principal = call.api_key(Scope::Read)?;
         let user = self
+            .core
             .load_user(principal.keys(), user_id)
             .await?
             .ok_or(ServiceError::UserNotFound)?;
@@ -281,10 +282,12 @@ impl UserService {
         };
         for _ in 0..ATTEMPTS {
             let user = self
+                .core
                 .load_user(&keys, user_id)
                 .await?
                 .ok_or(ServiceError::UserNotFound)?;
             let (group, _) = self
+                .core
                 .id_group(user_id, "usr")
                 .ok_or(ServiceError::UserNotFound)?;
             let old_index = email_index(&keys, &user.plain.email);
@@ -349,10 +352,12 @@ impl UserService {
         let principal = call.api_key(Scope::Delete)?;
         let keys = Arc::clone(principal.keys());
         let user = self
+            .core
             .load_user(&keys, user_id)
             .await?
             .ok_or(ServiceError::UserNotFound)?;
         let (group, _) = self
+            .core
             .id_group(user_id, "usr")
             .ok_or(ServiceError::UserNotFound)?;
         let cmd = Command::Auth(AuthCommand::DeleteUser {
