@@ -1,16 +1,10 @@
 //! `cairn`: run a node, initialise a cluster, show its status, drive a benchmark.
-
-mod cli;
-mod error;
-mod grpc;
-mod http;
-mod keyring;
-mod server;
-mod service;
+//! Parses the command line and calls into the `cairn_node` library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cairn_node::cli;
 use clap::{Parser, Subcommand};
 
 /// mimalloc rather than glibc's malloc: the request path makes many small,
@@ -78,7 +72,8 @@ fn main() -> ExitCode {
         match cli.command {
             Cmd::Node { config, id } => {
                 let cfg = cairn_cluster_config::ClusterConfig::load(&config)?;
-                server::run(cfg, id, shutdown_signal()).await
+                let listeners = cairn_node::Listeners::bind(&cfg, id).await?;
+                cairn_node::run(listeners, cfg, id, shutdown_signal()).await
             }
             Cmd::Init(args) => cli::init::run(args).await,
             Cmd::Status(args) => cli::status::run(args).await,
