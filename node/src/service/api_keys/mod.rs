@@ -2,10 +2,9 @@
 //! the operator. Authenticating a key is `core`'s (it makes the `Caller`).
 
 use cairn_cluster_config::META_GROUP;
-use cairn_raft::{Command, CommandResult};
-use cairn_storage::{DirectoryCommand, DirectoryOutcome};
+use cairn_storage::sm::api_keys::{AddApiKey, AddApiKeyOutcome, RevokeApiKey, RevokeApiKeyOutcome};
 
-use super::core::{new_api_key, unexpected, Call, Core, Scope};
+use super::core::{new_api_key, Call, Core, Scope};
 use crate::error::ServiceError;
 
 /// A new API key, shown once.
@@ -77,9 +76,13 @@ impl ApiKeyService {
         for _ in 0..3 {
             let (key, record) = new_api_key(tenant_id, &scopes);
             let created_at = record.created_at;
-            let cmd = Command::Directory(DirectoryCommand::AddApiKey(record));
-            match self.core.raft().write(META_GROUP, cmd).await? {
-                CommandResult::Directory(DirectoryOutcome::ApiKeyAdded) => {
+            match self
+                .core
+                .raft()
+                .write(META_GROUP, AddApiKey(record))
+                .await?
+            {
+                AddApiKeyOutcome::ApiKeyAdded => {
                     tracing::info!(tenant_id, key_id = key.id(), "api key issued");
                     return Ok(IssuedApiKey {
                         id: key.id().to_owned(),
@@ -88,11 +91,8 @@ impl ApiKeyService {
                         created_at,
                     });
                 }
-                CommandResult::Directory(DirectoryOutcome::TenantNotFound) => {
-                    return Err(ServiceError::TenantNotFound)
-                }
-                CommandResult::Directory(DirectoryOutcome::IdCollision) => {}
-                other => return Err(unexpected("api key creation", &other)),
+                AddApiKeyOutcome::TenantNotFound => return Err(ServiceError::TenantNotFound),
+                AddApiKeyOutcome::IdCollision => {}
             }
         }
         Err(ServiceError::Internal)
@@ -109,19 +109,16 @@ impl ApiKeyService {
         key_id: &str,
     ) -> Result<(), ServiceError> {
         call.operator()?;
-        let cmd = Command::Directory(DirectoryCommand::RevokeApiKey {
+        let cmd = RevokeApiKey {
             tenant_id: tenant_id.to_owned(),
             key_id: key_id.to_owned(),
-        });
+        };
         match self.core.raft().write(META_GROUP, cmd).await? {
-            CommandResult::Directory(DirectoryOutcome::ApiKeyRevoked) => {
+            RevokeApiKeyOutcome::ApiKeyRevoked => {
                 tracing::info!(tenant_id, key_id, "api key revoked");
                 Ok(())
             }
-            CommandResult::Directory(DirectoryOutcome::ApiKeyNotFound) => {
-                Err(ServiceError::ApiKeyNotFound)
-            }
-            other => Err(unexpected("api key revocation", &other)),
+            RevokeApiKeyOutcome::ApiKeyNotFound => Err(ServiceError::ApiKeyNotFound),
         }
     }
 }

@@ -14,13 +14,14 @@ use std::sync::Arc;
 
 use cairn_cluster_config::META_GROUP;
 use cairn_crypto::token::{ApiKey, API_KEY_PREFIX};
-use cairn_raft::{Query, QueryResult};
+use cairn_storage::sm::api_keys::GetApiKey;
+use cairn_storage::sm::ApiKeyLookup;
 use cairn_storage::ApiKeyRecord;
 use tokio::time::Instant;
 
 use super::call::{Caller, Principal, Scope};
 use super::epoch_cache::EpochCache;
-use super::{unexpected, unix_now, Core};
+use super::{unix_now, Core};
 use crate::error::ServiceError;
 
 /// An API key as authentication needs it: its hash, to check the presented
@@ -90,7 +91,7 @@ impl Core {
 
     /// Authenticates a tenant API key for a request that arrived at `since` and
     /// has written nothing yet: the key is read linearizably as of any moment
-    /// after `since` (see `RaftNode::query_since`).
+    /// after `since` (see `RaftNode::read_since`).
     ///
     /// # Errors
     /// [`ServiceError::Unauthorized`] for a malformed, unknown or revoked key
@@ -111,18 +112,11 @@ impl Core {
             }
             return Ok(known.principal.clone());
         }
-        let query = Query::ApiKey {
+        let query = GetApiKey {
             key_id: key.id().to_owned(),
         };
-        let (view, master) = match self
-            .inner
-            .raft
-            .query_since(META_GROUP, query, since)
-            .await?
-        {
-            QueryResult::ApiKey { view, master } => (view, master),
-            other => return Err(unexpected("api key read", &other)),
-        };
+        let ApiKeyLookup { view, master } =
+            self.inner.raft.read_since(META_GROUP, query, since).await?;
         let view = view.ok_or(ServiceError::Unauthorized)?;
         if !key.verify_hash(&view.key.hash) {
             return Err(ServiceError::Unauthorized);

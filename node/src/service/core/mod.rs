@@ -131,12 +131,6 @@ impl Core {
     }
 }
 
-/// Logs a result of the wrong kind for `what` and maps it to `internal`.
-pub fn unexpected(what: &str, other: &impl std::fmt::Debug) -> ServiceError {
-    tracing::error!(?other, "unexpected result for {what}");
-    ServiceError::Internal
-}
-
 /// Checks a tenant name (as the operator gives it: at creation, in `X-Tenant`).
 ///
 /// # Errors

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use cairn_cluster_config::META_GROUP;
 use cairn_crypto::jwt::{self, SigningKey};
-use cairn_raft::{Command, CommandResult, Query, QueryResult};
-use cairn_storage::{DirectoryCommand, DirectoryOutcome, SigningKeyRecord, SigningKeys};
+use cairn_storage::sm::signing_keys::{GetSigningKeys, RotateSigningKey, RotateSigningKeyOutcome};
+use cairn_storage::{SigningKeyRecord, SigningKeys};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::epoch_cache::EpochCache;
 use super::keyring::TenantKeys;
-use super::{unexpected, unix_now, Core};
+use super::{unix_now, Core};
 use crate::error::ServiceError;
 
 /// Access token lifetime (shorter if the session ends sooner); a retired
@@ -160,13 +160,10 @@ impl Core {
     /// # Errors
     /// `meta` unavailable.
     pub async fn read_signing_keys(&self, tenant_id: &str) -> Result<SigningKeys, ServiceError> {
-        let query = Query::SigningKeys {
+        let query = GetSigningKeys {
             tenant_id: tenant_id.to_owned(),
         };
-        match self.inner.raft.query(META_GROUP, query).await? {
-            QueryResult::SigningKeys(k) => Ok(k),
-            other => Err(unexpected("signing keys read", &other)),
-        }
+        Ok(self.inner.raft.read(META_GROUP, query).await?)
     }
 
     /// A new signing key for the tenant of `keys`; the one it replaces is
@@ -177,22 +174,24 @@ impl Core {
     pub async fn rotate_signing_key(&self, keys: &TenantKeys) -> Result<SigningKeys, ServiceError> {
         let key = new_signing_key(keys)?;
         let kid = key.kid.clone();
-        let cmd = Command::Directory(DirectoryCommand::RotateSigningKey {
+        let cmd = RotateSigningKey {
             tenant_id: keys.id().to_owned(),
             key,
             at: unix_now(),
             // Retired keys verify until every token they signed has expired.
             keep_retired_secs: ACCESS_TOKEN_TTL_SECS + 60,
-        });
+        };
         match self.inner.raft.write(META_GROUP, cmd).await? {
-            CommandResult::Directory(DirectoryOutcome::SigningKeyRotated(k)) => {
+            RotateSigningKeyOutcome::SigningKeyRotated(k) => {
                 tracing::info!(tenant_id = keys.id(), kid, "signing key rotated");
                 Ok(k)
             }
-            CommandResult::Directory(DirectoryOutcome::TenantNotFound) => {
-                Err(ServiceError::TenantNotFound)
+            RotateSigningKeyOutcome::TenantNotFound => Err(ServiceError::TenantNotFound),
+            // The kid is the hash of a fresh random key: a collision is a bug.
+            RotateSigningKeyOutcome::IdCollision => {
+                tracing::error!(tenant_id = keys.id(), kid, "signing key id collided");
+                Err(ServiceError::Internal)
             }
-            other => Err(unexpected("signing key rotation", &other)),
         }
     }
 }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use cairn_cluster_config::META_GROUP;
 use cairn_crypto::MasterKey;
-use cairn_raft::{Query, QueryResult, TenantRef};
-use cairn_storage::{MasterKeyState, TenantRecord};
+use cairn_storage::sm::tenants::ListTenants;
+use cairn_storage::sm::{TenantView, TenantsView};
+use cairn_storage::{MasterKeyState, TenantRecord, TenantRef};
 
 use super::keyring::{KeyError, TenantKeys};
-use super::{unexpected, Core};
+use super::Core;
 use crate::error::ServiceError;
 
 /// Maps a key that cannot be used: a master key this node lacks is
@@ -38,10 +39,8 @@ impl Core {
         &self,
         by: TenantRef,
     ) -> Result<(Option<TenantRecord>, Option<MasterKeyState>), ServiceError> {
-        match self.inner.raft.query(META_GROUP, Query::Tenant(by)).await? {
-            QueryResult::Tenant { tenant, master } => Ok((tenant, master)),
-            other => Err(unexpected("tenant read", &other)),
-        }
+        let TenantView { tenant, master } = self.inner.raft.read(META_GROUP, by).await?;
+        Ok((tenant, master))
     }
 
     /// Every tenant and the master key state, read linearizably from `meta`.
@@ -51,10 +50,8 @@ impl Core {
     pub async fn read_tenants(
         &self,
     ) -> Result<(Vec<TenantRecord>, Option<MasterKeyState>), ServiceError> {
-        match self.inner.raft.query(META_GROUP, Query::Tenants).await? {
-            QueryResult::Tenants { tenants, master } => Ok((tenants, master)),
-            other => Err(unexpected("tenant list", &other)),
-        }
+        let TenantsView { tenants, master } = self.inner.raft.read(META_GROUP, ListTenants).await?;
+        Ok((tenants, master))
     }
 
     /// Unwraps `record` (reusing the cached keys if the record is unchanged) and

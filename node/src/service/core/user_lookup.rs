@@ -3,14 +3,15 @@
 //! in `meta`, which holds a blind index of the normalised email, never the email).
 
 use cairn_cluster_config::META_GROUP;
-use cairn_raft::{Query, QueryResult};
+use cairn_storage::sm::email_index::GetEmail;
+use cairn_storage::sm::users::GetUser;
 use cairn_storage::{codec, UserRecord};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::keyring::TenantKeys;
 use super::routing::region_error;
-use super::{unexpected, Core};
+use super::Core;
 use crate::error::ServiceError;
 
 const MAX_EMAIL_BYTES: usize = 254;
@@ -92,15 +93,13 @@ impl Core {
         let Some((group, region)) = self.id_group(user_id, "usr") else {
             return Ok(None);
         };
-        let query = Query::User {
+        let query = GetUser {
             tenant: keys.id().to_owned(),
             user_id: user_id.to_owned(),
         };
-        let answer = self.inner.raft.query(group, query).await;
-        let record = match answer.map_err(|e| region_error(&region, e))? {
-            QueryResult::User(Some(r)) => r,
-            QueryResult::User(None) => return Ok(None),
-            other => return Err(unexpected("user read", &other)),
+        let answer = self.inner.raft.read(group, query).await;
+        let Some(record) = answer.map_err(|e| region_error(&region, e))? else {
+            return Ok(None);
         };
         let opened = keys
             .open(group.0, &user_path(user_id), &record.sealed)
@@ -127,15 +126,11 @@ impl Core {
         keys: &TenantKeys,
         email: &str,
     ) -> Result<Option<LoadedUser>, ServiceError> {
-        let query = Query::Email {
+        let query = GetEmail {
             tenant_id: keys.id().to_owned(),
             index: email_index(keys, email),
         };
-        let entry = match self.inner.raft.query(META_GROUP, query).await? {
-            QueryResult::Email(e) => e,
-            other => return Err(unexpected("email lookup", &other)),
-        };
-        let Some(entry) = entry else {
+        let Some(entry) = self.inner.raft.read(META_GROUP, query).await? else {
             return Ok(None);
         };
         // A reservation whose user write has not landed (or a stale one) has no

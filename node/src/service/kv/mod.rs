@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use cairn_raft::{Command, CommandResult, Query, QueryResult};
-use cairn_storage::{codec, KvCommand, KvOutcome};
+use cairn_storage::codec;
+use cairn_storage::sm::kv::{Delete, DeleteOutcome, Get, Put, PutOutcome};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -158,35 +158,29 @@ impl KvService {
             tracing::error!(error = %e, tenant_id = keys.id(), "sealing a kv value");
             ServiceError::Internal
         })?;
-        let cmd = Command::Kv(KvCommand::Put {
+        let cmd = Put {
             tenant: keys.id().to_owned(),
             key: index,
             value: sealed,
             expected_revision,
-        });
+        };
         let result = self.core.raft().write(group, cmd).await;
         match result.map_err(|e| region_error(&region, e))? {
-            CommandResult::Kv(KvOutcome::Written { revision }) => Ok(KvEntry {
+            PutOutcome::Written { revision } => Ok(KvEntry {
                 key: key.to_owned(),
                 value,
                 revision,
             }),
-            CommandResult::Kv(KvOutcome::RevisionMismatch { current }) => {
-                Err(ServiceError::RevisionMismatch {
-                    expected: expected_revision.unwrap_or(0),
-                    current,
-                })
-            }
-            other => {
-                tracing::error!(?other, "unexpected result for kv put");
-                Err(ServiceError::Internal)
-            }
+            PutOutcome::RevisionMismatch { current } => Err(ServiceError::RevisionMismatch {
+                expected: expected_revision.unwrap_or(0),
+                current,
+            }),
         }
     }
 
     /// Reads `key` (scope `read`, or the operator) linearizably: both reads (the
     /// API key, the value) may take read indexes from any moment after the
-    /// request arrived (see `RaftNode::query_since`), so a round another request
+    /// request arrived (see `RaftNode::read_since`), so a round another request
     /// started since may serve them.
     ///
     /// # Errors
@@ -204,19 +198,14 @@ impl KvService {
         let region = keys.record().region.clone();
         let group = self.core.region_group(&region)?;
         let index = keys.blind_index(key.as_bytes());
-        let query = Query::KvGet {
+        let query = Get {
             tenant: keys.id().to_owned(),
             key: index.clone(),
         };
-        let answer = self.core.raft().query_since(group, query, since).await;
-        let record = match answer.map_err(|e| region_error(&region, e))? {
-            QueryResult::Kv(Some(record)) => record,
-            QueryResult::Kv(None) => return Err(ServiceError::KeyNotFound),
-            other => {
-                tracing::error!(?other, "unexpected result for kv get");
-                return Err(ServiceError::Internal);
-            }
-        };
+        let answer = self.core.raft().read_since(group, query, since).await;
+        let record = answer
+            .map_err(|e| region_error(&region, e))?
+            .ok_or(ServiceError::KeyNotFound)?;
         let mut keys = keys;
         let mut opened = keys.open(group.0, &index, &record.value);
         if let Err(OpenError::UnknownVersion(_)) = opened {
@@ -263,24 +252,18 @@ impl KvService {
         validate_key(key)?;
         let region = keys.record().region.clone();
         let group = self.core.region_group(&region)?;
-        let cmd = Command::Kv(KvCommand::Delete {
+        let cmd = Delete {
             tenant: keys.id().to_owned(),
             key: keys.blind_index(key.as_bytes()),
             expected_revision,
-        });
+        };
         let result = self.core.raft().write(group, cmd).await;
         match result.map_err(|e| region_error(&region, e))? {
-            CommandResult::Kv(KvOutcome::Deleted { .. }) => Ok(()),
-            CommandResult::Kv(KvOutcome::RevisionMismatch { current }) => {
-                Err(ServiceError::RevisionMismatch {
-                    expected: expected_revision.unwrap_or(0),
-                    current,
-                })
-            }
-            other => {
-                tracing::error!(?other, "unexpected result for kv delete");
-                Err(ServiceError::Internal)
-            }
+            DeleteOutcome::Deleted { .. } => Ok(()),
+            DeleteOutcome::RevisionMismatch { current } => Err(ServiceError::RevisionMismatch {
+                expected: expected_revision.unwrap_or(0),
+                current,
+            }),
         }
     }
 }

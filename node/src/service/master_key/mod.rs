@@ -8,11 +8,12 @@ use std::path::Path;
 use cairn_cluster_config::META_GROUP;
 use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
-use cairn_raft::{Command, CommandResult};
-use cairn_storage::{MasterKeyRecord, MetaCommand, MetaOutcome, TenantRecord, WrappedKey};
+use cairn_storage::sm::master_key::RotateMasterOutcome;
+use cairn_storage::sm::RotateMaster;
+use cairn_storage::{MasterKeyRecord, TenantRecord, WrappedKey};
 
 use super::core::keyring::unwrap_tenant_key;
-use super::core::{key_error, unexpected, unix_now, Call, Core, KeyError};
+use super::core::{key_error, unix_now, Call, Core, KeyError};
 use crate::error::ServiceError;
 
 /// Attempts when a rotation lost a race (another key change committed first)
@@ -140,14 +141,14 @@ impl MasterKeyService {
                 None => (0, Vec::new()),
             };
             let count = rewrapped.len();
-            let cmd = Command::Meta(MetaCommand::RotateMaster {
+            let cmd = RotateMaster {
                 expected_version,
                 fingerprint: fingerprint.to_owned(),
                 at: unix_now(),
                 rewrapped,
-            });
+            };
             match self.core.raft().write(META_GROUP, cmd).await? {
-                CommandResult::Meta(MetaOutcome::MasterRotated(state)) => {
+                RotateMasterOutcome::MasterRotated(state) => {
                     tracing::info!(
                         fingerprint,
                         version = state.current.version,
@@ -156,10 +157,8 @@ impl MasterKeyService {
                     );
                     return self.keys_view().await;
                 }
-                CommandResult::Meta(
-                    MetaOutcome::RewrapStale | MetaOutcome::MasterKeyConflict { .. },
-                ) => {}
-                other => return Err(unexpected("master key rotation", &other)),
+                RotateMasterOutcome::RewrapStale
+                | RotateMasterOutcome::MasterKeyConflict { .. } => {}
             }
         }
         Err(ServiceError::Conflict(

@@ -12,14 +12,17 @@ use std::time::Duration;
 
 use cairn_crypto::jwt;
 use cairn_crypto::token::RefreshToken;
-use cairn_raft::{Command, CommandResult, Query, QueryResult};
-use cairn_storage::{codec, AuthCommand, AuthOutcome, RefreshOutcome, SessionRecord};
+use cairn_storage::sm::sessions::{
+    CreateSession, CreateSessionOutcome, GetSession, ListUserSessions, Refresh, RevokeSession,
+    RevokeSessionOutcome,
+};
+use cairn_storage::{codec, RefreshOutcome, SessionRecord};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::core::{
-    at_least, new_id, normalize_email, region_error, unexpected, unix_now, Call, Core, Principal,
-    Scope, TenantKeys, ACCESS_TOKEN_TTL_SECS,
+    at_least, new_id, normalize_email, region_error, unix_now, Call, Core, Principal, Scope,
+    TenantKeys, ACCESS_TOKEN_TTL_SECS,
 };
 use crate::error::ServiceError;
 /// Every sign-in answer takes at least this long, so that the paths that fail
@@ -247,18 +250,20 @@ impl SessionService {
                 .seal(group.0, &session_path(&session_id), &details)
                 .map_err(|_| ServiceError::Internal)?,
         };
-        let cmd = Command::Auth(AuthCommand::CreateSession {
+        let cmd = CreateSession {
             tenant: keys.id().to_owned(),
             session: session.clone(),
-        });
+        };
         let result = self.core.raft().write(group, cmd).await;
         match result.map_err(|e| region_error(&region, e))? {
-            CommandResult::Auth(AuthOutcome::SessionCreated) => {}
+            CreateSessionOutcome::SessionCreated => {}
             // Deleted between the read and the proposal.
-            CommandResult::Auth(AuthOutcome::UserNotFound) => {
-                return Err(ServiceError::InvalidCredentials)
+            CreateSessionOutcome::UserNotFound => return Err(ServiceError::InvalidCredentials),
+            // The session id is fresh randomness: a collision is a bug.
+            CreateSessionOutcome::IdCollision => {
+                tracing::error!(tenant_id = keys.id(), session_id, "session id collided");
+                return Err(ServiceError::Internal);
             }
-            other => return Err(unexpected("session creation", &other)),
         }
         let (access_token, expires_in) = self.access_token(keys, &session, now).await?;
         tracing::info!(tenant_id = keys.id(), session_id, user_id = %session.user_id, "signed in");
@@ -295,7 +300,7 @@ impl SessionService {
         let kid = self.current_kid(keys).await?;
         let mut proof = None;
         for _ in 0..REFRESH_ATTEMPTS {
-            let cmd = Command::Auth(AuthCommand::Refresh {
+            let cmd = Refresh {
                 tenant: keys.id().to_owned(),
                 session_id: token.session_id().to_owned(),
                 generation: token.generation(),
@@ -305,13 +310,9 @@ impl SessionService {
                 kid: kid.clone(),
                 at: unix_now(),
                 request_id: call.context.request_id.clone(),
-            });
-            let result = self.core.raft().write(group, cmd).await;
-            let outcome = match result.map_err(|e| region_error(&region, e))? {
-                CommandResult::Auth(AuthOutcome::Refresh(o)) => o,
-                other => return Err(unexpected("refresh", &other)),
             };
-            let session = match outcome {
+            let result = self.core.raft().write(group, cmd).await;
+            let session = match result.map_err(|e| region_error(&region, e))? {
                 RefreshOutcome::Rotated(s) | RefreshOutcome::Retried(s) => s,
                 RefreshOutcome::Reused => {
                     tracing::warn!(
@@ -360,20 +361,19 @@ impl SessionService {
             .core
             .id_group(session_id, "ses")
             .ok_or(ServiceError::SessionNotFound)?;
-        let cmd = Command::Auth(AuthCommand::RevokeSession {
+        let cmd = RevokeSession {
             tenant: keys.id().to_owned(),
             session_id: session_id.to_owned(),
             at: unix_now(),
             reason: "revoked".to_owned(),
-        });
+        };
         let result = self.core.raft().write(group, cmd).await;
         match result.map_err(|e| region_error(&region, e))? {
-            CommandResult::Auth(AuthOutcome::SessionRevoked { .. }) => {
+            RevokeSessionOutcome::SessionRevoked { .. } => {
                 tracing::info!(tenant_id = keys.id(), session_id, "session revoked");
                 Ok(())
             }
-            CommandResult::Auth(AuthOutcome::SessionNotFound) => Err(ServiceError::SessionNotFound),
-            other => Err(unexpected("session revocation", &other)),
+            RevokeSessionOutcome::SessionNotFound => Err(ServiceError::SessionNotFound),
         }
     }
 
@@ -391,15 +391,12 @@ impl SessionService {
             .core
             .id_group(user_id, "usr")
             .ok_or(ServiceError::UserNotFound)?;
-        let query = Query::UserSessions {
+        let query = ListUserSessions {
             tenant: keys.id().to_owned(),
             user_id: user_id.to_owned(),
         };
-        let answer = self.core.raft().query(group, query).await;
-        let sessions = match answer.map_err(|e| region_error(&region, e))? {
-            QueryResult::Sessions(s) => s,
-            other => return Err(unexpected("session list", &other)),
-        };
+        let answer = self.core.raft().read(group, query).await;
+        let sessions = answer.map_err(|e| region_error(&region, e))?;
         let now = unix_now();
         let mut out = Vec::new();
         for s in sessions.into_iter().filter(|s| s.is_active(now)) {
@@ -521,14 +518,12 @@ impl SessionService {
         let Some((group, region)) = self.core.id_group(session_id, "ses") else {
             return Ok(None);
         };
-        let query = Query::Session {
+        let query = GetSession {
             tenant: keys.id().to_owned(),
             session_id: session_id.to_owned(),
         };
-        let answer = self.core.raft().query(group, query).await;
-        match answer.map_err(|e| region_error(&region, e))? {
-            QueryResult::Session(s) => Ok(s.filter(|s| s.is_active(now))),
-            other => Err(unexpected("session read", &other)),
-        }
+        let answer = self.core.raft().read(group, query).await;
+        let session = answer.map_err(|e| region_error(&region, e))?;
+        Ok(session.filter(|s| s.is_active(now)))
     }
 }

@@ -14,15 +14,18 @@ use cairn_cluster_config::META_GROUP;
 use cairn_crypto::envelope::DataKey;
 use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
-use cairn_raft::{Command, CommandResult, TenantRef};
+use cairn_storage::sm::tenants::{
+    AddKeyOutcome, AddTenantKey, CreateOutcome, DeleteTenant, DeleteTenantOutcome, PurgeTenant,
+    Purged, SetSessionPolicy, SetSessionPolicyOutcome,
+};
+use cairn_storage::sm::CreateTenant;
 use cairn_storage::{
-    AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, MasterKeyRecord, MasterKeyState,
-    MetaCommand, MetaOutcome, SessionPolicy, TenantRecord, WrappedKey,
+    MasterKeyRecord, MasterKeyState, SessionPolicy, TenantRecord, TenantRef, WrappedKey,
 };
 
 use super::core::{
-    key_error, new_api_key, new_signing_key, unexpected, unix_now, validate_tenant, Call, Core,
-    Scope, TenantKeys,
+    key_error, new_api_key, new_signing_key, unix_now, validate_tenant, Call, Core, Scope,
+    TenantKeys,
 };
 use crate::error::ServiceError;
 
@@ -188,14 +191,14 @@ impl TenantService {
                 id: api_key.id().to_owned(),
                 api_key: api_key.encode().to_string(),
             };
-            let cmd = Command::Meta(MetaCommand::CreateTenant {
+            let cmd = CreateTenant {
                 tenant: record,
                 master_fingerprint: fingerprint.clone(),
                 api_key: Some(Box::new(api_record)),
                 signing_key: Some(Box::new(signing_key)),
-            });
+            };
             match self.core.raft().write(META_GROUP, cmd).await? {
-                CommandResult::Meta(MetaOutcome::TenantCreated(record)) => {
+                CreateOutcome::Created(record) => {
                     tracing::info!(tenant = name, tenant_id = %record.id, region, "tenant created");
                     let master = MasterKeyState {
                         current: MasterKeyRecord {
@@ -211,10 +214,16 @@ impl TenantService {
                     ));
                 }
                 // Lost a race (the tenant or a new master key appeared): read again.
-                CommandResult::Meta(
-                    MetaOutcome::TenantExists(_) | MetaOutcome::MasterKeyConflict { .. },
-                ) => {}
-                other => return Err(unexpected("tenant creation", &other)),
+                CreateOutcome::Exists(_) | CreateOutcome::MasterKeyConflict(_) => {}
+                // What this proposal rules out: its one key is version 1 with fresh
+                // random ids, its settings were checked above, and the name was
+                // free when read. Either is a bug or a corrupt `meta`.
+                outcome @ (CreateOutcome::NotFound
+                | CreateOutcome::KeyVersionConflict { .. }
+                | CreateOutcome::InvalidSetting) => {
+                    tracing::error!(tenant = name, ?outcome, "tenant creation refused");
+                    return Err(ServiceError::Internal);
+                }
             }
         }
         Err(ServiceError::Conflict(
@@ -299,13 +308,13 @@ impl TenantService {
         // Checked here for a precise message; the state machine merges the given
         // fields into the record as it stands then, and checks again.
         settings.apply_to(tenant.sessions)?;
-        let cmd = Command::Meta(MetaCommand::SetSessionPolicy {
+        let cmd = SetSessionPolicy {
             tenant_id: tenant_id.to_owned(),
             idle_timeout_secs: settings.session_idle_timeout_secs,
             absolute_timeout_secs: settings.session_absolute_timeout_secs,
-        });
+        };
         match self.core.raft().write(META_GROUP, cmd).await? {
-            CommandResult::Meta(MetaOutcome::TenantUpdated(t)) => {
+            SetSessionPolicyOutcome::TenantUpdated(t) => {
                 tracing::info!(
                     tenant_id,
                     idle_timeout_secs = t.sessions.idle_timeout_secs,
@@ -314,14 +323,13 @@ impl TenantService {
                 );
                 Ok(TenantView::from(&t))
             }
-            CommandResult::Meta(MetaOutcome::TenantNotFound) => Err(ServiceError::TenantNotFound),
+            SetSessionPolicyOutcome::TenantNotFound => Err(ServiceError::TenantNotFound),
             // Another change landed in between and the merge is out of bounds.
-            CommandResult::Meta(MetaOutcome::InvalidSetting) => Err(ServiceError::InvalidRequest(
+            SetSessionPolicyOutcome::InvalidSetting => Err(ServiceError::InvalidRequest(
                 "the session lifetimes changed meanwhile and this change no longer fits them \
                  (idle at most absolute); read the tenant and retry"
                     .to_owned(),
             )),
-            other => Err(unexpected("tenant update", &other)),
         }
     }
 
@@ -359,7 +367,7 @@ impl TenantService {
             let next = tenant
                 .current_key()
                 .map_or(1, |k| k.version.saturating_add(1));
-            let cmd = Command::Meta(MetaCommand::AddTenantKey {
+            let cmd = AddTenantKey {
                 tenant_id: tenant.id.clone(),
                 key: WrappedKey {
                     version: next,
@@ -368,9 +376,9 @@ impl TenantService {
                     created_at: unix_now(),
                 },
                 master_fingerprint: master.current.fingerprint.clone(),
-            });
+            };
             match self.core.raft().write(META_GROUP, cmd).await? {
-                CommandResult::Meta(MetaOutcome::KeyAdded(record)) => {
+                AddKeyOutcome::KeyAdded(record) => {
                     tracing::info!(tenant = name, tenant_id = %record.id, key_version = next, "tenant data key rotated");
                     self.core.forget_tenant(name);
                     return Ok(RotatedTenantKey {
@@ -379,13 +387,8 @@ impl TenantService {
                         key_version: next,
                     });
                 }
-                CommandResult::Meta(MetaOutcome::TenantNotFound) => {
-                    return Err(ServiceError::TenantNotFound)
-                }
-                CommandResult::Meta(
-                    MetaOutcome::KeyVersionConflict { .. } | MetaOutcome::MasterKeyConflict { .. },
-                ) => {}
-                other => return Err(unexpected("tenant key rotation", &other)),
+                AddKeyOutcome::TenantNotFound => return Err(ServiceError::TenantNotFound),
+                AddKeyOutcome::KeyVersionConflict { .. } | AddKeyOutcome::MasterKeyConflict(_) => {}
             }
         }
         Err(ServiceError::Conflict(
@@ -401,15 +404,12 @@ impl TenantService {
     /// Not the operator, unknown tenant, `meta` unavailable.
     pub async fn delete(&self, call: &Call, tenant_id: &str) -> Result<(), ServiceError> {
         call.operator()?;
-        let cmd = Command::Directory(DirectoryCommand::DeleteTenant {
+        let cmd = DeleteTenant {
             tenant_id: tenant_id.to_owned(),
-        });
+        };
         let tenant = match self.core.raft().write(META_GROUP, cmd).await? {
-            CommandResult::Directory(DirectoryOutcome::TenantDeleted(t)) => t,
-            CommandResult::Directory(DirectoryOutcome::TenantNotFound) => {
-                return Err(ServiceError::TenantNotFound)
-            }
-            other => return Err(unexpected("tenant deletion", &other)),
+            DeleteTenantOutcome::TenantDeleted(t) => t,
+            DeleteTenantOutcome::TenantNotFound => return Err(ServiceError::TenantNotFound),
         };
         self.core.forget_tenant(&tenant.name);
         tracing::info!(tenant_id, "tenant deleted");
@@ -423,14 +423,13 @@ impl TenantService {
             .iter()
             .filter(|g| g.id != META_GROUP)
         {
-            let cmd = Command::Auth(AuthCommand::PurgeTenant {
+            let cmd = PurgeTenant {
                 tenant: tenant_id.to_owned(),
-            });
+            };
             match self.core.raft().write(group.id, cmd).await {
-                Ok(CommandResult::Auth(AuthOutcome::Purged { rows })) => {
+                Ok(Purged { rows }) => {
                     tracing::info!(tenant_id, group = %group.name, rows, "tenant rows purged");
                 }
-                Ok(other) => tracing::error!(?other, "unexpected result for tenant purge"),
                 Err(e) => tracing::warn!(
                     tenant_id, group = %group.name, error = %e,
                     "tenant rows not purged (unreadable without the deleted keys)"

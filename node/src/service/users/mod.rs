@@ -18,15 +18,17 @@
 use std::sync::Arc;
 
 use cairn_cluster_config::{GroupId, META_GROUP};
-use cairn_raft::{Command, CommandResult};
-use cairn_storage::{
-    codec, AuthCommand, AuthOutcome, DirectoryCommand, DirectoryOutcome, EmailEntry, UserRecord,
+use cairn_raft::RaftNodeError;
+use cairn_storage::sm::email_index::{ReleaseEmail, ReserveEmail, ReserveEmailOutcome};
+use cairn_storage::sm::users::{
+    CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, UpdateUser, UpdateUserOutcome,
 };
+use cairn_storage::{codec, EmailEntry, UserRecord};
 use zeroize::Zeroizing;
 
 use super::core::{
-    email_index, new_id, normalize_email, region_error, unexpected, unix_now, user_path, Call,
-    Core, LoadedUser, Scope, TenantKeys, UserPlain,
+    email_index, new_id, normalize_email, region_error, unix_now, user_path, Call, Core,
+    LoadedUser, Scope, TenantKeys, UserPlain,
 };
 use crate::error::ServiceError;
 
@@ -117,7 +119,7 @@ impl UserService {
     ) -> Result<(), ServiceError> {
         let mut replace = None;
         for _ in 0..ATTEMPTS {
-            let cmd = Command::Directory(DirectoryCommand::ReserveEmail {
+            let cmd = ReserveEmail {
                 tenant_id: keys.id().to_owned(),
                 email_index: index.to_vec(),
                 entry: EmailEntry {
@@ -126,13 +128,11 @@ impl UserService {
                     reserved_at: unix_now(),
                 },
                 replace: replace.take(),
-            });
+            };
             match self.core.raft().write(META_GROUP, cmd).await? {
-                CommandResult::Directory(DirectoryOutcome::EmailReserved) => return Ok(()),
-                CommandResult::Directory(DirectoryOutcome::TenantNotFound) => {
-                    return Err(ServiceError::TenantNotFound)
-                }
-                CommandResult::Directory(DirectoryOutcome::EmailTaken(holder)) => {
+                ReserveEmailOutcome::EmailReserved => return Ok(()),
+                ReserveEmailOutcome::TenantNotFound => return Err(ServiceError::TenantNotFound),
+                ReserveEmailOutcome::EmailTaken(holder) => {
                     let stale =
                         unix_now().saturating_sub(holder.reserved_at) >= STALE_RESERVATION_SECS;
                     if !stale || self.core.load_user(keys, &holder.user_id).await?.is_some() {
@@ -145,7 +145,6 @@ impl UserService {
                     );
                     replace = Some(holder.user_id);
                 }
-                other => return Err(unexpected("email reservation", &other)),
             }
         }
         Err(ServiceError::EmailTaken)
@@ -154,11 +153,11 @@ impl UserService {
     /// Releases `index` if `user_id` holds it; failures are logged (a leftover
     /// reservation only blocks that email until it is taken over as stale).
     async fn release_email(&self, keys: &TenantKeys, index: &[u8], user_id: &str) {
-        let cmd = Command::Directory(DirectoryCommand::ReleaseEmail {
+        let cmd = ReleaseEmail {
             tenant_id: keys.id().to_owned(),
             email_index: index.to_vec(),
             user_id: user_id.to_owned(),
-        });
+        };
         if let Err(e) = self.core.raft().write(META_GROUP, cmd).await {
             tracing::warn!(tenant_id = keys.id(), user_id, error = %e, "email reservation not released");
         }
@@ -210,12 +209,12 @@ impl UserService {
             updated_at: now,
             sealed: Self::seal_user(&keys, group, &user_id, &plain)?,
         };
-        let cmd = Command::Auth(AuthCommand::CreateUser {
+        let cmd = CreateUser {
             tenant: keys.id().to_owned(),
             user: record,
-        });
+        };
         match self.core.raft().write(group, cmd).await {
-            Ok(CommandResult::Auth(AuthOutcome::UserCreated)) => {
+            Ok(CreateUserOutcome::UserCreated) => {
                 tracing::info!(tenant_id = keys.id(), user_id, region, "user created");
                 Ok(UserView {
                     id: user_id,
@@ -226,11 +225,14 @@ impl UserService {
                     has_password: plain.password_hash.is_some(),
                 })
             }
-            Ok(other) => {
+            // The user id is fresh randomness: a collision is a bug. Nothing was
+            // written, so the reservation goes.
+            Ok(CreateUserOutcome::IdCollision) => {
+                tracing::error!(tenant_id = keys.id(), user_id, "user id collided");
                 self.release_email(&keys, &index, &user_id).await;
-                Err(unexpected("user creation", &other))
+                Err(ServiceError::Internal)
             }
-            Err(e @ cairn_raft::RaftNodeError::NoLeader { .. }) => {
+            Err(e @ RaftNodeError::NoLeader { .. }) => {
                 // Nothing applied: the reservation goes too.
                 self.release_email(&keys, &index, &user_id).await;
                 Err(region_error(&region, e))
@@ -308,16 +310,16 @@ impl UserService {
                     .clone()
                     .or_else(|| user.plain.password_hash.clone()),
             };
-            let cmd = Command::Auth(AuthCommand::UpdateUser {
+            let cmd = UpdateUser {
                 tenant: keys.id().to_owned(),
                 user_id: user_id.to_owned(),
                 expected_version: user.record.version,
                 sealed: Self::seal_user(&keys, group, user_id, &plain)?,
                 at: unix_now(),
-            });
+            };
             let result = self.core.raft().write(group, cmd).await;
             match result.map_err(|e| region_error(&user.region, e))? {
-                CommandResult::Auth(AuthOutcome::UserUpdated(record)) => {
+                UpdateUserOutcome::UserUpdated(record) => {
                     if new_index.is_some() {
                         self.release_email(&keys, &old_index, user_id).await;
                     }
@@ -328,14 +330,13 @@ impl UserService {
                         region: user.region,
                     }));
                 }
-                CommandResult::Auth(AuthOutcome::UserVersionConflict { .. }) => {}
-                CommandResult::Auth(AuthOutcome::UserNotFound) => {
+                UpdateUserOutcome::UserVersionConflict { .. } => {}
+                UpdateUserOutcome::UserNotFound => {
                     if let Some(index) = &new_index {
                         self.release_email(&keys, index, user_id).await;
                     }
                     return Err(ServiceError::UserNotFound);
                 }
-                other => return Err(unexpected("user update", &other)),
             }
         }
         Err(ServiceError::Conflict(
@@ -360,21 +361,20 @@ impl UserService {
             .core
             .id_group(user_id, "usr")
             .ok_or(ServiceError::UserNotFound)?;
-        let cmd = Command::Auth(AuthCommand::DeleteUser {
+        let cmd = DeleteUser {
             tenant: keys.id().to_owned(),
             user_id: user_id.to_owned(),
             at: unix_now(),
-        });
+        };
         let result = self.core.raft().write(group, cmd).await;
         match result.map_err(|e| region_error(&user.region, e))? {
-            CommandResult::Auth(AuthOutcome::UserDeleted { sessions }) => {
+            DeleteUserOutcome::UserDeleted { sessions } => {
                 self.release_email(&keys, &email_index(&keys, &user.plain.email), user_id)
                     .await;
                 tracing::info!(tenant_id = keys.id(), user_id, sessions, "user deleted");
                 Ok(())
             }
-            CommandResult::Auth(AuthOutcome::UserNotFound) => Err(ServiceError::UserNotFound),
-            other => Err(unexpected("user deletion", &other)),
+            DeleteUserOutcome::UserNotFound => Err(ServiceError::UserNotFound),
         }
     }
 }
