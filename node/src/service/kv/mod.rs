@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use cairn_cluster_config::META_GROUP;
 use cairn_storage::codec;
 use cairn_storage::sm::kv::{Delete, DeleteOutcome, Get, Put, PutOutcome};
 use serde::{Deserialize, Serialize};
@@ -119,6 +120,14 @@ impl KvService {
             Caller::Operator => {
                 let name = x_tenant.ok_or(ServiceError::MissingTenant)?;
                 validate_tenant(name)?;
+                // As for an API key (`core::credentials`): the tenant cache serves
+                // only once this replica of `meta` has applied every change the
+                // request must see, or a tenant deleted and acknowledged on
+                // another node would still be served here from the cache.
+                self.core
+                    .raft()
+                    .read_barrier_since(META_GROUP, call.context.arrival)
+                    .await?;
                 self.core
                     .tenant_keys(name)
                     .await?
