@@ -1,5 +1,5 @@
 /// Messages carrying a secret (password, API key, token) or an email: their
-/// `Debug` is written by hand in `src/grpc/auth.rs`, never printing those.
+/// `Debug` is written by hand in `src/grpc/<feature>.rs`, never printing those.
 const REDACTED: &[&str] = &[
     ".cairn.v1.CreateTenantResponse",
     ".cairn.v1.CreateApiKeyResponse",
@@ -13,15 +13,23 @@ const REDACTED: &[&str] = &[
     ".cairn.v1.IntrospectRequest",
 ];
 
+/// The client API, one file per feature (all in package `cairn.v1`).
+const PROTOS: &[&str] = &[
+    "../proto/cairn/v1/kv.proto",
+    "../proto/cairn/v1/tenants.proto",
+    "../proto/cairn/v1/api_keys.proto",
+    "../proto/cairn/v1/signing_keys.proto",
+    "../proto/cairn/v1/users.proto",
+    "../proto/cairn/v1/sessions.proto",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed=../proto/cairn/v1/kv.proto");
-    println!("cargo:rerun-if-changed=../proto/cairn/v1/auth.proto");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
     tonic_prost_build::configure()
         .build_client(false)
         .skip_debug(REDACTED)
-        .compile_protos(
-            &["../proto/cairn/v1/kv.proto", "../proto/cairn/v1/auth.proto"],
-            &["../proto"],
-        )?;
+        .compile_protos(PROTOS, &["../proto"])?;
     Ok(())
 }

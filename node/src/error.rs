@@ -50,6 +50,15 @@ pub enum ServiceError {
     SessionRevoked,
     #[error("the session has expired")]
     SessionExpired,
+    #[error("{0}")]
+    AlreadyInitialized(String),
+    #[error("{0}")]
+    NodeUnreachable(String),
+    #[error("{0}")]
+    InitFailed(String),
+    /// An operation that does not exist here (as if its route did not).
+    #[error("no such route")]
+    NoSuchRoute,
     #[error("internal error")]
     Internal,
 }
@@ -82,6 +91,10 @@ impl ServiceError {
             Self::RefreshTokenReused => (401, "refresh_token_reused"),
             Self::SessionRevoked => (401, "session_revoked"),
             Self::SessionExpired => (401, "session_expired"),
+            Self::AlreadyInitialized(_) => (409, "already_initialized"),
+            Self::NodeUnreachable(_) => (503, "node_unreachable"),
+            Self::InitFailed(_) => (500, "init_failed"),
+            Self::NoSuchRoute => (404, "not_found"),
             Self::Internal => (500, "internal"),
         }
     }

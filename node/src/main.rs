@@ -1,16 +1,10 @@
 //! `cairn`: run a node, initialise a cluster, show its status, drive a benchmark.
-
-mod cli;
-mod error;
-mod grpc;
-mod http;
-mod keyring;
-mod server;
-mod service;
+//! Parses the command line and calls into the `cairn_node` library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cairn_node::cli;
 use clap::{Parser, Subcommand};
 
 /// mimalloc rather than glibc's malloc: the request path makes many small,
@@ -78,7 +72,8 @@ fn main() -> ExitCode {
         match cli.command {
             Cmd::Node { config, id } => {
                 let cfg = cairn_cluster_config::ClusterConfig::load(&config)?;
-                server::run(cfg, id, shutdown_signal()).await
+                let listeners = cairn_node::Listeners::bind(&cfg, id).await?;
+                cairn_node::run(listeners, cfg, id, shutdown_signal()).await
             }
             Cmd::Init(args) => cli::init::run(args).await,
             Cmd::Status(args) => cli::status::run(args).await,
@@ -96,19 +91,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed here, when the
+/// node starts, not when the future is first polled (after the node serves):
+/// a SIGTERM that arrives while the node starts up — a supervisor or a test
+/// that stops it as soon as `/healthz` answers — then shuts it down cleanly
+/// instead of killing it with the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let (mut term, mut int) = match (term, int) {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
 }

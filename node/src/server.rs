@@ -1,5 +1,5 @@
-//! `cairn node`: open the data dir, start the groups, serve peers, HTTP and gRPC,
-//! and shut down cleanly when `shutdown` resolves.
+//! `cairn node`: open the data dir, start the groups, serve peers, HTTP and gRPC
+//! on listeners bound beforehand, and shut down cleanly when `shutdown` resolves.
 
 use std::future::{Future, IntoFuture};
 use std::os::unix::fs::PermissionsExt;
@@ -14,16 +14,50 @@ use cairn_storage::{Engine, NodeIdentity};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::grpc::{KvService, SessionsService, TenantAdminService, TokensService, UsersService};
-use crate::keyring::MasterKeys;
-use crate::service::{Services, ServicesConfig};
+use crate::grpc::{KvRpc, SessionsRpc, TenantAdminRpc, TokensRpc, UsersRpc};
+use crate::service::{MasterKeys, Services, ServicesConfig};
 
-/// Runs node `id` of `cfg` until `shutdown` resolves, then stops accepting requests,
-/// finishes the ones in flight, stops Raft and flushes the database.
+/// A node's three ports, bound before anything else starts so that a port
+/// conflict fails fast (and so that tests can bind port 0 and read the address).
+pub struct Listeners {
+    /// Client HTTP (`http_addr`).
+    pub http: TcpListener,
+    /// Client gRPC (`grpc_addr`).
+    pub grpc: TcpListener,
+    /// Raft peers (`raft_addr`).
+    pub peer: TcpListener,
+}
+
+impl Listeners {
+    /// Binds node `id`'s `raft_addr`, `http_addr` and `grpc_addr` from `cfg`.
+    ///
+    /// # Errors
+    /// `id` is not in the config, or an address does not bind (in use, invalid).
+    pub async fn bind(cfg: &ClusterConfig, id: u64) -> anyhow::Result<Self> {
+        let me = cfg
+            .node(id)
+            .with_context(|| format!("node id {id} is not in the config's [[nodes]]"))?;
+        let peer = TcpListener::bind(&me.raft_addr)
+            .await
+            .with_context(|| format!("binding raft_addr {}", me.raft_addr))?;
+        let http = TcpListener::bind(&me.http_addr)
+            .await
+            .with_context(|| format!("binding http_addr {}", me.http_addr))?;
+        let grpc = TcpListener::bind(&me.grpc_addr)
+            .await
+            .with_context(|| format!("binding grpc_addr {}", me.grpc_addr))?;
+        Ok(Self { http, grpc, peer })
+    }
+}
+
+/// Runs node `id` of `cfg` on `listeners` until `shutdown` resolves, then stops
+/// accepting requests, finishes the ones in flight, stops Raft and flushes the
+/// database.
 ///
 /// # Errors
-/// Refused config, secrets or data dir; a port already in use; a storage failure.
+/// Refused config, secrets or data dir; a storage failure.
 pub async fn run(
+    listeners: Listeners,
     cfg: ClusterConfig,
     id: u64,
     shutdown: impl Future<Output = ()> + Send,
@@ -60,17 +94,11 @@ pub async fn run(
         fresh,
         "data dir claimed"
     );
-
-    // Bind every port before starting Raft so a port conflict fails fast.
-    let peer_listener = TcpListener::bind(&me.raft_addr)
-        .await
-        .with_context(|| format!("binding raft_addr {}", me.raft_addr))?;
-    let http_listener = TcpListener::bind(&me.http_addr)
-        .await
-        .with_context(|| format!("binding http_addr {}", me.http_addr))?;
-    let grpc_listener = TcpListener::bind(&me.grpc_addr)
-        .await
-        .with_context(|| format!("binding grpc_addr {}", me.grpc_addr))?;
+    let Listeners {
+        http: http_listener,
+        grpc: grpc_listener,
+        peer: peer_listener,
+    } = listeners;
 
     let cfg = Arc::new(cfg);
     let raft = RaftNode::start(&cfg, id, &engine).await?;
@@ -101,11 +129,11 @@ pub async fn run(
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(KvService::server(services.clone()))
-            .add_service(TenantAdminService::server(services.clone()))
-            .add_service(UsersService::server(services.clone()))
-            .add_service(SessionsService::server(services.clone()))
-            .add_service(TokensService::server(services.clone()))
+            .add_service(KvRpc::server(services.clone()))
+            .add_service(TenantAdminRpc::server(services.clone()))
+            .add_service(UsersRpc::server(services.clone()))
+            .add_service(SessionsRpc::server(services.clone()))
+            .add_service(TokensRpc::server(services.clone()))
             .serve_with_incoming_shutdown(
                 tokio_stream_listener(grpc_listener),
                 stopped(client_stop_rx.clone()),
@@ -120,13 +148,7 @@ pub async fn run(
         .with_graceful_shutdown(stopped(client_stop_rx))
         .into_future(),
     );
-    tracing::info!(
-        node = id,
-        raft = %me.raft_addr,
-        http = %me.http_addr,
-        grpc = %me.grpc_addr,
-        "node serving"
-    );
+    tracing::info!(node = id, raft = %me.raft_addr, http = %me.http_addr, grpc = %me.grpc_addr, "node serving");
 
     shutdown.await;
     tracing::info!(node = id, "shutting down: draining client requests");
@@ -179,4 +201,162 @@ fn tokio_stream_listener(
         });
         Some((conn, listener))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    const TOKEN: &str = "in-process-admin-token-0123456789abcdef";
+
+    /// A one-node cluster's config, on these (already bound) addresses.
+    fn config(dir: &Path, peer: SocketAddr, http: SocketAddr, grpc: SocketAddr) -> ClusterConfig {
+        for (name, bytes) in [
+            ("master.key", &[7u8; 32][..]),
+            ("admin.token", TOKEN.as_bytes()),
+        ] {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).expect("write secret");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let text = format!(
+            "cluster_name = \"in-process\"\nreplication_factor = 1\n\
+             master_key_file = \"master.key\"\nadmin_token_file = \"admin.token\"\n\
+             [[regions]]\nname = \"local\"\nresidency = \"hard\"\n\
+             [[nodes]]\nid = 1\nregion = \"local\"\nraft_addr = \"{peer}\"\n\
+             http_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\ndata_dir = \"node-1\"\n"
+        );
+        ClusterConfig::parse(&text, dir).expect("config")
+    }
+
+    async fn bind(addr: &str) -> TcpListener {
+        TcpListener::bind(addr).await.expect("bind")
+    }
+
+    /// Starts node 1 in this process on `listeners`; the sender stops it.
+    fn start(
+        dir: &Path,
+        listeners: Listeners,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+        String,
+    ) {
+        let addr = |l: &TcpListener| l.local_addr().expect("local addr");
+        let cfg = config(
+            dir,
+            addr(&listeners.peer),
+            addr(&listeners.http),
+            addr(&listeners.grpc),
+        );
+        let base = format!("http://{}", addr(&listeners.http));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let node = tokio::spawn(run(listeners, cfg, 1, async {
+            let _ = rx.await;
+        }));
+        (tx, node, base)
+    }
+
+    async fn wait_ready(client: &reqwest::Client, base: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `run` serves on listeners bound beforehand (port 0 here), stops serving
+    /// when its shutdown future resolves, and returns having flushed the
+    /// database: a node started again on the same data dir reads what the
+    /// first one acknowledged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_runs_in_process_and_shuts_down_cleanly_when_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let listeners = Listeners {
+            http: bind("127.0.0.1:0").await,
+            grpc: bind("127.0.0.1:0").await,
+            peer: bind("127.0.0.1:0").await,
+        };
+        let addrs = [&listeners.http, &listeners.grpc, &listeners.peer]
+            .map(|l| l.local_addr().expect("local addr").to_string());
+        let (stop, node, base) = start(dir.path(), listeners);
+
+        let init = client
+            .post(format!("{base}/v1/cluster/init"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("init");
+        assert_eq!(init.status(), 200);
+        wait_ready(&client, &base).await;
+        let created: Value = client
+            .post(format!("{base}/v1/admin/tenants"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "name": "acme" }))
+            .send()
+            .await
+            .expect("create tenant")
+            .json()
+            .await
+            .expect("tenant json");
+        let api_key = created["api_key"].as_str().expect("api key").to_owned();
+        let put = client
+            .put(format!("{base}/v1/kv/color"))
+            .bearer_auth(&api_key)
+            .json(&json!({ "value": "blue" }))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(put.status(), 200);
+        let written: Value = put.json().await.expect("put json");
+
+        stop.send(()).expect("node still running");
+        tokio::time::timeout(Duration::from_secs(30), node)
+            .await
+            .expect("run returns after shutdown")
+            .expect("join")
+            .expect("a clean stop");
+        assert!(
+            tokio::net::TcpStream::connect(&addrs[0]).await.is_err(),
+            "the HTTP port is closed once run returned"
+        );
+
+        // The same data dir and ports, a new node: the write is there.
+        let listeners = Listeners {
+            http: bind(&addrs[0]).await,
+            grpc: bind(&addrs[1]).await,
+            peer: bind(&addrs[2]).await,
+        };
+        let (stop, node, base) = start(dir.path(), listeners);
+        wait_ready(&client, &base).await;
+        let read: Value = client
+            .get(format!("{base}/v1/kv/color"))
+            .bearer_auth(&api_key)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("get json");
+        assert_eq!(read, written, "what the first run acknowledged survives it");
+        stop.send(()).expect("node still running");
+        node.await.expect("join").expect("a clean stop");
+    }
 }

@@ -368,10 +368,6 @@ impl RaftNode {
     /// no leader is known. Returns the outcome decided by the log, typed as the
     /// command declares ([`Op`]).
     ///
-    /// A [`Command`] is its own (untyped) op: the escape hatch for the node's
-    /// services until they are converted to typed commands; phase 2 of issue 16
-    /// removes it.
-    ///
     /// # Errors
     /// [`RaftNodeError::NoLeader`] after the deadline (nothing applied),
     /// [`RaftNodeError::OutcomeUnknown`] if the command may have been applied,
@@ -465,36 +461,14 @@ impl RaftNode {
         R::answer(answer).ok_or_else(|| wrong_family(group, "query"))
     }
 
-    /// The untyped [`Self::read`], for the node's services until they are
-    /// converted to typed queries; phase 2 of issue 16 removes it.
-    ///
-    /// # Errors
-    /// As [`Self::read`].
-    pub async fn query(&self, group: GroupId, query: Query) -> Result<Answer, RaftNodeError> {
-        self.read(group, query).await
-    }
-
-    /// The untyped [`Self::read_since`]; phase 2 of issue 16 removes it.
-    ///
-    /// # Errors
-    /// As [`Self::read`].
-    pub async fn query_since(
-        &self,
-        group: GroupId,
-        query: Query,
-        since: Instant,
-    ) -> Result<Answer, RaftNodeError> {
-        self.read_since(group, query, since).await
-    }
-
     /// Waits until this node's replica of `group` reflects every write a read
-    /// that began at `since` must see (as [`Self::query_since`] does before it
+    /// that began at `since` must see (as [`Self::read_since`] does before it
     /// reads): a caller may then read state derived from the group on this node,
     /// such as a cache it invalidates on every change the group applies.
     ///
     /// # Errors
     /// [`RaftNodeError::UnknownGroup`] if this node has no replica of `group`;
-    /// else as [`Self::query`].
+    /// else as [`Self::read`].
     pub async fn read_barrier_since(
         &self,
         group: GroupId,
@@ -542,7 +516,7 @@ impl RaftNode {
         }
     }
 
-    /// One attempt at [`Self::query_since`]; `hops` counts the nodes it was
+    /// One attempt at [`Self::read_since`]; `hops` counts the nodes it was
     /// relayed through.
     pub(crate) async fn query_once(
         &self,

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use cairn_raft::state_machine::StateMachine;
 use cairn_raft::types::Entry;
 use cairn_storage::sm::kv::{Get, Put};
-use cairn_storage::sm::{
-    self, Answer, Command, KvCommand, KvOutcome, Outcome as CommandResult, Query,
-};
+use cairn_storage::sm::{self, Answer, Command, KvCommand, KvOutcome, Outcome, Query};
 use cairn_storage::Engine;
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, EntryPayload, LogId};
@@ -31,9 +29,9 @@ fn put(key: &str, value: &str, expected_revision: Option<u64>) -> Command {
     }))
 }
 
-fn revision(r: &CommandResult) -> u64 {
+fn revision(r: &Outcome) -> u64 {
     match r {
-        CommandResult::Kv(KvOutcome::Written { revision }) => *revision,
+        Outcome::Kv(KvOutcome::Written { revision }) => *revision,
         other => panic!("not a write: {other:?}"),
     }
 }
@@ -63,7 +61,7 @@ async fn batch_entries_apply_in_order_with_a_revision_each() {
         )])
         .await
         .expect("apply");
-    let [CommandResult::Batch(out)] = results.as_slice() else {
+    let [Outcome::Batch(out)] = results.as_slice() else {
         panic!("one batch result: {results:?}");
     };
     assert_eq!(out.len(), 4, "one result per command");
@@ -71,14 +69,14 @@ async fn batch_entries_apply_in_order_with_a_revision_each() {
     assert!(second > first, "revisions grow in log order");
     assert_eq!(
         out[1],
-        CommandResult::Kv(KvOutcome::RevisionMismatch { current: second }),
+        Outcome::Kv(KvOutcome::RevisionMismatch { current: second }),
         "the guard sees the earlier write of the same entry"
     );
     let b = revision(&out[2]);
     assert!(b > second, "each command of an entry has its own revision");
     assert_eq!(
         out[3],
-        CommandResult::Kv(KvOutcome::RevisionMismatch { current: b })
+        Outcome::Kv(KvOutcome::RevisionMismatch { current: b })
     );
 
     // A later entry's revisions are above every revision of the batch.

@@ -1,102 +1,90 @@
 //! `cairn.v1.Kv`: the tenant key-value store.
 
-use std::sync::Arc;
-
-use tokio::time::Instant;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::proto::kv_server::{Kv, KvServer};
-use super::{authorization, proto, status};
+use super::{answer, call, proto, status, Rpc};
 use crate::error::ServiceError;
-use crate::keyring::TenantKeys;
-use crate::service::{KvEntry, Scope, Services};
+use crate::service::kv::KvEntry;
+use crate::service::{Services, MAX_BODY_BYTES};
 
-pub struct KvService {
+pub struct KvRpc {
     services: Services,
 }
 
-impl KvService {
+impl KvRpc {
     #[must_use]
     pub fn server(services: Services) -> KvServer<Self> {
-        KvServer::new(Self { services }).max_decoding_message_size(crate::service::MAX_BODY_BYTES)
-    }
-
-    async fn tenant(
-        &self,
-        md: &MetadataMap,
-        scope: Scope,
-        since: Instant,
-    ) -> Result<Arc<TenantKeys>, ServiceError> {
-        let auth = authorization(md);
-        let x_tenant = match md.get("x-tenant") {
-            Some(v) => Some(v.to_str().map_err(|_| {
-                ServiceError::InvalidRequest("x-tenant is not valid text".to_owned())
-            })?),
-            None => None,
-        };
-        self.services.kv_tenant(auth, x_tenant, scope, since).await
+        KvServer::new(Self { services }).max_decoding_message_size(MAX_BODY_BYTES)
     }
 }
 
-fn entry(e: KvEntry) -> proto::KvEntry {
-    proto::KvEntry {
-        key: e.key,
-        value: e.value,
-        revision: e.revision,
+impl From<KvEntry> for proto::KvEntry {
+    fn from(e: KvEntry) -> Self {
+        Self {
+            key: e.key,
+            value: e.value,
+            revision: e.revision,
+        }
+    }
+}
+
+/// The tenant the operator names (`x-tenant` metadata; ignored for an API
+/// key). Read before the caller, as an invalid value refuses the call whoever
+/// makes it.
+fn x_tenant<T>(req: &Request<T>) -> Result<Option<String>, Status> {
+    match req.metadata().get("x-tenant") {
+        Some(v) => v.to_str().map(|t| Some(t.to_owned())).map_err(|_| {
+            status(&ServiceError::InvalidRequest(
+                "x-tenant is not valid text".to_owned(),
+            ))
+        }),
+        None => Ok(None),
     }
 }
 
 #[tonic::async_trait]
-impl Kv for KvService {
-    async fn put(
-        &self,
-        req: Request<proto::PutRequest>,
-    ) -> Result<Response<proto::KvEntry>, Status> {
-        let tenant = self
-            .tenant(req.metadata(), Scope::Write, Instant::now())
-            .await
-            .map_err(|e| status(&e))?;
+impl Kv for KvRpc {
+    async fn put(&self, req: Request<proto::PutRequest>) -> Rpc<proto::KvEntry> {
+        let tenant = x_tenant(&req)?;
+        let call = call(&self.services, &req).await?;
         let r = req.into_inner();
-        self.services
-            .kv_put(&tenant, &r.key, r.value, r.expected_revision)
-            .await
-            .map(|e| Response::new(entry(e)))
-            .map_err(|e| status(&e))
+        let written = self
+            .services
+            .kv
+            .put(
+                &call,
+                tenant.as_deref(),
+                &r.key,
+                r.value,
+                r.expected_revision,
+            )
+            .await;
+        answer(written, Into::into)
     }
 
-    async fn get(
-        &self,
-        req: Request<proto::GetRequest>,
-    ) -> Result<Response<proto::KvEntry>, Status> {
-        // As over HTTP: both reads may use read indexes from after the request
-        // arrived.
-        let since = Instant::now();
-        let tenant = self
-            .tenant(req.metadata(), Scope::Read, since)
-            .await
-            .map_err(|e| status(&e))?;
+    async fn get(&self, req: Request<proto::GetRequest>) -> Rpc<proto::KvEntry> {
+        let tenant = x_tenant(&req)?;
+        let call = call(&self.services, &req).await?;
         let r = req.into_inner();
-        self.services
-            .kv_get(tenant, &r.key, since)
-            .await
-            .map(|e| Response::new(entry(e)))
-            .map_err(|e| status(&e))
+        answer(
+            self.services.kv.get(&call, tenant.as_deref(), &r.key).await,
+            Into::into,
+        )
     }
 
     async fn delete(
         &self,
         req: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
-        let tenant = self
-            .tenant(req.metadata(), Scope::Delete, Instant::now())
-            .await
-            .map_err(|e| status(&e))?;
+        let tenant = x_tenant(&req)?;
+        let call = call(&self.services, &req).await?;
         let r = req.into_inner();
-        self.services
-            .kv_delete(&tenant, &r.key, r.expected_revision)
-            .await
-            .map(|()| Response::new(proto::DeleteResponse {}))
-            .map_err(|e| status(&e))
+        let deleted = self
+            .services
+            .kv
+            .delete(&call, tenant.as_deref(), &r.key, r.expected_revision)
+            .await;
+        answer(deleted, |()| proto::DeleteResponse {})
     }
 }

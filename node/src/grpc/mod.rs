@@ -1,28 +1,94 @@
 //! The client gRPC API (tonic): thin adapters over [`crate::service::Services`],
-//! with the same error codes as HTTP (in the `cairn-code` metadata).
+//! one file per feature as the `.proto` files are, with the same error codes as
+//! HTTP (in the `cairn-code` metadata). [`call`] builds the
+//! [`crate::service::Call`] of every rpc.
 //!
 //! - [`kv`]: `cairn.v1.Kv`, the tenant key-value store.
-//! - [`auth`]: `cairn.v1.TenantAdmin`, `Users`, `Sessions`, `Tokens`, the auth API.
+//! - [`tenants`]: `cairn.v1.TenantAdmin`, which also serves the `api_keys` and
+//!   `signing_keys` rpcs (in [`api_keys`], [`signing_keys`]).
+//! - [`users`]: `cairn.v1.Users` (its `ListSessions` is in [`sessions`]).
+//! - [`sessions`]: `cairn.v1.Sessions` and `cairn.v1.Tokens`.
 
-mod auth;
+/// `Debug` for messages that carry a secret or an email (they skip the derived
+/// one, see `build.rs`): only the named fields are printed.
+macro_rules! redacted_debug {
+    ($($ty:ident { $($field:ident),* }),* $(,)?) => {$(
+        impl std::fmt::Debug for $crate::grpc::proto::$ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+mod api_keys;
 mod kv;
+mod sessions;
+mod signing_keys;
+mod tenants;
+mod users;
 
+use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
-use tonic::Status;
+use tonic::{Request, Response, Status};
 
 use crate::error::ServiceError;
+use crate::service::{Call, RequestContext, Services};
 
-pub use auth::{SessionsService, TenantAdminService, TokensService, UsersService};
-pub use kv::KvService;
+pub use kv::KvRpc;
+pub use sessions::{SessionsRpc, TokensRpc};
+pub use tenants::TenantAdminRpc;
+pub use users::UsersRpc;
 
 pub mod proto {
     #![allow(clippy::all, clippy::pedantic)]
     tonic::include_proto!("cairn.v1");
 }
 
-/// The `authorization` metadata value, if it is text.
-fn authorization(md: &MetadataMap) -> Option<&str> {
-    md.get("authorization").and_then(|v| v.to_str().ok())
+type Rpc<T> = Result<Response<T>, Status>;
+
+/// The answer to a call: the message, or the service error as a status.
+fn answer<T, M>(r: Result<T, ServiceError>, to_message: impl FnOnce(T) -> M) -> Rpc<M> {
+    r.map(|v| Response::new(to_message(v)))
+        .map_err(|e| status(&e))
+}
+
+/// The caller and context of an rpc, from its metadata (`authorization`,
+/// `x-request-id`, `user-agent`) and peer address: built here and nowhere else.
+async fn call<T>(services: &Services, req: &Request<T>) -> Result<Call, Status> {
+    let arrival = Instant::now();
+    let md = req.metadata();
+    let context = RequestContext {
+        request_id: request_id(md),
+        client_ip: req.remote_addr().map(|a| a.ip()),
+        user_agent: md
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(RequestContext::user_agent_of),
+        arrival,
+    };
+    let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
+    let caller = services
+        .caller(authorization, arrival)
+        .await
+        .map_err(|e| status(&e))?;
+    Ok(Call { caller, context })
+}
+
+/// The `x-request-id` metadata, recorded with a refresh token reuse; only a
+/// well-formed one (what HTTP echoes: 1-64 of `A-Z a-z 0-9 - _`).
+fn request_id(md: &MetadataMap) -> Option<String> {
+    md.get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
 }
 
 /// The gRPC status for a service error: the code follows the HTTP status (one
@@ -47,4 +113,67 @@ pub(crate) fn status(e: &ServiceError) -> Status {
         md.insert("cairn-code", v);
     }
     Status::with_metadata(grpc, e.to_string(), md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_taken_only_when_well_formed() {
+        let mut md = MetadataMap::new();
+        assert_eq!(request_id(&md), None);
+        md.insert("x-request-id", "req-1_A".parse().expect("ascii"));
+        assert_eq!(request_id(&md).as_deref(), Some("req-1_A"));
+        md.insert("x-request-id", "a b".parse().expect("ascii"));
+        assert_eq!(request_id(&md), None);
+        md.insert("x-request-id", "x".repeat(65).parse().expect("ascii"));
+        assert_eq!(request_id(&md), None);
+    }
+
+    #[test]
+    fn debug_never_prints_secrets_or_emails() {
+        let printed = [
+            format!(
+                "{:?}",
+                proto::SignInRequest {
+                    email: "alice@example.com".into(),
+                    password: "hunter2-secret".into(),
+                }
+            ),
+            format!(
+                "{:?}",
+                proto::CreateUserRequest {
+                    email: "alice@example.com".into(),
+                    password: Some("hunter2-secret".into()),
+                    region: None,
+                }
+            ),
+            format!(
+                "{:?}",
+                proto::RefreshResponse {
+                    session_id: "ses_1".into(),
+                    access_token: "eyJ-secret".into(),
+                    token_type: "Bearer".into(),
+                    expires_in: 900,
+                    refresh_token: "rt1.secret".into(),
+                }
+            ),
+            format!(
+                "{:?}",
+                proto::CreateApiKeyResponse {
+                    id: "k1".into(),
+                    api_key: "ck_secret".into(),
+                    scopes: vec!["read".into()],
+                    created_at: 1,
+                }
+            ),
+        ];
+        for p in printed {
+            assert!(
+                !p.contains("secret") && !p.contains("alice"),
+                "{p} leaks a secret"
+            );
+        }
+    }
 }

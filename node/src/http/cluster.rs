@@ -1,24 +1,118 @@
-//! Health, readiness, cluster status and init.
+//! Health, readiness, cluster status, init, compaction and (with fault
+//! injection) partitions over HTTP.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cairn_raft::{GroupStatus, InitError};
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{bearer, AppState};
+use super::extract::StrictJson;
+use super::problem::Problem;
+use super::AppState;
 use crate::error::ServiceError;
-use crate::http::problem::Problem;
+use crate::service::cluster::NodeStatus;
+use crate::service::Call;
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
 }
 
-pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.services.raft().is_ready() {
-        Json(json!({"status": "ready"})).into_response()
+/// This node and its view of every group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeStatusBody {
+    pub id: u64,
+    pub region: String,
+    pub cluster: String,
+    pub ready: bool,
+    /// Admitted by `cairn init`: only admitted nodes vote (a data dir created
+    /// after init, e.g. a wiped disk, is not).
+    pub admitted: bool,
+    /// One row per group (`cairn status` prints them): name, role, leader,
+    /// term, indexes, members, replication progress.
+    #[schema(value_type = Vec<Object>)]
+    pub groups: Vec<cairn_raft::GroupStatus>,
+}
+
+impl From<NodeStatus> for NodeStatusBody {
+    fn from(s: NodeStatus) -> Self {
+        Self {
+            id: s.id,
+            region: s.region,
+            cluster: s.cluster,
+            ready: s.ready,
+            admitted: s.admitted,
+            groups: s.groups,
+        }
+    }
+}
+
+/// What `cairn init` did to each group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InitReport {
+    pub groups: Vec<InitGroup>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InitGroup {
+    pub group: String,
+    /// `Initialized` or `AlreadyInitialized`.
+    pub outcome: String,
+}
+
+/// Each group's snapshot after a compaction.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompactReport {
+    pub groups: Vec<CompactedGroup>,
+    pub node: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompactedGroup {
+    pub group: String,
+    pub snapshot_index: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionBody {
+    /// The node ids whose peer traffic is dropped (empty heals).
+    pub blocked: Vec<u64>,
+}
+
+/// The partition now in force on this node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Partition {
+    pub blocked: Vec<u64>,
+    pub node: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The process is up", body = Health),
+    )
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "This node knows a leader for every group", body = Health),
+        (status = 503, description = "not_ready", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>, call: Call) -> Response {
+    if state.services.cluster.ready(&call) {
+        Json(Health { status: "ready" }).into_response()
     } else {
         Problem::new(
             503,
@@ -29,108 +123,110 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct NodeStatus {
-    pub id: u64,
-    pub region: String,
-    pub cluster: String,
-    pub ready: bool,
-    /// Admitted by `cairn init`: only admitted nodes vote (a data dir created
-    /// after init, e.g. a wiped disk, is not).
-    pub admitted: bool,
-    pub groups: Vec<GroupStatus>,
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/cluster/status",
+    tag = "cluster",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "This node and its view of every group", body = NodeStatusBody),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<NodeStatus>, ServiceError> {
-    let s = &state.services;
-    s.authorize_admin(bearer(&headers))?;
-    let region = s
-        .config()
-        .node(s.node_id())
-        .map(|n| n.region.clone())
-        .unwrap_or_default();
-    Ok(Json(NodeStatus {
-        id: s.node_id(),
-        region,
-        cluster: s.config().cluster_name.clone(),
-        ready: s.raft().is_ready(),
-        admitted: s.raft().is_admitted(),
-        groups: s.raft().status(),
+    call: Call,
+) -> Result<Json<NodeStatusBody>, ServiceError> {
+    Ok(Json(state.services.cluster.status(&call)?.into()))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/init",
+    tag = "cluster",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "What was done to each group", body = InitReport),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already_initialized", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "node_unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "init_failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn init(
+    State(state): State<AppState>,
+    call: Call,
+) -> Result<Json<InitReport>, ServiceError> {
+    let report = state.services.cluster.init(&call).await?;
+    Ok(Json(InitReport {
+        groups: report
+            .into_iter()
+            .map(|(group, outcome)| InitGroup { group, outcome })
+            .collect(),
     }))
 }
 
-pub async fn init(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = state.services.authorize_admin(bearer(&headers)) {
-        return e.into_response();
-    }
-    match state.services.raft().init_cluster().await {
-        Ok(report) => {
-            let groups: Vec<_> = report
-                .into_iter()
-                .map(|(group, outcome)| json!({"group": group, "outcome": format!("{outcome:?}")}))
-                .collect();
-            (StatusCode::OK, Json(json!({"groups": groups}))).into_response()
-        }
-        Err(e @ InitError::AlreadyInitialized) => {
-            Problem::new(409, "already_initialized", e.to_string()).into_response()
-        }
-        Err(e @ InitError::Unreachable { .. }) => {
-            Problem::new(503, "node_unreachable", e.to_string()).into_response()
-        }
-        Err(e @ InitError::Failed { .. }) => {
-            tracing::error!(error = %e, "cluster init failed");
-            Problem::new(500, "init_failed", e.to_string()).into_response()
-        }
-    }
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/compact",
+    tag = "cluster",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Each group's new snapshot index", body = CompactReport),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/cluster/compact`: snapshot every group on this node and purge the log
 /// behind the snapshot.
 pub async fn compact(
     State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ServiceError> {
-    state.services.authorize_admin(bearer(&headers))?;
-    let groups = state.services.raft().compact().await?;
-    Ok(Json(json!({
-        "node": state.services.node_id(),
-        "groups": groups
+    call: Call,
+) -> Result<Json<CompactReport>, ServiceError> {
+    let groups = state.services.cluster.compact(&call).await?;
+    Ok(Json(CompactReport {
+        groups: groups
             .into_iter()
-            .map(|(group, snapshot_index)| json!({"group": group, "snapshot_index": snapshot_index}))
-            .collect::<Vec<_>>(),
-    })))
+            .map(|(group, snapshot_index)| CompactedGroup {
+                group,
+                snapshot_index,
+            })
+            .collect(),
+        node: state.services.cluster.node_id(),
+    }))
 }
 
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PartitionBody {
-    blocked: Vec<u64>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/debug/partition",
+    tag = "cluster",
+    security(("operator" = [])),
+    request_body = PartitionBody,
+    responses(
+        (status = 200, description = "The partition now in force", body = Partition),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: fault injection is off", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/debug/partition` `{"blocked": [ids]}`: drop all peer traffic with
 /// these nodes (empty heals). Only with `[debug] fault_injection = true`; 404
-/// otherwise, as if the route did not exist.
+/// otherwise, as if the route did not exist (before the caller or the body is
+/// looked at).
 pub async fn partition(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<crate::http::body::StrictJson<PartitionBody>, ServiceError>,
-) -> Response {
-    if !state.services.config().debug.fault_injection {
-        return Problem::new(404, "not_found", "no such route").into_response();
+    call: Result<Call, ServiceError>,
+    body: Result<StrictJson<PartitionBody>, ServiceError>,
+) -> Result<Json<Partition>, ServiceError> {
+    let cluster = &state.services.cluster;
+    if !cluster.fault_injection() {
+        return Err(ServiceError::NoSuchRoute);
     }
-    if let Err(e) = state.services.authorize_admin(bearer(&headers)) {
-        return e.into_response();
-    }
-    let body = match body {
-        Ok(crate::http::body::StrictJson(b)) => b,
-        Err(e) => return e.into_response(),
-    };
-    state
-        .services
-        .raft()
-        .set_partition(body.blocked.iter().copied().collect());
-    Json(json!({"node": state.services.node_id(), "blocked": body.blocked})).into_response()
+    let call = call?;
+    let StrictJson(body) = body?;
+    cluster.partition(&call, &body.blocked)?;
+    Ok(Json(Partition {
+        blocked: body.blocked,
+        node: cluster.node_id(),
+    }))
 }

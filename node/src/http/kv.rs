@@ -1,24 +1,47 @@
-//! `/v1/kv/{key}`: tenant key-value over HTTP.
+//! `/v1/kv/{key}`: tenant key-value over HTTP (a tenant API key, or the
+//! operator naming the tenant in `X-Tenant`).
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{bearer, AppState};
+use super::extract::StrictJson;
+use super::problem::Problem;
+use super::AppState;
 use crate::error::ServiceError;
-use crate::http::body::StrictJson;
-use crate::keyring::TenantKeys;
-use crate::service::{KvEntry, Scope};
-use std::sync::Arc;
-use tokio::time::Instant;
+use crate::service::kv::KvEntry;
+use crate::service::Call;
 
-#[derive(Deserialize)]
+/// A key's value and the revision (the write's sequence number in the log)
+/// that wrote it.
+#[derive(Serialize, ToSchema)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    pub revision: u64,
+}
+
+impl From<KvEntry> for Entry {
+    fn from(e: KvEntry) -> Self {
+        Self {
+            key: e.key,
+            value: e.value,
+            revision: e.revision,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutBody {
+    /// At most 64 KiB.
     value: String,
+    /// Compare-and-set: write only if the key's revision is this (0: the key
+    /// must not exist).
     #[serde(default)]
     expected_revision: Option<u64>,
 }
@@ -33,32 +56,31 @@ impl std::fmt::Debug for PutBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteParams {
+    /// Delete only if the key's revision is this.
     #[serde(default)]
     expected_revision: Option<u64>,
 }
 
-/// The tenant a call acts for: a tenant API key's (with `scope`), or the one the
-/// operator names in `X-Tenant`.
-async fn tenant(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope: Scope,
-    since: Instant,
-) -> Result<Arc<TenantKeys>, ServiceError> {
-    let x_tenant =
-        match headers.get("x-tenant") {
-            Some(v) => Some(v.to_str().map_err(|_| {
-                ServiceError::InvalidRequest("X-Tenant is not valid text".to_owned())
-            })?),
-            None => None,
-        };
-    state
-        .services
-        .kv_tenant(bearer(headers), x_tenant, scope, since)
-        .await
+/// The tenant the operator names (`X-Tenant`; ignored for an API key). Read
+/// before the caller, as an invalid header refuses the request whoever makes it.
+pub struct XTenant(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for XTenant {
+    type Rejection = ServiceError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("x-tenant") {
+            Some(v) => v
+                .to_str()
+                .map(|t| Self(Some(t.to_owned())))
+                .map_err(|_| ServiceError::InvalidRequest("X-Tenant is not valid text".to_owned())),
+            None => Ok(Self(None)),
+        }
+    }
 }
 
 fn key(path: Result<Path<String>, PathRejection>) -> Result<String, ServiceError> {
@@ -66,50 +88,112 @@ fn key(path: Result<Path<String>, PathRejection>) -> Result<String, ServiceError
         .map_err(|e| ServiceError::InvalidRequest(format!("invalid key in path: {e}")))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    security(("api_key" = []), ("operator" = [])),
+    params(("key" = String, Path, description = "The key name (URL-encoded; may contain `/`)"), ("X-Tenant" = Option<String>, Header, description = "The tenant, for the operator (ignored for an API key)")),
+    request_body = PutBody,
+    responses(
+        (status = 200, description = "The entry written (scope write)", body = Entry),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "revision_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `PUT /v1/kv/{key}` `{"value", "expected_revision"?}` → the entry written.
 pub async fn put(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    XTenant(tenant): XTenant,
+    call: Call,
     path: Result<Path<String>, PathRejection>,
     body: Result<StrictJson<PutBody>, ServiceError>,
-) -> Result<Json<KvEntry>, ServiceError> {
-    let tenant = tenant(&state, &headers, Scope::Write, Instant::now()).await?;
+) -> Result<Json<Entry>, ServiceError> {
     let key = key(path)?;
     let StrictJson(body) = body?;
     let entry = state
         .services
-        .kv_put(&tenant, &key, body.value, body.expected_revision)
+        .kv
+        .put(
+            &call,
+            tenant.as_deref(),
+            &key,
+            body.value,
+            body.expected_revision,
+        )
         .await?;
-    Ok(Json(entry))
+    Ok(Json(entry.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    security(("api_key" = []), ("operator" = [])),
+    params(("key" = String, Path, description = "The key name (URL-encoded; may contain `/`)"), ("X-Tenant" = Option<String>, Header, description = "The tenant, for the operator (ignored for an API key)")),
+    responses(
+        (status = 200, description = "The entry (scope read)", body = Entry),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "key_not_found, tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "decryption_failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `GET /v1/kv/{key}` → the entry.
 pub async fn get(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    XTenant(tenant): XTenant,
+    call: Call,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<KvEntry>, ServiceError> {
-    // Both reads (the API key, the value) may take read indexes from any moment
-    // after the request arrived: a round another request started since may
-    // serve them.
-    let since = Instant::now();
-    let tenant = tenant(&state, &headers, Scope::Read, since).await?;
+) -> Result<Json<Entry>, ServiceError> {
     let key = key(path)?;
-    Ok(Json(state.services.kv_get(tenant, &key, since).await?))
+    let entry = state
+        .services
+        .kv
+        .get(&call, tenant.as_deref(), &key)
+        .await?;
+    Ok(Json(entry.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    security(("api_key" = []), ("operator" = [])),
+    params(("key" = String, Path, description = "The key name (URL-encoded; may contain `/`)"), ("X-Tenant" = Option<String>, Header, description = "The tenant, for the operator (ignored for an API key)"), DeleteParams),
+    responses(
+        (status = 204, description = "Deleted, or absent (scope delete)"),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "revision_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `DELETE /v1/kv/{key}` `?expected_revision` → 204 (an absent key too).
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    XTenant(tenant): XTenant,
+    call: Call,
     path: Result<Path<String>, PathRejection>,
-    params: Result<axum::extract::Query<DeleteParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ServiceError> {
-    let tenant = tenant(&state, &headers, Scope::Delete, Instant::now()).await?;
+    params: Result<Query<DeleteParams>, QueryRejection>,
+) -> Result<StatusCode, ServiceError> {
     let key = key(path)?;
     let params = params
         .map_err(|e| ServiceError::InvalidRequest(format!("invalid query: {e}")))?
         .0;
     state
         .services
-        .kv_delete(&tenant, &key, params.expected_revision)
+        .kv
+        .delete(&call, tenant.as_deref(), &key, params.expected_revision)
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }

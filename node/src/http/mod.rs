@@ -1,17 +1,28 @@
 //! The HTTP JSON API (axum): a thin adapter over [`crate::service::Services`].
+//!
+//! [`routes`] is the one route table (method, path, handler); the handlers and
+//! their DTOs live in one file per feature, named as the service features are;
+//! `extract` builds the [`crate::service::Call`]; `openapi` documents every
+//! route from the DTOs (`docs/openapi.json`).
 
-mod auth;
-mod body;
+mod api_keys;
 mod cluster;
-mod keys;
+mod extract;
 mod kv;
+mod master_key;
+pub mod openapi;
 pub mod problem;
+mod sessions;
+mod signing_keys;
+mod tenants;
+mod users;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::handler::Handler;
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use tracing::Instrument;
 
@@ -25,63 +36,104 @@ pub struct AppState {
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+/// One operation of the API: a method on a path template (axum's syntax:
+/// `{id}`, `{*key}`) and the handler that serves it.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    handler: Box<dyn FnOnce(MethodFilter) -> MethodRouter<AppState>>,
 }
 
-pub fn router(services: Services) -> Router {
-    Router::new()
-        .route("/healthz", get(cluster::healthz))
-        .route("/readyz", get(cluster::readyz))
-        .route("/v1/cluster/status", get(cluster::status))
-        .route("/v1/cluster/init", post(cluster::init))
-        .route("/v1/cluster/compact", post(cluster::compact))
-        .route("/v1/debug/partition", post(cluster::partition))
-        .route(
-            "/v1/admin/tenants",
-            get(keys::list_tenants).post(keys::create_tenant),
-        )
-        .route(
-            "/v1/admin/tenants/{id}",
-            get(auth::get_tenant)
-                .patch(auth::update_tenant)
-                .delete(auth::delete_tenant),
-        )
-        .route(
-            "/v1/admin/tenants/{id}/api-keys",
-            post(auth::create_api_key),
-        )
-        .route(
+impl Route {
+    fn new<H, T>(method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Self {
+            method,
+            path,
+            handler: Box::new(move |filter| on(filter, handler)),
+        }
+    }
+
+    /// The route as axum serves it.
+    fn method_router(self) -> MethodRouter<AppState> {
+        let filter = match self.method {
+            Method::GET => MethodFilter::GET,
+            Method::PUT => MethodFilter::PUT,
+            Method::PATCH => MethodFilter::PATCH,
+            Method::DELETE => MethodFilter::DELETE,
+            _ => MethodFilter::POST,
+        };
+        (self.handler)(filter)
+    }
+}
+
+/// Every route of the API. A new operation is one line here, its handler and
+/// DTOs in its feature's file, and its `#[utoipa::path]` in `openapi`.
+#[must_use]
+pub fn routes() -> Vec<Route> {
+    use Method as M;
+    vec![
+        // cluster
+        Route::new(M::GET, "/healthz", cluster::healthz),
+        Route::new(M::GET, "/readyz", cluster::readyz),
+        Route::new(M::GET, "/v1/cluster/status", cluster::status),
+        Route::new(M::POST, "/v1/cluster/init", cluster::init),
+        Route::new(M::POST, "/v1/cluster/compact", cluster::compact),
+        Route::new(M::POST, "/v1/debug/partition", cluster::partition),
+        // tenants
+        Route::new(M::GET, "/v1/admin/tenants", tenants::list),
+        Route::new(M::POST, "/v1/admin/tenants", tenants::create),
+        Route::new(M::GET, "/v1/admin/tenants/{id}", tenants::get),
+        Route::new(M::PATCH, "/v1/admin/tenants/{id}", tenants::update),
+        Route::new(M::DELETE, "/v1/admin/tenants/{id}", tenants::delete),
+        Route::new(M::POST, "/v1/admin/keys/rotate", tenants::rotate_key),
+        // api_keys
+        Route::new(M::POST, "/v1/admin/tenants/{id}/api-keys", api_keys::create),
+        Route::new(
+            M::DELETE,
             "/v1/admin/tenants/{id}/api-keys/{key_id}",
-            delete(auth::revoke_api_key),
-        )
-        .route(
+            api_keys::revoke,
+        ),
+        // signing_keys
+        Route::new(
+            M::POST,
             "/v1/admin/tenants/{id}/signing-keys/rotate",
-            post(auth::rotate_signing_key),
-        )
-        .route("/v1/tenants/{id}/jwks.json", get(auth::jwks))
-        .route("/v1/users", post(auth::create_user))
-        .route(
-            "/v1/users/{id}",
-            get(auth::get_user)
-                .patch(auth::patch_user)
-                .delete(auth::delete_user),
-        )
-        .route("/v1/users/{id}/sessions", get(auth::list_sessions))
-        .route("/v1/sessions", post(auth::sign_in))
-        .route("/v1/sessions/refresh", post(auth::refresh))
-        .route("/v1/sessions/{id}/revoke", post(auth::revoke_session))
-        .route("/v1/tokens/introspect", post(auth::introspect))
-        .route("/v1/admin/keys", get(keys::list))
-        .route("/v1/admin/keys/rotate", post(keys::rotate))
-        .route("/v1/admin/keys/master/stage", post(keys::stage_master))
-        .route("/v1/admin/keys/master/rotate", post(keys::rotate_master))
-        .route(
-            "/v1/kv/{*key}",
-            get(kv::get).put(kv::put).delete(kv::delete),
-        )
+            signing_keys::rotate,
+        ),
+        Route::new(M::GET, "/v1/tenants/{id}/jwks.json", signing_keys::jwks),
+        // master_key
+        Route::new(M::GET, "/v1/admin/keys", master_key::view),
+        Route::new(M::POST, "/v1/admin/keys/master/stage", master_key::stage),
+        Route::new(M::POST, "/v1/admin/keys/master/rotate", master_key::rotate),
+        // users
+        Route::new(M::POST, "/v1/users", users::create),
+        Route::new(M::GET, "/v1/users/{id}", users::get),
+        Route::new(M::PATCH, "/v1/users/{id}", users::update),
+        Route::new(M::DELETE, "/v1/users/{id}", users::delete),
+        // sessions
+        Route::new(M::GET, "/v1/users/{id}/sessions", sessions::list),
+        Route::new(M::POST, "/v1/sessions", sessions::sign_in),
+        Route::new(M::POST, "/v1/sessions/refresh", sessions::refresh),
+        Route::new(M::POST, "/v1/sessions/{id}/revoke", sessions::revoke),
+        Route::new(M::POST, "/v1/tokens/introspect", sessions::introspect),
+        // kv
+        Route::new(M::GET, "/v1/kv/{*key}", kv::get),
+        Route::new(M::PUT, "/v1/kv/{*key}", kv::put),
+        Route::new(M::DELETE, "/v1/kv/{*key}", kv::delete),
+    ]
+}
+
+/// The API's router: [`routes`], problem documents for unknown routes and
+/// methods, the body limit and the common headers.
+pub fn router(services: Services) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, r| {
+            router.route(r.path, r.method_router())
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

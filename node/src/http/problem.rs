@@ -3,16 +3,22 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ServiceError;
 
-#[derive(Debug, Serialize)]
+/// An error: `application/problem+json` (RFC 9457) with a stable `code`.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
+    /// `https://cairn.dev/problems/<code>`.
     #[serde(rename = "type")]
     kind: String,
+    /// The HTTP status's reason phrase.
     title: &'static str,
     status: u16,
+    /// What went wrong, for a person.
     detail: String,
+    /// The stable error code (`unauthorized`, `tenant_not_found`, …).
     code: &'static str,
 }
 

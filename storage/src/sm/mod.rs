@@ -341,23 +341,6 @@ pub trait Read: Into<Query> {
     fn answer(wire: Answer) -> Option<Self::Answer>;
 }
 
-/// The untyped escape hatch, for call sites not converted to typed commands yet:
-/// the wire outcome as it is. Phase 2 of issue 16 removes it.
-impl Op for Command {
-    type Outcome = Outcome;
-    fn outcome(wire: Outcome) -> Option<Outcome> {
-        Some(wire)
-    }
-}
-
-/// The untyped escape hatch for queries (as for [`Command`]); phase 2 removes it.
-impl Read for Query {
-    type Answer = Answer;
-    fn answer(wire: Answer) -> Option<Answer> {
-        Some(wire)
-    }
-}
-
 /// A typed outcome recovered from its family's wire outcome.
 trait FromWire<W>: Sized {
     fn from_wire(wire: W) -> Option<Self>;
@@ -1109,8 +1092,7 @@ mod op_tests {
             Some(CreateUserOutcome::UserCreated)
         );
         // The same family, another command's answer.
-        assert_eq!(CreateSession::outcome(auth.clone()), None);
-        assert_eq!(Command::outcome(auth.clone()), Some(auth));
+        assert_eq!(CreateSession::outcome(auth), None);
         let kv = Answer::Kv(None);
         assert_eq!(GetUser::answer(kv.clone()), None);
         assert_eq!(Get::answer(kv), Some(None));

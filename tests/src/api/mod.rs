@@ -138,7 +138,8 @@ impl ApiError {
 }
 
 /// The gRPC code of an error with HTTP status `status` and problem `code`, as
-/// the node maps them (`node/src/grpc/mod.rs`, documented in `auth.proto`).
+/// the node maps them (`node/src/grpc/mod.rs`, documented in the headers of
+/// `proto/cairn/v1/{tenants,users,sessions}.proto`).
 #[must_use]
 pub fn grpc_code(status: u16, code: &str) -> tonic::Code {
     use tonic::Code;

@@ -8,37 +8,29 @@
 //! the successor refresh token and an access token over the same claims — is
 //! recomputed, not stored: only keyed hashes of refresh tokens ever reach the log.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_crypto::jwt;
 use cairn_crypto::token::RefreshToken;
-use cairn_storage::sm::{self, Answer as QueryResult, Command, Outcome as CommandResult, Query};
-use cairn_storage::{codec, AuthCommand, AuthOutcome, RefreshOutcome, SessionRecord};
+use cairn_storage::sm::sessions::{
+    CreateSession, CreateSessionOutcome, GetSession, ListUserSessions, Refresh, RevokeSession,
+    RevokeSessionOutcome,
+};
+use cairn_storage::{codec, RefreshOutcome, SessionRecord};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::access::{Principal, Scope};
-use super::keys::{unexpected, unix_now};
-use super::users::{email_index, new_id, normalize_email};
-use super::Services;
+use super::core::{
+    at_least, new_id, normalize_email, region_error, unix_now, Call, Core, Principal, Scope,
+    TenantKeys, ACCESS_TOKEN_TTL_SECS,
+};
 use crate::error::ServiceError;
-use crate::keyring::TenantKeys;
-
-/// Access token lifetime (shorter if the session ends sooner).
-pub const ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 /// Every sign-in answer takes at least this long, so that the paths that fail
 /// early (unknown email, no password) cannot be told from a wrong password.
 pub const SIGN_IN_MIN_TIME: Duration = Duration::from_millis(150);
 /// Tolerated clock skew for `iat` in the future.
 const CLOCK_SKEW_SECS: u64 = 60;
 const REFRESH_ATTEMPTS: usize = 3;
-
-/// Where a sign-in came from (stored sealed with the session).
-#[derive(Debug, Default, Clone)]
-pub struct SignInContext {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
 
 /// The sealed part of a session.
 #[derive(Serialize, Deserialize)]
@@ -62,7 +54,6 @@ struct Claims {
 }
 
 /// A new session (shown once: it holds the refresh token).
-#[derive(Serialize)]
 pub struct IssuedSession {
     pub session_id: String,
     pub user_id: String,
@@ -81,7 +72,6 @@ impl std::fmt::Debug for IssuedSession {
 }
 
 /// The answer to a refresh.
-#[derive(Serialize)]
 pub struct RefreshedSession {
     pub session_id: String,
     pub access_token: String,
@@ -99,7 +89,7 @@ impl std::fmt::Debug for RefreshedSession {
 }
 
 /// A session as listed (never a token).
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct SessionView {
     pub id: String,
     pub user_id: String,
@@ -111,26 +101,17 @@ pub struct SessionView {
 }
 
 /// RFC 7662 introspection response.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct Introspection {
     pub active: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub aal: Option<String>,
 }
 
@@ -142,7 +123,18 @@ fn session_path(session_id: &str) -> Vec<u8> {
     format!("session/{session_id}").into_bytes()
 }
 
-impl Services {
+/// Sessions and tokens of the calling tenant (API key scopes).
+#[derive(Clone)]
+pub struct SessionService {
+    core: Core,
+}
+
+impl SessionService {
+    #[must_use]
+    pub fn new(core: Core) -> Self {
+        Self { core }
+    }
+
     /// Signs an access token for session `s`, issued at `iat`. Deterministic: the
     /// same session and `iat` give the same token (Ed25519 signatures are).
     async fn access_token(
@@ -151,10 +143,10 @@ impl Services {
         s: &SessionRecord,
         iat: u64,
     ) -> Result<(String, u64), ServiceError> {
-        let mut signing = self.signing(keys).await?;
+        let mut signing = self.core.signing(keys).await?;
         if !signing.has_private(&s.kid) {
             // Rotated through another node a moment ago: read the keys again.
-            signing = self.signing_fresh(keys).await?;
+            signing = self.core.signing_fresh(keys).await?;
         }
         // Never outlives its session: the session's idle and absolute ends, as
         // they stand at `iat` (its sign-in or latest refresh).
@@ -175,7 +167,8 @@ impl Services {
 
     /// The `kid` new access tokens are signed with.
     async fn current_kid(&self, keys: &TenantKeys) -> Result<String, ServiceError> {
-        self.signing(keys)
+        self.core
+            .signing(keys)
             .await?
             .current_kid()
             .map(str::to_owned)
@@ -193,38 +186,38 @@ impl Services {
     /// Scope, `invalid_credentials`, unavailable.
     pub async fn sign_in(
         &self,
-        principal: &Principal,
+        call: &Call,
         email: &str,
         password: Zeroizing<String>,
-        ctx: SignInContext,
     ) -> Result<IssuedSession, ServiceError> {
-        principal.require(Scope::Write)?;
-        let started = Instant::now();
-        let result = self.sign_in_inner(principal, email, password, ctx).await;
-        if matches!(result, Err(ServiceError::InvalidCredentials) | Ok(_)) {
-            tokio::time::sleep_until((started + SIGN_IN_MIN_TIME).into()).await;
-        }
-        result
+        let principal = call.api_key(Scope::Write)?;
+        at_least(
+            SIGN_IN_MIN_TIME,
+            |r| matches!(r, Err(ServiceError::InvalidCredentials) | Ok(_)),
+            self.sign_in_inner(call, principal, email, password),
+        )
+        .await
     }
 
     async fn sign_in_inner(
         &self,
+        call: &Call,
         principal: &Principal,
         email: &str,
         password: Zeroizing<String>,
-        ctx: SignInContext,
     ) -> Result<IssuedSession, ServiceError> {
         let keys = principal.keys();
         let user = match normalize_email(email) {
-            Ok(email) => self.user_by_email(keys, &email).await?,
+            Ok(email) => self.core.user_by_email(keys, &email).await?,
             Err(_) => None,
         };
         let phc = user.as_ref().and_then(|u| u.plain.password_hash.clone());
-        let ok = self.verify_password(password, phc).await?;
+        let ok = self.core.verify_password(password, phc).await?;
         let Some(user) = user.filter(|_| ok) else {
             return Err(ServiceError::InvalidCredentials);
         };
         let (group, region) = self
+            .core
             .id_group(&user.record.id, "usr")
             .ok_or(ServiceError::InvalidCredentials)?;
         let kid = self.current_kid(keys).await?;
@@ -233,8 +226,8 @@ impl Services {
         let now = unix_now();
         let policy = principal.session_policy();
         let details = SessionDetails {
-            ip: ctx.ip,
-            user_agent: ctx.user_agent,
+            ip: call.context.client_ip.map(|ip| ip.to_string()),
+            user_agent: call.context.user_agent.clone(),
         };
         let details = Zeroizing::new(codec::encode("session details", &details).map_err(|e| {
             tracing::error!(error = %e, "encoding session details");
@@ -257,18 +250,20 @@ impl Services {
                 .seal(group.0, &session_path(&session_id), &details)
                 .map_err(|_| ServiceError::Internal)?,
         };
-        let cmd = Command::Auth(AuthCommand::CreateSession(sm::sessions::CreateSession {
+        let cmd = CreateSession {
             tenant: keys.id().to_owned(),
             session: session.clone(),
-        }));
-        let result = self.inner.raft.write(group, cmd).await;
-        match result.map_err(|e| Self::region_error(&region, e))? {
-            CommandResult::Auth(AuthOutcome::SessionCreated) => {}
+        };
+        let result = self.core.raft().write(group, cmd).await;
+        match result.map_err(|e| region_error(&region, e))? {
+            CreateSessionOutcome::SessionCreated => {}
             // Deleted between the read and the proposal.
-            CommandResult::Auth(AuthOutcome::UserNotFound) => {
-                return Err(ServiceError::InvalidCredentials)
+            CreateSessionOutcome::UserNotFound => return Err(ServiceError::InvalidCredentials),
+            // The session id is fresh randomness: a collision is a bug.
+            CreateSessionOutcome::IdCollision => {
+                tracing::error!(tenant_id = keys.id(), session_id, "session id collided");
+                return Err(ServiceError::Internal);
             }
-            other => return Err(unexpected("session creation", &other)),
         }
         let (access_token, expires_in) = self.access_token(keys, &session, now).await?;
         tracing::info!(tenant_id = keys.id(), session_id, user_id = %session.user_id, "signed in");
@@ -282,36 +277,6 @@ impl Services {
         })
     }
 
-    /// The user holding `email` in this tenant, opened (`None` if there is none).
-    async fn user_by_email(
-        &self,
-        keys: &TenantKeys,
-        email: &str,
-    ) -> Result<Option<super::users::LoadedUser>, ServiceError> {
-        let query = Query::Email(sm::email_index::GetEmail {
-            tenant_id: keys.id().to_owned(),
-            index: email_index(keys, email),
-        });
-        let entry = match self
-            .inner
-            .raft
-            .query(cairn_cluster_config::META_GROUP, query)
-            .await?
-        {
-            QueryResult::Email(e) => e,
-            other => return Err(unexpected("email lookup", &other)),
-        };
-        let Some(entry) = entry else {
-            return Ok(None);
-        };
-        // A reservation whose user write has not landed (or a stale one) has no
-        // user yet; an email changed since the index was read does not match.
-        Ok(self
-            .load_user(keys, &entry.user_id)
-            .await?
-            .filter(|u| u.plain.email == email))
-    }
-
     /// `POST /v1/sessions/refresh`: rotates a refresh token (see the module doc).
     ///
     /// # Errors
@@ -319,15 +284,15 @@ impl Services {
     /// `session_expired` (all 401); unavailable.
     pub async fn refresh(
         &self,
-        principal: &Principal,
+        call: &Call,
         refresh_token: &str,
-        request_id: Option<String>,
     ) -> Result<RefreshedSession, ServiceError> {
-        principal.require(Scope::Write)?;
+        let principal = call.api_key(Scope::Write)?;
         let keys = principal.keys();
         let token =
             RefreshToken::parse(refresh_token).map_err(|_| ServiceError::InvalidRefreshToken)?;
         let (group, region) = self
+            .core
             .id_group(token.session_id(), "ses")
             .ok_or(ServiceError::InvalidRefreshToken)?;
         let key = keys.token_key();
@@ -335,7 +300,7 @@ impl Services {
         let kid = self.current_kid(keys).await?;
         let mut proof = None;
         for _ in 0..REFRESH_ATTEMPTS {
-            let cmd = Command::Auth(AuthCommand::Refresh(sm::sessions::Refresh {
+            let cmd = Refresh {
                 tenant: keys.id().to_owned(),
                 session_id: token.session_id().to_owned(),
                 generation: token.generation(),
@@ -344,14 +309,10 @@ impl Services {
                 proof: proof.take(),
                 kid: kid.clone(),
                 at: unix_now(),
-                request_id: request_id.clone(),
-            }));
-            let result = self.inner.raft.write(group, cmd).await;
-            let outcome = match result.map_err(|e| Self::region_error(&region, e))? {
-                CommandResult::Auth(AuthOutcome::Refresh(o)) => o,
-                other => return Err(unexpected("refresh", &other)),
+                request_id: call.context.request_id.clone(),
             };
-            let session = match outcome {
+            let result = self.core.raft().write(group, cmd).await;
+            let session = match result.map_err(|e| region_error(&region, e))? {
                 RefreshOutcome::Rotated(s) | RefreshOutcome::Retried(s) => s,
                 RefreshOutcome::Reused => {
                     tracing::warn!(
@@ -393,30 +354,26 @@ impl Services {
     ///
     /// # Errors
     /// Scope, `session_not_found` (also for another tenant's session), unavailable.
-    pub async fn revoke_session(
-        &self,
-        principal: &Principal,
-        session_id: &str,
-    ) -> Result<(), ServiceError> {
-        principal.require(Scope::Manage)?;
+    pub async fn revoke(&self, call: &Call, session_id: &str) -> Result<(), ServiceError> {
+        let principal = call.api_key(Scope::Manage)?;
         let keys = principal.keys();
         let (group, region) = self
+            .core
             .id_group(session_id, "ses")
             .ok_or(ServiceError::SessionNotFound)?;
-        let cmd = Command::Auth(AuthCommand::RevokeSession(sm::sessions::RevokeSession {
+        let cmd = RevokeSession {
             tenant: keys.id().to_owned(),
             session_id: session_id.to_owned(),
             at: unix_now(),
             reason: "revoked".to_owned(),
-        }));
-        let result = self.inner.raft.write(group, cmd).await;
-        match result.map_err(|e| Self::region_error(&region, e))? {
-            CommandResult::Auth(AuthOutcome::SessionRevoked { .. }) => {
+        };
+        let result = self.core.raft().write(group, cmd).await;
+        match result.map_err(|e| region_error(&region, e))? {
+            RevokeSessionOutcome::SessionRevoked { .. } => {
                 tracing::info!(tenant_id = keys.id(), session_id, "session revoked");
                 Ok(())
             }
-            CommandResult::Auth(AuthOutcome::SessionNotFound) => Err(ServiceError::SessionNotFound),
-            other => Err(unexpected("session revocation", &other)),
+            RevokeSessionOutcome::SessionNotFound => Err(ServiceError::SessionNotFound),
         }
     }
 
@@ -424,28 +381,22 @@ impl Services {
     ///
     /// # Errors
     /// Scope, `user_not_found`, unavailable.
-    pub async fn list_sessions(
-        &self,
-        principal: &Principal,
-        user_id: &str,
-    ) -> Result<Vec<SessionView>, ServiceError> {
-        principal.require(Scope::Read)?;
+    pub async fn list(&self, call: &Call, user_id: &str) -> Result<Vec<SessionView>, ServiceError> {
+        let principal = call.api_key(Scope::Read)?;
         let keys = principal.keys();
-        if self.load_user(keys, user_id).await?.is_none() {
+        if self.core.load_user(keys, user_id).await?.is_none() {
             return Err(ServiceError::UserNotFound);
         }
         let (group, region) = self
+            .core
             .id_group(user_id, "usr")
             .ok_or(ServiceError::UserNotFound)?;
-        let query = Query::UserSessions(sm::sessions::ListUserSessions {
+        let query = ListUserSessions {
             tenant: keys.id().to_owned(),
             user_id: user_id.to_owned(),
-        });
-        let answer = self.inner.raft.query(group, query).await;
-        let sessions = match answer.map_err(|e| Self::region_error(&region, e))? {
-            QueryResult::Sessions(s) => s,
-            other => return Err(unexpected("session list", &other)),
         };
+        let answer = self.core.raft().read(group, query).await;
+        let sessions = answer.map_err(|e| region_error(&region, e))?;
         let now = unix_now();
         let mut out = Vec::new();
         for s in sessions.into_iter().filter(|s| s.is_active(now)) {
@@ -479,10 +430,10 @@ impl Services {
     /// Scope; unavailable.
     pub async fn introspect(
         &self,
-        principal: &Principal,
+        call: &Call,
         token: &str,
     ) -> Result<Introspection, ServiceError> {
-        principal.require(Scope::Read)?;
+        let principal = call.api_key(Scope::Read)?;
         let keys = principal.keys();
         if token.starts_with("rt1.") {
             return self.introspect_refresh(keys, token).await;
@@ -490,9 +441,9 @@ impl Services {
         let Ok(kid) = jwt::header_kid(token) else {
             return Ok(Introspection::default());
         };
-        let mut signing = self.signing(keys).await?;
+        let mut signing = self.core.signing(keys).await?;
         if signing.public(&kid).is_none() {
-            signing = self.signing_fresh(keys).await?;
+            signing = self.core.signing_fresh(keys).await?;
         }
         let Some(public) = signing.public(&kid) else {
             return Ok(Introspection::default());
@@ -564,17 +515,15 @@ impl Services {
         session_id: &str,
         now: u64,
     ) -> Result<Option<SessionRecord>, ServiceError> {
-        let Some((group, region)) = self.id_group(session_id, "ses") else {
+        let Some((group, region)) = self.core.id_group(session_id, "ses") else {
             return Ok(None);
         };
-        let query = Query::Session(sm::sessions::GetSession {
+        let query = GetSession {
             tenant: keys.id().to_owned(),
             session_id: session_id.to_owned(),
-        });
-        let answer = self.inner.raft.query(group, query).await;
-        match answer.map_err(|e| Self::region_error(&region, e))? {
-            QueryResult::Session(s) => Ok(s.filter(|s| s.is_active(now))),
-            other => Err(unexpected("session read", &other)),
-        }
+        };
+        let answer = self.core.raft().read(group, query).await;
+        let session = answer.map_err(|e| region_error(&region, e))?;
+        Ok(session.filter(|s| s.is_active(now)))
     }
 }

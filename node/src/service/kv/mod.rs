@@ -5,20 +5,29 @@
 //! blind-index subkey) and the sealed record `{key, value}` bound to (tenant id,
 //! group, blind index, key version). No key name or value in the clear.
 
-use cairn_storage::sm::{self, Answer as QueryResult, Command, Outcome as CommandResult, Query};
-use cairn_storage::{codec, KvCommand, KvOutcome};
+use std::sync::Arc;
+
+use cairn_cluster_config::META_GROUP;
+use cairn_storage::codec;
+use cairn_storage::sm::kv::{Delete, DeleteOutcome, Get, Put, PutOutcome};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use std::sync::Arc;
-
-use super::{validate_key, Services, MAX_VALUE_BYTES};
+use super::core::{
+    region_error, validate_tenant, Call, Caller, Core, OpenError, Scope, TenantKeys, MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
+};
 use crate::error::ServiceError;
-use crate::keyring::{OpenError, TenantKeys};
+
+/// The tenant key-value store.
+#[derive(Clone)]
+pub struct KvService {
+    core: Core,
+}
 
 /// A key's value and the revision (the write's sequence number in the log) that
 /// wrote it.
-#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KvEntry {
     pub key: String,
     pub value: String,
@@ -68,16 +77,81 @@ fn decode_plain(bytes: &[u8], key: &str) -> Result<String, ServiceError> {
     Ok(plain.value)
 }
 
-impl Services {
+fn validate_key(key: &str) -> Result<(), ServiceError> {
+    if key.is_empty() {
+        return Err(ServiceError::InvalidRequest(
+            "key must not be empty".to_owned(),
+        ));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(ServiceError::PayloadTooLarge(format!(
+            "key is {} bytes; the limit is {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(ServiceError::InvalidRequest(
+            "key must not contain control characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+impl KvService {
+    #[must_use]
+    pub fn new(core: Core) -> Self {
+        Self { core }
+    }
+
+    /// The tenant a KV call acts for: the tenant of an API key carrying `scope`,
+    /// or, for the operator, the tenant it names (`X-Tenant`).
+    ///
     /// # Errors
-    /// Validation, CAS mismatch, an unavailable group or master key.
-    pub async fn kv_put(
+    /// Unauthorized, a missing scope, no tenant named by the operator, or an
+    /// unknown tenant (`tenant_not_found`).
+    async fn tenant(
         &self,
-        keys: &TenantKeys,
+        call: &Call,
+        x_tenant: Option<&str>,
+        scope: Scope,
+    ) -> Result<Arc<TenantKeys>, ServiceError> {
+        match &call.caller {
+            Caller::ApiKey(_) => Ok(Arc::clone(call.api_key(scope)?.keys())),
+            Caller::Operator => {
+                let name = x_tenant.ok_or(ServiceError::MissingTenant)?;
+                validate_tenant(name)?;
+                // As for an API key (`core::credentials`): the tenant cache serves
+                // only once this replica of `meta` has applied every change the
+                // request must see, or a tenant deleted and acknowledged on
+                // another node would still be served here from the cache.
+                self.core
+                    .raft()
+                    .read_barrier_since(META_GROUP, call.context.arrival)
+                    .await?;
+                self.core
+                    .tenant_keys(name)
+                    .await?
+                    .ok_or(ServiceError::TenantNotFound)
+            }
+            Caller::Public => Err(ServiceError::Unauthorized),
+        }
+    }
+
+    /// Writes `value` under `key` (scope `write`, or the operator for the tenant
+    /// `x_tenant` names), optionally only if the key's revision is
+    /// `expected_revision` (0: absent).
+    ///
+    /// # Errors
+    /// The caller, validation, CAS mismatch, an unavailable group or master key.
+    pub async fn put(
+        &self,
+        call: &Call,
+        x_tenant: Option<&str>,
         key: &str,
         value: String,
         expected_revision: Option<u64>,
     ) -> Result<KvEntry, ServiceError> {
+        let keys = self.tenant(call, x_tenant, Scope::Write).await?;
         validate_key(key)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(ServiceError::PayloadTooLarge(format!(
@@ -86,75 +160,68 @@ impl Services {
             )));
         }
         let region = keys.record().region.clone();
-        let group = self.region_group(&region)?;
+        let group = self.core.region_group(&region)?;
         let index = keys.blind_index(key.as_bytes());
         let (plain, value) = encode_plain(key, value)?;
         let sealed = keys.seal(group.0, &index, &plain).map_err(|e| {
             tracing::error!(error = %e, tenant_id = keys.id(), "sealing a kv value");
             ServiceError::Internal
         })?;
-        let cmd = Command::Kv(KvCommand::Put(sm::kv::Put {
+        let cmd = Put {
             tenant: keys.id().to_owned(),
             key: index,
             value: sealed,
             expected_revision,
-        }));
-        let result = self.inner.raft.write(group, cmd).await;
-        match result.map_err(|e| Self::region_error(&region, e))? {
-            CommandResult::Kv(KvOutcome::Written { revision }) => Ok(KvEntry {
+        };
+        let result = self.core.raft().write(group, cmd).await;
+        match result.map_err(|e| region_error(&region, e))? {
+            PutOutcome::Written { revision } => Ok(KvEntry {
                 key: key.to_owned(),
                 value,
                 revision,
             }),
-            CommandResult::Kv(KvOutcome::RevisionMismatch { current }) => {
-                Err(ServiceError::RevisionMismatch {
-                    expected: expected_revision.unwrap_or(0),
-                    current,
-                })
-            }
-            other => {
-                tracing::error!(?other, "unexpected result for kv put");
-                Err(ServiceError::Internal)
-            }
+            PutOutcome::RevisionMismatch { current } => Err(ServiceError::RevisionMismatch {
+                expected: expected_revision.unwrap_or(0),
+                current,
+            }),
         }
     }
 
-    /// Linearizable read, for a request that arrived at `since` and has written
-    /// nothing (see `RaftNode::query_since`).
+    /// Reads `key` (scope `read`, or the operator) linearizably: both reads (the
+    /// API key, the value) may take read indexes from any moment after the
+    /// request arrived (see `RaftNode::read_since`), so a round another request
+    /// started since may serve them.
     ///
     /// # Errors
-    /// Validation, not found, an unavailable group or master key, or a stored value
-    /// that fails to open (`decryption_failed`).
-    pub async fn kv_get(
+    /// The caller, validation, not found, an unavailable group or master key, or
+    /// a stored value that fails to open (`decryption_failed`).
+    pub async fn get(
         &self,
-        keys: Arc<TenantKeys>,
+        call: &Call,
+        x_tenant: Option<&str>,
         key: &str,
-        since: tokio::time::Instant,
     ) -> Result<KvEntry, ServiceError> {
+        let keys = self.tenant(call, x_tenant, Scope::Read).await?;
+        let since = call.context.arrival;
         validate_key(key)?;
         let region = keys.record().region.clone();
-        let group = self.region_group(&region)?;
+        let group = self.core.region_group(&region)?;
         let index = keys.blind_index(key.as_bytes());
-        let query = Query::KvGet(sm::kv::Get {
+        let query = Get {
             tenant: keys.id().to_owned(),
             key: index.clone(),
-        });
-        let answer = self.inner.raft.query_since(group, query, since).await;
-        let record = match answer.map_err(|e| Self::region_error(&region, e))? {
-            QueryResult::Kv(Some(record)) => record,
-            QueryResult::Kv(None) => return Err(ServiceError::KeyNotFound),
-            other => {
-                tracing::error!(?other, "unexpected result for kv get");
-                return Err(ServiceError::Internal);
-            }
         };
+        let answer = self.core.raft().read_since(group, query, since).await;
+        let record = answer
+            .map_err(|e| region_error(&region, e))?
+            .ok_or(ServiceError::KeyNotFound)?;
         let mut keys = keys;
         let mut opened = keys.open(group.0, &index, &record.value);
         if let Err(OpenError::UnknownVersion(_)) = opened {
             // Sealed under a key version newer than this node's cached keys: read
             // the tenant's keys again and retry once.
             let name = keys.record().name.clone();
-            if let Some(fresh) = self.reload_tenant_keys(&name).await? {
+            if let Some(fresh) = self.core.reload_tenant_keys(&name).await? {
                 opened = fresh.open(group.0, &index, &record.value);
                 keys = fresh;
             }
@@ -178,37 +245,34 @@ impl Services {
         })
     }
 
-    /// Deletes a key (absent keys succeed), optionally guarded by a revision.
+    /// Deletes a key (scope `delete`, or the operator; absent keys succeed),
+    /// optionally guarded by a revision.
     ///
     /// # Errors
-    /// Validation, CAS mismatch, an unavailable group or master key.
-    pub async fn kv_delete(
+    /// The caller, validation, CAS mismatch, an unavailable group or master key.
+    pub async fn delete(
         &self,
-        keys: &TenantKeys,
+        call: &Call,
+        x_tenant: Option<&str>,
         key: &str,
         expected_revision: Option<u64>,
     ) -> Result<(), ServiceError> {
+        let keys = self.tenant(call, x_tenant, Scope::Delete).await?;
         validate_key(key)?;
         let region = keys.record().region.clone();
-        let group = self.region_group(&region)?;
-        let cmd = Command::Kv(KvCommand::Delete(sm::kv::Delete {
+        let group = self.core.region_group(&region)?;
+        let cmd = Delete {
             tenant: keys.id().to_owned(),
             key: keys.blind_index(key.as_bytes()),
             expected_revision,
-        }));
-        let result = self.inner.raft.write(group, cmd).await;
-        match result.map_err(|e| Self::region_error(&region, e))? {
-            CommandResult::Kv(KvOutcome::Deleted { .. }) => Ok(()),
-            CommandResult::Kv(KvOutcome::RevisionMismatch { current }) => {
-                Err(ServiceError::RevisionMismatch {
-                    expected: expected_revision.unwrap_or(0),
-                    current,
-                })
-            }
-            other => {
-                tracing::error!(?other, "unexpected result for kv delete");
-                Err(ServiceError::Internal)
-            }
+        };
+        let result = self.core.raft().write(group, cmd).await;
+        match result.map_err(|e| region_error(&region, e))? {
+            DeleteOutcome::Deleted { .. } => Ok(()),
+            DeleteOutcome::RevisionMismatch { current } => Err(ServiceError::RevisionMismatch {
+                expected: expected_revision.unwrap_or(0),
+                current,
+            }),
         }
     }
 }
@@ -229,6 +293,21 @@ fn open_failed(keys: &TenantKeys, group: u64, revision: u64, e: &OpenError) -> S
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn key_validation() {
+        assert!(validate_key("a/b c").is_ok());
+        assert!(matches!(
+            validate_key(""),
+            Err(ServiceError::InvalidRequest(_))
+        ));
+        assert!(validate_key(&"k".repeat(512)).is_ok());
+        assert!(matches!(
+            validate_key(&"k".repeat(513)),
+            Err(ServiceError::PayloadTooLarge(_))
+        ));
+        assert!(validate_key("a\nb").is_err());
+    }
 
     #[test]
     fn a_record_for_another_key_is_refused() {

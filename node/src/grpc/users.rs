@@ -1,0 +1,96 @@
+//! `cairn.v1.Users` (`proto/cairn/v1/users.proto`): users of the calling
+//! tenant (API key scopes). Its `ListSessions` rpc is in `sessions`.
+
+use tonic::Request;
+use zeroize::Zeroizing;
+
+use super::proto::users_server::{Users, UsersServer};
+use super::{answer, call, proto, sessions, Rpc};
+use crate::service::users::{UserPatch, UserView};
+use crate::service::{Services, MAX_BODY_BYTES};
+
+pub struct UsersRpc {
+    services: Services,
+}
+
+impl UsersRpc {
+    #[must_use]
+    pub fn server(services: Services) -> UsersServer<Self> {
+        UsersServer::new(Self { services }).max_decoding_message_size(MAX_BODY_BYTES)
+    }
+}
+
+impl From<UserView> for proto::User {
+    fn from(u: UserView) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            region: u.region,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            has_password: u.has_password,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Users for UsersRpc {
+    async fn create_user(&self, req: Request<proto::CreateUserRequest>) -> Rpc<proto::User> {
+        let call = call(&self.services, &req).await?;
+        let r = req.into_inner();
+        let created = self
+            .services
+            .users
+            .create(
+                &call,
+                &r.email,
+                r.password.map(Zeroizing::new),
+                r.region.as_deref(),
+            )
+            .await;
+        answer(created, Into::into)
+    }
+
+    async fn get_user(&self, req: Request<proto::GetUserRequest>) -> Rpc<proto::User> {
+        let call = call(&self.services, &req).await?;
+        let r = req.into_inner();
+        answer(self.services.users.get(&call, &r.id).await, Into::into)
+    }
+
+    async fn update_user(&self, req: Request<proto::UpdateUserRequest>) -> Rpc<proto::User> {
+        let call = call(&self.services, &req).await?;
+        let r = req.into_inner();
+        let patch = UserPatch {
+            email: r.email,
+            password: r.password.map(Zeroizing::new),
+        };
+        answer(
+            self.services.users.update(&call, &r.id, patch).await,
+            Into::into,
+        )
+    }
+
+    async fn delete_user(
+        &self,
+        req: Request<proto::DeleteUserRequest>,
+    ) -> Rpc<proto::DeleteUserResponse> {
+        let call = call(&self.services, &req).await?;
+        let r = req.into_inner();
+        answer(self.services.users.delete(&call, &r.id).await, |()| {
+            proto::DeleteUserResponse {}
+        })
+    }
+
+    async fn list_sessions(
+        &self,
+        req: Request<proto::ListSessionsRequest>,
+    ) -> Rpc<proto::ListSessionsResponse> {
+        sessions::list(&self.services, req).await
+    }
+}
+
+redacted_debug! {
+    CreateUserRequest { region },
+    UpdateUserRequest { id },
+    User { id, region, created_at, updated_at, has_password },
+}

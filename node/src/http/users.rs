@@ -1,0 +1,178 @@
+//! `/v1/users…` (a tenant API key): users of the calling tenant.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use super::extract::{path, StrictJson};
+use super::problem::Problem;
+use super::AppState;
+use crate::error::ServiceError;
+use crate::service::users::{UserPatch, UserView};
+use crate::service::Call;
+
+/// A user (never the password hash).
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub region: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub has_password: bool,
+}
+
+impl From<UserView> for User {
+    fn from(u: UserView) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            region: u.region,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            has_password: u.has_password,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    pub email: String,
+    /// 8-256 characters; without one, the user cannot sign in with a password.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Zeroizing<String>>,
+    /// Default: the tenant's home region.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// The email and/or the password to change (at least one).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Zeroizing<String>>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    security(("api_key" = [])),
+    request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "The user (scope write)", body = User),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "email_taken", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `POST /v1/users` → 201 the user.
+pub async fn create(
+    State(state): State<AppState>,
+    call: Call,
+    body: Result<StrictJson<CreateUserBody>, ServiceError>,
+) -> Result<(StatusCode, Json<User>), ServiceError> {
+    let StrictJson(body) = body?;
+    let user = state
+        .services
+        .users
+        .create(&call, &body.email, body.password, body.region.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "users",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "The user (scope read)", body = User),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `GET /v1/users/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    call: Call,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<User>, ServiceError> {
+    let id = path(id)?;
+    Ok(Json(state.services.users.get(&call, &id).await?.into()))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    tag = "users",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    request_body = UpdateUserBody,
+    responses(
+        (status = 200, description = "The user as changed (scope write)", body = User),
+        (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "email_taken, conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `PATCH /v1/users/{id}` `{"email"?, "password"?}`.
+pub async fn update(
+    State(state): State<AppState>,
+    call: Call,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<StrictJson<UpdateUserBody>, ServiceError>,
+) -> Result<Json<User>, ServiceError> {
+    let id = path(id)?;
+    let StrictJson(body) = body?;
+    let patch = UserPatch {
+        email: body.email,
+        password: body.password,
+    };
+    Ok(Json(
+        state.services.users.update(&call, &id, patch).await?.into(),
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    tag = "users",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 204, description = "The user and all its sessions are gone (scope delete)"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `DELETE /v1/users/{id}` → 204 (the user and all its sessions).
+pub async fn delete(
+    State(state): State<AppState>,
+    call: Call,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ServiceError> {
+    let id = path(id)?;
+    state.services.users.delete(&call, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,404 @@
+//! Users: created, read, updated and deleted in their region's data group, with
+//! the email → user index in `meta`.
+//!
+//! - The user record (email, Argon2id password hash) is sealed before it is
+//!   proposed, bound to the tenant, group and `user/<id>`.
+//! - The email index holds a blind index of the normalised email (HMAC under the
+//!   tenant's blind-index key), never the email. Reserving it is one `meta` entry,
+//!   so an email is unique per tenant across every region; the user's region write
+//!   follows. A reservation whose user write never happened (the node died in
+//!   between) is taken over once it is older than [`STALE_RESERVATION_SECS`] and
+//!   its user provably does not exist.
+//! - Passwords are hashed on the blocking pool, a bounded number at a time, before
+//!   anything is proposed; plaintext passwords live in `Zeroizing` buffers only.
+//! - User ids carry their data group (`usr_<group>_<128-bit hex>`), so any node
+//!   routes a user request without a lookup; an id naming no data group, or one
+//!   of another tenant, is simply not found.
+
+use std::sync::Arc;
+
+use cairn_cluster_config::{GroupId, META_GROUP};
+use cairn_raft::RaftNodeError;
+use cairn_storage::sm::email_index::{ReleaseEmail, ReserveEmail, ReserveEmailOutcome};
+use cairn_storage::sm::users::{
+    CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, UpdateUser, UpdateUserOutcome,
+};
+use cairn_storage::{codec, EmailEntry, UserRecord};
+use zeroize::Zeroizing;
+
+use super::core::{
+    email_index, new_id, normalize_email, region_error, unix_now, user_path, Call, Core,
+    LoadedUser, Scope, TenantKeys, UserPlain,
+};
+use crate::error::ServiceError;
+
+/// A reservation older than this whose user does not exist may be taken over.
+pub const STALE_RESERVATION_SECS: u64 = 60;
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+const ATTEMPTS: usize = 5;
+
+/// A user as the API shows it (never the password hash).
+#[derive(Clone)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub region: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub has_password: bool,
+}
+
+impl std::fmt::Debug for UserView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserView")
+            .field("id", &self.id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fields a PATCH may change.
+#[derive(Default)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub password: Option<Zeroizing<String>>,
+}
+
+/// Checks a new password's length (in characters).
+///
+/// # Errors
+/// [`ServiceError::InvalidRequest`].
+pub fn validate_password(password: &str) -> Result<(), ServiceError> {
+    let n = password.chars().count();
+    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidRequest(format!(
+            "password must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters"
+        )))
+    }
+}
+
+/// Users of the calling tenant (API key scopes).
+#[derive(Clone)]
+pub struct UserService {
+    core: Core,
+}
+
+impl UserService {
+    #[must_use]
+    pub fn new(core: Core) -> Self {
+        Self { core }
+    }
+
+    fn seal_user(
+        keys: &TenantKeys,
+        group: GroupId,
+        user_id: &str,
+        plain: &UserPlain,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let bytes = Zeroizing::new(codec::encode("user", plain).map_err(|e| {
+            tracing::error!(error = %e, "encoding a user");
+            ServiceError::Internal
+        })?);
+        keys.seal(group.0, &user_path(user_id), &bytes)
+            .map_err(|e| {
+                tracing::error!(error = %e, tenant_id = keys.id(), "sealing a user");
+                ServiceError::Internal
+            })
+    }
+
+    /// Reserves `index` for `user_id` in `meta` (see the module doc on takeover).
+    async fn reserve_email(
+        &self,
+        keys: &TenantKeys,
+        index: &[u8],
+        user_id: &str,
+        region: &str,
+    ) -> Result<(), ServiceError> {
+        let mut replace = None;
+        for _ in 0..ATTEMPTS {
+            let cmd = ReserveEmail {
+                tenant_id: keys.id().to_owned(),
+                email_index: index.to_vec(),
+                entry: EmailEntry {
+                    user_id: user_id.to_owned(),
+                    region: region.to_owned(),
+                    reserved_at: unix_now(),
+                },
+                replace: replace.take(),
+            };
+            match self.core.raft().write(META_GROUP, cmd).await? {
+                ReserveEmailOutcome::EmailReserved => return Ok(()),
+                ReserveEmailOutcome::TenantNotFound => return Err(ServiceError::TenantNotFound),
+                ReserveEmailOutcome::EmailTaken(holder) => {
+                    let stale =
+                        unix_now().saturating_sub(holder.reserved_at) >= STALE_RESERVATION_SECS;
+                    if !stale || self.core.load_user(keys, &holder.user_id).await?.is_some() {
+                        return Err(ServiceError::EmailTaken);
+                    }
+                    tracing::warn!(
+                        tenant_id = keys.id(),
+                        holder = %holder.user_id,
+                        "taking over an email reservation whose user was never created"
+                    );
+                    replace = Some(holder.user_id);
+                }
+            }
+        }
+        Err(ServiceError::EmailTaken)
+    }
+
+    /// Releases `index` if `user_id` holds it; failures are logged (a leftover
+    /// reservation only blocks that email until it is taken over as stale).
+    async fn release_email(&self, keys: &TenantKeys, index: &[u8], user_id: &str) {
+        let cmd = ReleaseEmail {
+            tenant_id: keys.id().to_owned(),
+            email_index: index.to_vec(),
+            user_id: user_id.to_owned(),
+        };
+        if let Err(e) = self.core.raft().write(META_GROUP, cmd).await {
+            tracing::warn!(tenant_id = keys.id(), user_id, error = %e, "email reservation not released");
+        }
+    }
+
+    /// `POST /v1/users`.
+    ///
+    /// # Errors
+    /// Scope, validation, `email_taken`, an unknown region, an unavailable group.
+    pub async fn create(
+        &self,
+        call: &Call,
+        email: &str,
+        password: Option<Zeroizing<String>>,
+        region: Option<&str>,
+    ) -> Result<UserView, ServiceError> {
+        let principal = call.api_key(Scope::Write)?;
+        let keys = Arc::clone(principal.keys());
+        let email = normalize_email(email)?;
+        if let Some(p) = &password {
+            validate_password(p)?;
+        }
+        let region = match region {
+            Some(r) if self.core.config().region(r).is_some() => r.to_owned(),
+            Some(r) => {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "unknown region {r:?}"
+                )))
+            }
+            None => keys.record().region.clone(),
+        };
+        let group = self.core.region_group(&region)?;
+        let password_hash = match password {
+            Some(p) => Some(self.core.hash_password(p).await?),
+            None => None,
+        };
+        let user_id = new_id("usr", group);
+        let index = email_index(&keys, &email);
+        self.reserve_email(&keys, &index, &user_id, &region).await?;
+        let now = unix_now();
+        let plain = UserPlain {
+            email,
+            password_hash,
+        };
+        let record = UserRecord {
+            id: user_id.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            sealed: Self::seal_user(&keys, group, &user_id, &plain)?,
+        };
+        let cmd = CreateUser {
+            tenant: keys.id().to_owned(),
+            user: record,
+        };
+        match self.core.raft().write(group, cmd).await {
+            Ok(CreateUserOutcome::UserCreated) => {
+                tracing::info!(tenant_id = keys.id(), user_id, region, "user created");
+                Ok(UserView {
+                    id: user_id,
+                    email: plain.email.clone(),
+                    region,
+                    created_at: now,
+                    updated_at: now,
+                    has_password: plain.password_hash.is_some(),
+                })
+            }
+            // The user id is fresh randomness: a collision is a bug. Nothing was
+            // written, so the reservation goes.
+            Ok(CreateUserOutcome::IdCollision) => {
+                tracing::error!(tenant_id = keys.id(), user_id, "user id collided");
+                self.release_email(&keys, &index, &user_id).await;
+                Err(ServiceError::Internal)
+            }
+            Err(e @ RaftNodeError::NoLeader { .. }) => {
+                // Nothing applied: the reservation goes too.
+                self.release_email(&keys, &index, &user_id).await;
+                Err(region_error(&region, e))
+            }
+            // The user may exist: keep the reservation (it is taken over as stale
+            // if the user write did not happen).
+            Err(e) => Err(region_error(&region, e)),
+        }
+    }
+
+    /// `GET /v1/users/{id}`.
+    ///
+    /// # Errors
+    /// Scope, `user_not_found` (also for another tenant's user), unavailable.
+    pub async fn get(&self, call: &Call, user_id: &str) -> Result<UserView, ServiceError> {
+        let principal = call.api_key(Scope::Read)?;
+        let user = self
+            .core
+            .load_user(principal.keys(), user_id)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        Ok(view(&user))
+    }
+
+    /// `PATCH /v1/users/{id}`: a new email (unique per tenant) and/or password.
+    ///
+    /// # Errors
+    /// Scope, validation, `email_taken`, `user_not_found`, unavailable, races.
+    pub async fn update(
+        &self,
+        call: &Call,
+        user_id: &str,
+        patch: UserPatch,
+    ) -> Result<UserView, ServiceError> {
+        let principal = call.api_key(Scope::Write)?;
+        if patch.email.is_none() && patch.password.is_none() {
+            return Err(ServiceError::InvalidRequest(
+                "nothing to update: give email and/or password".to_owned(),
+            ));
+        }
+        let keys = Arc::clone(principal.keys());
+        let new_email = patch.email.as_deref().map(normalize_email).transpose()?;
+        if let Some(p) = &patch.password {
+            validate_password(p)?;
+        }
+        let new_hash = match patch.password {
+            Some(p) => Some(self.core.hash_password(p).await?),
+            None => None,
+        };
+        for _ in 0..ATTEMPTS {
+            let user = self
+                .core
+                .load_user(&keys, user_id)
+                .await?
+                .ok_or(ServiceError::UserNotFound)?;
+            let (group, _) = self
+                .core
+                .id_group(user_id, "usr")
+                .ok_or(ServiceError::UserNotFound)?;
+            let old_index = email_index(&keys, &user.plain.email);
+            let changed_email = new_email
+                .as_ref()
+                .filter(|e| **e != user.plain.email)
+                .cloned();
+            let new_index = changed_email.as_ref().map(|e| email_index(&keys, e));
+            if let Some(index) = &new_index {
+                self.reserve_email(&keys, index, user_id, &user.region)
+                    .await?;
+            }
+            let plain = UserPlain {
+                email: changed_email
+                    .clone()
+                    .unwrap_or_else(|| user.plain.email.clone()),
+                password_hash: new_hash
+                    .clone()
+                    .or_else(|| user.plain.password_hash.clone()),
+            };
+            let cmd = UpdateUser {
+                tenant: keys.id().to_owned(),
+                user_id: user_id.to_owned(),
+                expected_version: user.record.version,
+                sealed: Self::seal_user(&keys, group, user_id, &plain)?,
+                at: unix_now(),
+            };
+            let result = self.core.raft().write(group, cmd).await;
+            match result.map_err(|e| region_error(&user.region, e))? {
+                UpdateUserOutcome::UserUpdated(record) => {
+                    if new_index.is_some() {
+                        self.release_email(&keys, &old_index, user_id).await;
+                    }
+                    tracing::info!(tenant_id = keys.id(), user_id, "user updated");
+                    return Ok(view(&LoadedUser {
+                        record,
+                        plain,
+                        region: user.region,
+                    }));
+                }
+                UpdateUserOutcome::UserVersionConflict { .. } => {}
+                UpdateUserOutcome::UserNotFound => {
+                    if let Some(index) = &new_index {
+                        self.release_email(&keys, index, user_id).await;
+                    }
+                    return Err(ServiceError::UserNotFound);
+                }
+            }
+        }
+        Err(ServiceError::Conflict(
+            "the user kept changing while being updated; retry".to_owned(),
+        ))
+    }
+
+    /// `DELETE /v1/users/{id}`: the user and every session of it, in one entry;
+    /// then its email is released.
+    ///
+    /// # Errors
+    /// Scope, `user_not_found`, unavailable.
+    pub async fn delete(&self, call: &Call, user_id: &str) -> Result<(), ServiceError> {
+        let principal = call.api_key(Scope::Delete)?;
+        let keys = Arc::clone(principal.keys());
+        let user = self
+            .core
+            .load_user(&keys, user_id)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        let (group, _) = self
+            .core
+            .id_group(user_id, "usr")
+            .ok_or(ServiceError::UserNotFound)?;
+        let cmd = DeleteUser {
+            tenant: keys.id().to_owned(),
+            user_id: user_id.to_owned(),
+            at: unix_now(),
+        };
+        let result = self.core.raft().write(group, cmd).await;
+        match result.map_err(|e| region_error(&user.region, e))? {
+            DeleteUserOutcome::UserDeleted { sessions } => {
+                self.release_email(&keys, &email_index(&keys, &user.plain.email), user_id)
+                    .await;
+                tracing::info!(tenant_id = keys.id(), user_id, sessions, "user deleted");
+                Ok(())
+            }
+            DeleteUserOutcome::UserNotFound => Err(ServiceError::UserNotFound),
+        }
+    }
+}
+
+fn view(u: &LoadedUser) -> UserView {
+    UserView {
+        id: u.record.id.clone(),
+        email: u.plain.email.clone(),
+        region: u.region.clone(),
+        created_at: u.record.created_at,
+        updated_at: u.record.updated_at,
+        has_password: u.plain.password_hash.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_length_is_counted_in_characters() {
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password(&"é".repeat(256)).is_ok());
+        assert!(validate_password(&"é".repeat(257)).is_err());
+    }
+}
