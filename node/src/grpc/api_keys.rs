@@ -5,7 +5,7 @@ use tonic::Request;
 
 use super::{answer, call, proto, Rpc};
 use crate::service::api_keys::IssuedApiKey;
-use crate::service::Services;
+use crate::service::{Access, Services};
 
 impl From<IssuedApiKey> for proto::CreateApiKeyResponse {
     fn from(k: IssuedApiKey) -> Self {
@@ -22,7 +22,7 @@ pub(super) async fn create(
     services: &Services,
     req: Request<proto::CreateApiKeyRequest>,
 ) -> Rpc<proto::CreateApiKeyResponse> {
-    let call = call(services, &req).await?;
+    let call = call(services, &req, Access::Operator).await?;
     let r = req.into_inner();
     let issued = services
         .api_keys
@@ -35,7 +35,7 @@ pub(super) async fn revoke(
     services: &Services,
     req: Request<proto::RevokeApiKeyRequest>,
 ) -> Rpc<proto::RevokeApiKeyResponse> {
-    let call = call(services, &req).await?;
+    let call = call(services, &req, Access::Operator).await?;
     let r = req.into_inner();
     let revoked = services
         .api_keys

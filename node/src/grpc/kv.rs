@@ -5,8 +5,9 @@ use tonic::{Request, Response, Status};
 use super::proto::kv_server::{Kv, KvServer};
 use super::{answer, call, proto, status, Rpc};
 use crate::error::ServiceError;
+use crate::service::core::Scope;
 use crate::service::kv::KvEntry;
-use crate::service::{Services, MAX_BODY_BYTES};
+use crate::service::{Access, Services, MAX_BODY_BYTES};
 
 pub struct KvRpc {
     services: Services,
@@ -47,7 +48,7 @@ fn x_tenant<T>(req: &Request<T>) -> Result<Option<String>, Status> {
 impl Kv for KvRpc {
     async fn put(&self, req: Request<proto::PutRequest>) -> Rpc<proto::KvEntry> {
         let tenant = x_tenant(&req)?;
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::Kv(Scope::Write)).await?;
         let r = req.into_inner();
         let written = self
             .services
@@ -65,7 +66,7 @@ impl Kv for KvRpc {
 
     async fn get(&self, req: Request<proto::GetRequest>) -> Rpc<proto::KvEntry> {
         let tenant = x_tenant(&req)?;
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::Kv(Scope::Read)).await?;
         let r = req.into_inner();
         answer(
             self.services.kv.get(&call, tenant.as_deref(), &r.key).await,
@@ -78,7 +79,7 @@ impl Kv for KvRpc {
         req: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
         let tenant = x_tenant(&req)?;
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::Kv(Scope::Delete)).await?;
         let r = req.into_inner();
         let deleted = self
             .services

@@ -35,7 +35,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::error::ServiceError;
-use crate::service::{Call, RequestContext, Services};
+use crate::service::{Access, Call, RequestContext, Services};
 
 pub use kv::KvRpc;
 pub use sessions::{SessionsRpc, TokensRpc};
@@ -55,9 +55,11 @@ fn answer<T, M>(r: Result<T, ServiceError>, to_message: impl FnOnce(T) -> M) -> 
         .map_err(|e| status(&e))
 }
 
-/// The caller and context of an rpc, from its metadata (`authorization`,
-/// `x-request-id`, `user-agent`) and peer address: built here and nowhere else.
-async fn call<T>(services: &Services, req: &Request<T>) -> Result<Call, Status> {
+/// The caller and context of an rpc that needs `access`, from its metadata
+/// (`authorization`, `x-request-id`, `user-agent`) and peer address: built
+/// here and nowhere else. An API key is authenticated only for an rpc that
+/// `access` says can use one; the service method checks the caller.
+async fn call<T>(services: &Services, req: &Request<T>, access: Access) -> Result<Call, Status> {
     let arrival = Instant::now();
     let md = req.metadata();
     let context = RequestContext {
@@ -71,10 +73,10 @@ async fn call<T>(services: &Services, req: &Request<T>) -> Result<Call, Status> 
     };
     let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
     let caller = services
-        .caller(authorization, arrival)
+        .caller(authorization, arrival, access)
         .await
         .map_err(|e| status(&e))?;
-    Ok(Call { caller, context })
+    Ok(Call::new(caller, context))
 }
 
 /// The `x-request-id` metadata, recorded with a refresh token reuse; only a

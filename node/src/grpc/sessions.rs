@@ -8,7 +8,7 @@ use super::proto::sessions_server::{Sessions, SessionsServer};
 use super::proto::tokens_server::{Tokens, TokensServer};
 use super::{answer, call, proto, Rpc};
 use crate::service::sessions::{Introspection, IssuedSession, RefreshedSession, SessionView};
-use crate::service::{Services, MAX_BODY_BYTES};
+use crate::service::{Access, Services, MAX_BODY_BYTES};
 
 impl From<SessionView> for proto::Session {
     fn from(s: SessionView) -> Self {
@@ -71,7 +71,7 @@ pub(super) async fn list(
     services: &Services,
     req: Request<proto::ListSessionsRequest>,
 ) -> Rpc<proto::ListSessionsResponse> {
-    let call = call(services, &req).await?;
+    let call = call(services, &req, Access::ApiKey).await?;
     let r = req.into_inner();
     let sessions = services.sessions.list(&call, &r.user_id).await;
     answer(sessions, |sessions| proto::ListSessionsResponse {
@@ -93,7 +93,7 @@ impl SessionsRpc {
 #[tonic::async_trait]
 impl Sessions for SessionsRpc {
     async fn sign_in(&self, req: Request<proto::SignInRequest>) -> Rpc<proto::SignInResponse> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::ApiKey).await?;
         let r = req.into_inner();
         let password = Zeroizing::new(r.password);
         let session = self
@@ -105,7 +105,7 @@ impl Sessions for SessionsRpc {
     }
 
     async fn refresh(&self, req: Request<proto::RefreshRequest>) -> Rpc<proto::RefreshResponse> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::ApiKey).await?;
         let token = Zeroizing::new(req.into_inner().refresh_token);
         answer(
             self.services.sessions.refresh(&call, &token).await,
@@ -117,7 +117,7 @@ impl Sessions for SessionsRpc {
         &self,
         req: Request<proto::RevokeSessionRequest>,
     ) -> Rpc<proto::RevokeSessionResponse> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::ApiKey).await?;
         let r = req.into_inner();
         answer(
             self.services.sessions.revoke(&call, &r.session_id).await,
@@ -143,7 +143,7 @@ impl Tokens for TokensRpc {
         &self,
         req: Request<proto::IntrospectRequest>,
     ) -> Rpc<proto::IntrospectResponse> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::ApiKey).await?;
         let token = Zeroizing::new(req.into_inner().token);
         answer(
             self.services.sessions.introspect(&call, &token).await,

@@ -5,7 +5,7 @@ use tonic::Request;
 
 use super::{answer, call, proto, Rpc};
 use crate::service::signing_keys::Jwks;
-use crate::service::Services;
+use crate::service::{Access, Services};
 
 /// A JWKS from its JSON keys (`cairn_crypto::jwt::jwk`).
 impl From<Jwks> for proto::Jwks {
@@ -33,7 +33,7 @@ pub(super) async fn rotate(
     services: &Services,
     req: Request<proto::RotateSigningKeyRequest>,
 ) -> Rpc<proto::Jwks> {
-    let call = call(services, &req).await?;
+    let call = call(services, &req, Access::Operator).await?;
     let r = req.into_inner();
     answer(
         services.signing_keys.rotate(&call, &r.tenant_id).await,
@@ -45,7 +45,7 @@ pub(super) async fn jwks(
     services: &Services,
     req: Request<proto::GetJwksRequest>,
 ) -> Rpc<proto::Jwks> {
-    let call = call(services, &req).await?;
+    let call = call(services, &req, Access::Public).await?;
     let r = req.into_inner();
     answer(
         services.signing_keys.jwks(&call, &r.tenant_id).await,

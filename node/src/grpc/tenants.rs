@@ -7,7 +7,7 @@ use tonic::Request;
 use super::proto::tenant_admin_server::{TenantAdmin, TenantAdminServer};
 use super::{answer, api_keys, call, proto, signing_keys, Rpc};
 use crate::service::tenants::{CreatedTenant, TenantSettings, TenantView};
-use crate::service::{Services, MAX_BODY_BYTES};
+use crate::service::{Access, Services, MAX_BODY_BYTES};
 
 pub struct TenantAdminRpc {
     services: Services,
@@ -54,7 +54,7 @@ impl TenantAdmin for TenantAdminRpc {
         &self,
         req: Request<proto::CreateTenantRequest>,
     ) -> Rpc<proto::CreateTenantResponse> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::Operator).await?;
         let r = req.into_inner();
         let settings = TenantSettings {
             session_idle_timeout_secs: r.session_idle_timeout_secs,
@@ -69,13 +69,13 @@ impl TenantAdmin for TenantAdminRpc {
     }
 
     async fn get_tenant(&self, req: Request<proto::GetTenantRequest>) -> Rpc<proto::Tenant> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::Operator).await?;
         let r = req.into_inner();
         answer(self.services.tenants.get(&call, &r.id).await, Into::into)
     }
 
     async fn update_tenant(&self, req: Request<proto::UpdateTenantRequest>) -> Rpc<proto::Tenant> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::Operator).await?;
         let r = req.into_inner();
         let settings = TenantSettings {
             session_idle_timeout_secs: r.session_idle_timeout_secs,
@@ -91,7 +91,7 @@ impl TenantAdmin for TenantAdminRpc {
         &self,
         req: Request<proto::ListTenantsRequest>,
     ) -> Rpc<proto::ListTenantsResponse> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::Operator).await?;
         answer(self.services.tenants.list(&call).await, |tenants| {
             proto::ListTenantsResponse {
                 tenants: tenants.into_iter().map(Into::into).collect(),
@@ -103,7 +103,7 @@ impl TenantAdmin for TenantAdminRpc {
         &self,
         req: Request<proto::DeleteTenantRequest>,
     ) -> Rpc<proto::DeleteTenantResponse> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::Operator).await?;
         let r = req.into_inner();
         answer(self.services.tenants.delete(&call, &r.id).await, |()| {
             proto::DeleteTenantResponse {}

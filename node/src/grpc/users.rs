@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::proto::users_server::{Users, UsersServer};
 use super::{answer, call, proto, sessions, Rpc};
 use crate::service::users::{UserPatch, UserView};
-use crate::service::{Services, MAX_BODY_BYTES};
+use crate::service::{Access, Services, MAX_BODY_BYTES};
 
 pub struct UsersRpc {
     services: Services,
@@ -36,7 +36,7 @@ impl From<UserView> for proto::User {
 #[tonic::async_trait]
 impl Users for UsersRpc {
     async fn create_user(&self, req: Request<proto::CreateUserRequest>) -> Rpc<proto::User> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::ApiKey).await?;
         let r = req.into_inner();
         let created = self
             .services
@@ -52,13 +52,13 @@ impl Users for UsersRpc {
     }
 
     async fn get_user(&self, req: Request<proto::GetUserRequest>) -> Rpc<proto::User> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::ApiKey).await?;
         let r = req.into_inner();
         answer(self.services.users.get(&call, &r.id).await, Into::into)
     }
 
     async fn update_user(&self, req: Request<proto::UpdateUserRequest>) -> Rpc<proto::User> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::ApiKey).await?;
         let r = req.into_inner();
         let patch = UserPatch {
             email: r.email,
@@ -74,7 +74,7 @@ impl Users for UsersRpc {
         &self,
         req: Request<proto::DeleteUserRequest>,
     ) -> Rpc<proto::DeleteUserResponse> {
-        let call = call(&self.services, &req).await?;
+        let call = call(&self.services, &req, Access::ApiKey).await?;
         let r = req.into_inner();
         answer(self.services.users.delete(&call, &r.id).await, |()| {
             proto::DeleteUserResponse {}

@@ -223,6 +223,9 @@ pub async fn partition(
         return Err(ServiceError::NoSuchRoute);
     }
     let call = call?;
+    // The operator before the body, as before (the route's access is `Public`
+    // so that the 404 above comes first).
+    call.operator()?;
     let StrictJson(body) = body?;
     cluster.partition(&call, &body.blocked)?;
     Ok(Json(Partition {

@@ -65,21 +65,16 @@ pub struct DeleteParams {
     expected_revision: Option<u64>,
 }
 
-/// The tenant the operator names (`X-Tenant`; ignored for an API key). Read
-/// before the caller, as an invalid header refuses the request whoever makes it.
+/// The tenant the operator names (`X-Tenant`; ignored for an API key). The
+/// route's `admit` has read it before the caller (an invalid header refuses
+/// the request whoever makes it) and checked the tenant for the operator.
 pub struct XTenant(Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for XTenant {
     type Rejection = ServiceError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match parts.headers.get("x-tenant") {
-            Some(v) => v
-                .to_str()
-                .map(|t| Self(Some(t.to_owned())))
-                .map_err(|_| ServiceError::InvalidRequest("X-Tenant is not valid text".to_owned())),
-            None => Ok(Self(None)),
-        }
+        super::extract::x_tenant(&parts.headers).map(Self)
     }
 }
 

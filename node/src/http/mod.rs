@@ -26,7 +26,8 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use tracing::Instrument;
 
-use crate::service::{Services, MAX_BODY_BYTES};
+use crate::service::core::Scope;
+use crate::service::{Access, Services, MAX_BODY_BYTES};
 use problem::Problem;
 
 #[derive(Clone)]
@@ -37,15 +38,17 @@ pub struct AppState {
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// One operation of the API: a method on a path template (axum's syntax:
-/// `{id}`, `{*key}`) and the handler that serves it.
+/// `{id}`, `{*key}`), what it needs of its caller, and the handler that serves
+/// it.
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
+    pub access: Access,
     handler: Box<dyn FnOnce(MethodFilter) -> MethodRouter<AppState>>,
 }
 
 impl Route {
-    fn new<H, T>(method: Method, path: &'static str, handler: H) -> Self
+    fn new<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -53,92 +56,153 @@ impl Route {
         Self {
             method,
             path,
+            access,
             handler: Box::new(move |filter| on(filter, handler)),
         }
     }
 
-    /// The route as axum serves it.
-    fn method_router(self) -> MethodRouter<AppState> {
-        let filter = match self.method {
-            Method::GET => MethodFilter::GET,
-            Method::PUT => MethodFilter::PUT,
-            Method::PATCH => MethodFilter::PATCH,
-            Method::DELETE => MethodFilter::DELETE,
-            _ => MethodFilter::POST,
-        };
-        (self.handler)(filter)
+    /// The route as axum serves it: its handler behind [`extract::admit`],
+    /// which builds the `Call` and checks the route's access before the
+    /// handler's extractors read the path or body.
+    ///
+    /// # Panics
+    /// A method axum cannot route (a route table error, found when the router
+    /// is built).
+    fn method_router(self, state: &AppState) -> MethodRouter<AppState> {
+        let filter = MethodFilter::try_from(self.method.clone()).unwrap_or_else(|e| {
+            panic!("route {} {}: {e}", self.method, self.path);
+        });
+        let access = self.access;
+        (self.handler)(filter).route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            move |s, req, next| extract::admit(s, access, req, next),
+        ))
     }
 }
 
 /// Every route of the API. A new operation is one line here, its handler and
 /// DTOs in its feature's file, and its `#[utoipa::path]` in `openapi`.
+///
+/// The access is what the route answered for before its path and body (see
+/// [`extract::admit`]); the operation checks its caller again.
 #[must_use]
 pub fn routes() -> Vec<Route> {
+    use Access::{ApiKey, Kv, Operator, Public};
     use Method as M;
     vec![
         // cluster
-        Route::new(M::GET, "/healthz", cluster::healthz),
-        Route::new(M::GET, "/readyz", cluster::readyz),
-        Route::new(M::GET, "/v1/cluster/status", cluster::status),
-        Route::new(M::POST, "/v1/cluster/init", cluster::init),
-        Route::new(M::POST, "/v1/cluster/compact", cluster::compact),
-        Route::new(M::POST, "/v1/debug/partition", cluster::partition),
+        Route::new(M::GET, "/healthz", Public, cluster::healthz),
+        Route::new(M::GET, "/readyz", Public, cluster::readyz),
+        Route::new(M::GET, "/v1/cluster/status", Operator, cluster::status),
+        Route::new(M::POST, "/v1/cluster/init", Operator, cluster::init),
+        Route::new(M::POST, "/v1/cluster/compact", Operator, cluster::compact),
+        // Public: without fault injection the route answers 404 whoever calls;
+        // the handler checks the operator after that.
+        Route::new(M::POST, "/v1/debug/partition", Public, cluster::partition),
         // tenants
-        Route::new(M::GET, "/v1/admin/tenants", tenants::list),
-        Route::new(M::POST, "/v1/admin/tenants", tenants::create),
-        Route::new(M::GET, "/v1/admin/tenants/{id}", tenants::get),
-        Route::new(M::PATCH, "/v1/admin/tenants/{id}", tenants::update),
-        Route::new(M::DELETE, "/v1/admin/tenants/{id}", tenants::delete),
-        Route::new(M::POST, "/v1/admin/keys/rotate", tenants::rotate_key),
+        Route::new(M::GET, "/v1/admin/tenants", Operator, tenants::list),
+        Route::new(M::POST, "/v1/admin/tenants", Operator, tenants::create),
+        Route::new(M::GET, "/v1/admin/tenants/{id}", Operator, tenants::get),
+        Route::new(
+            M::PATCH,
+            "/v1/admin/tenants/{id}",
+            Operator,
+            tenants::update,
+        ),
+        Route::new(
+            M::DELETE,
+            "/v1/admin/tenants/{id}",
+            Operator,
+            tenants::delete,
+        ),
+        Route::new(
+            M::POST,
+            "/v1/admin/keys/rotate",
+            Operator,
+            tenants::rotate_key,
+        ),
         // api_keys
-        Route::new(M::POST, "/v1/admin/tenants/{id}/api-keys", api_keys::create),
+        Route::new(
+            M::POST,
+            "/v1/admin/tenants/{id}/api-keys",
+            Operator,
+            api_keys::create,
+        ),
         Route::new(
             M::DELETE,
             "/v1/admin/tenants/{id}/api-keys/{key_id}",
+            Operator,
             api_keys::revoke,
         ),
         // signing_keys
         Route::new(
             M::POST,
             "/v1/admin/tenants/{id}/signing-keys/rotate",
+            Operator,
             signing_keys::rotate,
         ),
-        Route::new(M::GET, "/v1/tenants/{id}/jwks.json", signing_keys::jwks),
+        Route::new(
+            M::GET,
+            "/v1/tenants/{id}/jwks.json",
+            Public,
+            signing_keys::jwks,
+        ),
         // master_key
-        Route::new(M::GET, "/v1/admin/keys", master_key::view),
-        Route::new(M::POST, "/v1/admin/keys/master/stage", master_key::stage),
-        Route::new(M::POST, "/v1/admin/keys/master/rotate", master_key::rotate),
+        Route::new(M::GET, "/v1/admin/keys", Operator, master_key::view),
+        Route::new(
+            M::POST,
+            "/v1/admin/keys/master/stage",
+            Operator,
+            master_key::stage,
+        ),
+        Route::new(
+            M::POST,
+            "/v1/admin/keys/master/rotate",
+            Operator,
+            master_key::rotate,
+        ),
         // users
-        Route::new(M::POST, "/v1/users", users::create),
-        Route::new(M::GET, "/v1/users/{id}", users::get),
-        Route::new(M::PATCH, "/v1/users/{id}", users::update),
-        Route::new(M::DELETE, "/v1/users/{id}", users::delete),
+        Route::new(M::POST, "/v1/users", ApiKey, users::create),
+        Route::new(M::GET, "/v1/users/{id}", ApiKey, users::get),
+        Route::new(M::PATCH, "/v1/users/{id}", ApiKey, users::update),
+        Route::new(M::DELETE, "/v1/users/{id}", ApiKey, users::delete),
         // sessions
-        Route::new(M::GET, "/v1/users/{id}/sessions", sessions::list),
-        Route::new(M::POST, "/v1/sessions", sessions::sign_in),
-        Route::new(M::POST, "/v1/sessions/refresh", sessions::refresh),
-        Route::new(M::POST, "/v1/sessions/{id}/revoke", sessions::revoke),
-        Route::new(M::POST, "/v1/tokens/introspect", sessions::introspect),
+        Route::new(M::GET, "/v1/users/{id}/sessions", ApiKey, sessions::list),
+        Route::new(M::POST, "/v1/sessions", ApiKey, sessions::sign_in),
+        Route::new(M::POST, "/v1/sessions/refresh", ApiKey, sessions::refresh),
+        Route::new(
+            M::POST,
+            "/v1/sessions/{id}/revoke",
+            ApiKey,
+            sessions::revoke,
+        ),
+        Route::new(
+            M::POST,
+            "/v1/tokens/introspect",
+            ApiKey,
+            sessions::introspect,
+        ),
         // kv
-        Route::new(M::GET, "/v1/kv/{*key}", kv::get),
-        Route::new(M::PUT, "/v1/kv/{*key}", kv::put),
-        Route::new(M::DELETE, "/v1/kv/{*key}", kv::delete),
+        Route::new(M::GET, "/v1/kv/{*key}", Kv(Scope::Read), kv::get),
+        Route::new(M::PUT, "/v1/kv/{*key}", Kv(Scope::Write), kv::put),
+        Route::new(M::DELETE, "/v1/kv/{*key}", Kv(Scope::Delete), kv::delete),
     ]
 }
 
 /// The API's router: [`routes`], problem documents for unknown routes and
 /// methods, the body limit and the common headers.
 pub fn router(services: Services) -> Router {
+    let state = AppState { services };
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| {
-            router.route(r.path, r.method_router())
+            router.route(r.path, r.method_router(&state))
         })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(common_headers))
-        .with_state(AppState { services })
+        .with_state(state)
 }
 
 async fn not_found() -> Problem {

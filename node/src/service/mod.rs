@@ -30,7 +30,9 @@ use tokio::time::Instant;
 use crate::error::ServiceError;
 
 pub use self::core::keyring::MasterKeys;
-pub use self::core::{Call, Caller, CoreConfig as ServicesConfig, RequestContext, MAX_BODY_BYTES};
+pub use self::core::{
+    Access, Call, Caller, CoreConfig as ServicesConfig, RequestContext, MAX_BODY_BYTES,
+};
 
 /// Every feature's service; cheap to clone.
 #[derive(Clone)]
@@ -64,7 +66,8 @@ impl Services {
     }
 
     /// Who presents `authorization` (an `Authorization` value) on a request
-    /// that arrived at `since`: what an adapter builds its [`Call`] from.
+    /// that arrived at `since` for an operation that needs `access`: what an
+    /// adapter builds its [`Call`] from.
     ///
     /// # Errors
     /// Reading an API key failed (`meta` or the tenant's keys unavailable).
@@ -72,7 +75,8 @@ impl Services {
         &self,
         authorization: Option<&str>,
         since: Instant,
+        access: Access,
     ) -> Result<Caller, ServiceError> {
-        self.core.caller(authorization, since).await
+        self.core.caller(authorization, since, access).await
     }
 }

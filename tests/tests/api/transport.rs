@@ -1,13 +1,17 @@
 //! What each transport adds around every feature: HTTP's `nosniff`, request
 //! ids and problem documents on every answer (unknown routes and methods
 //! included), and one store behind both transports (what gRPC writes, HTTP
-//! reads, and the other way round, with the same codes).
+//! reads, and the other way round, with the same codes), and which answer wins
+//! when several things are wrong with a request.
 
 use cairn_tests::api::{bearer, fails, Api, Auth};
+use cairn_tests::shared::unique;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::{new_tenant, new_user, Cx, NO_USER, PASSWORD};
+use crate::{new_api_key, new_tenant, new_user, Cx, NO_USER, PASSWORD};
+
+over_both_transports!(an_api_key_is_no_operator);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_every_answer_has_nosniff_and_a_request_id() {
@@ -99,4 +103,107 @@ async fn what_grpc_writes_http_reads_and_the_other_way_round() {
         .await
         .expect("cas");
     assert_eq!(grpc.kv_get(3, k, "color").await.expect("get"), rewritten);
+}
+
+/// HTTP: a route answers for its credentials before it reads the path and body
+/// (what each handler checked first before the restructure, d5d0e85): the
+/// operator routes and the API-key routes refuse missing or wrong credentials
+/// with 401 whatever the body; KV checks the key's scope, and the operator's
+/// `X-Tenant` and its tenant, before the body too; the users and sessions
+/// routes check the scope in the operation, after the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_credentials_answer_before_the_path_and_body() {
+    let cx = Cx::http();
+    let http = &cx.api;
+    let t = new_tenant(http, 1, "order").await;
+    let read_only = new_api_key(http, 2, &t.id, &["read"]).await.api_key;
+    let no_body = Vec::new;
+
+    // No credentials and no body: 401, on an API-key, an operator and a KV route.
+    for (method, path) in [
+        (Method::POST, "/v1/users".to_owned()),
+        (Method::POST, "/v1/sessions".to_owned()),
+        (Method::POST, "/v1/admin/tenants".to_owned()),
+        (Method::PATCH, format!("/v1/admin/tenants/{}", t.id)),
+        (Method::PUT, "/v1/kv/k".to_owned()),
+    ] {
+        http.send_raw(3, method, &path, Auth::NONE, no_body())
+            .await
+            .problem(401, "unauthorized");
+    }
+
+    // An API key on an operator route, with a bad body or none needed: 401
+    // (it is never taken for the admin token).
+    http.send_raw(
+        1,
+        Method::POST,
+        "/v1/admin/tenants",
+        bearer(&t.api_key),
+        no_body(),
+    )
+    .await
+    .problem(401, "unauthorized");
+    http.get(2, "/v1/admin/tenants", bearer(&t.api_key))
+        .await
+        .problem(401, "unauthorized");
+
+    // KV: a key without the scope, with a bad body: 403.
+    http.send_raw(
+        3,
+        Method::PUT,
+        "/v1/kv/k",
+        bearer(&read_only),
+        b"{".to_vec(),
+    )
+    .await
+    .problem(403, "insufficient_scope");
+    // Users: the scope is the operation's, after the body: 400.
+    http.send_raw(1, Method::POST, "/v1/users", bearer(&read_only), no_body())
+        .await
+        .problem(400, "invalid_request");
+
+    // KV for the operator: a missing or unknown tenant before the body.
+    http.send_raw(2, Method::PUT, "/v1/kv/k", Auth::OPERATOR, no_body())
+        .await
+        .problem(400, "missing_tenant");
+    let nobody = unique("no-such-tenant");
+    http.send_raw(
+        3,
+        Method::PUT,
+        "/v1/kv/k",
+        Auth::operator_for(&nobody),
+        no_body(),
+    )
+    .await
+    .problem(404, "tenant_not_found");
+
+    // An `X-Tenant` that is not text refuses a KV request whoever makes it.
+    let rb = http.request(1, Method::GET, "/v1/kv/k", Auth::NONE).header(
+        "x-tenant",
+        reqwest::header::HeaderValue::from_bytes(b"t\xff").expect("obs-text"),
+    );
+    http.exec(rb, "GET /v1/kv/k with a binary X-Tenant".to_owned())
+        .await
+        .problem(400, "invalid_request");
+}
+
+/// A tenant API key is no operator credential: the operator operations refuse
+/// it (before anything else), the public ones ignore it.
+async fn an_api_key_is_no_operator<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "not-operator").await;
+    let k = bearer(&t.api_key);
+    fails(api.list_tenants(2, k).await, 401, "unauthorized");
+    fails(api.get_tenant(3, k, &t.id).await, 401, "unauthorized");
+    fails(
+        api.create_api_key(1, k, &t.id, &["read"]).await,
+        401,
+        "unauthorized",
+    );
+    fails(
+        api.rotate_signing_key(2, k, &t.id).await,
+        401,
+        "unauthorized",
+    );
+    assert!(!api.get_jwks(3, &t.id).await.expect("jwks").keys.is_empty());
 }

@@ -14,16 +14,17 @@ use tokio::time::Instant;
 use super::keyring::TenantKeys;
 use crate::error::ServiceError;
 
-/// One request to the service layer: who makes it, and its context.
-#[derive(Debug)]
+/// One request to the service layer: who makes it, and its context. Built only
+/// by [`Call::new`] in the two adapter places; read through its getters.
+#[derive(Debug, Clone)]
 pub struct Call {
-    pub caller: Caller,
-    pub context: RequestContext,
+    caller: Caller,
+    context: RequestContext,
 }
 
 /// Who calls. Credentials that are missing, malformed, unknown or revoked all
 /// make a [`Caller::Public`]: such a caller may do what needs no credentials.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Caller {
     /// The operator (the cluster's admin token).
     Operator,
@@ -59,7 +60,66 @@ impl RequestContext {
     }
 }
 
+/// What an operation needs of its caller: which credentials are worth
+/// authenticating for it (an API key is read from `meta` only where one can
+/// serve), and what HTTP checks before it reads the path and body (the order
+/// the answers had before the restructure, see `http::extract::admit`). The
+/// service method checks its caller again, as the authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials; or the handler checks the operator itself, after an
+    /// answer that must come first (`/v1/debug/partition`: 404 without fault
+    /// injection). Only the admin token is recognised.
+    Public,
+    /// The operator's admin token (never an API key, so never a `meta` read).
+    Operator,
+    /// A tenant API key; its scope is checked by the operation, after the path
+    /// and body.
+    ApiKey,
+    /// Tenant data (KV): an API key carrying the scope, or the operator naming
+    /// an existing tenant in `X-Tenant`, both before the path and body.
+    Kv(Scope),
+}
+
+impl Access {
+    /// Whether a `ck_…` token is authenticated as an API key (a `meta` read).
+    #[must_use]
+    pub fn reads_api_key(self) -> bool {
+        matches!(self, Access::ApiKey | Access::Kv(_))
+    }
+}
+
 impl Call {
+    /// A call by `caller` (from [`crate::service::Services::caller`]) in
+    /// `context`: what each adapter builds in its one place.
+    #[must_use]
+    pub fn new(caller: Caller, context: RequestContext) -> Self {
+        Self { caller, context }
+    }
+
+    /// Who makes the call.
+    #[must_use]
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// Where and when the call came in.
+    #[must_use]
+    pub fn context(&self) -> &RequestContext {
+        &self.context
+    }
+
+    /// Refuses the call unless a tenant API key makes it, whatever its scopes.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthorized`].
+    pub fn any_api_key(&self) -> Result<&Principal, ServiceError> {
+        match &self.caller {
+            Caller::ApiKey(p) => Ok(p),
+            Caller::Operator | Caller::Public => Err(ServiceError::Unauthorized),
+        }
+    }
+
     /// Refuses the call unless the operator makes it.
     ///
     /// # Errors

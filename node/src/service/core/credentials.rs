@@ -19,7 +19,7 @@ use cairn_storage::sm::ApiKeyLookup;
 use cairn_storage::ApiKeyRecord;
 use tokio::time::Instant;
 
-use super::call::{Caller, Principal, Scope};
+use super::call::{Access, Caller, Principal, Scope};
 use super::epoch_cache::EpochCache;
 use super::{unix_now, Core};
 use crate::error::ServiceError;
@@ -59,9 +59,15 @@ pub fn new_api_key(tenant_id: &str, scopes: &[Scope]) -> (ApiKey, ApiKeyRecord) 
 
 impl Core {
     /// Who presents `authorization` (an `Authorization` header value) on a
-    /// request that arrived at `since`: a tenant API key (`ck_…`, authenticated
-    /// as of any moment after `since`), the operator, or — for missing,
+    /// request that arrived at `since` for an operation that needs `access`:
+    /// a tenant API key (`ck_…`, authenticated as of any moment after `since`,
+    /// and only where `access` can use one), the operator, or — for missing,
     /// malformed, unknown or revoked credentials alike — the public.
+    ///
+    /// Where an API key can serve, a `ck_…` token is only ever an API key (as
+    /// before: the KV and tenant routes never took such a token as the admin
+    /// token); elsewhere only the admin token is checked (constant time), so an
+    /// operator or public call never waits for `meta`.
     ///
     /// # Errors
     /// What reading an API key can fail with: `meta` unavailable, the tenant's
@@ -70,17 +76,17 @@ impl Core {
         &self,
         authorization: Option<&str>,
         since: Instant,
+        access: Access,
     ) -> Result<Caller, ServiceError> {
         let Some(token) = bearer_token(authorization) else {
             return Ok(Caller::Public);
         };
-        if token.starts_with(API_KEY_PREFIX) {
-            match self.authenticate(token, since).await {
-                Ok(principal) => return Ok(Caller::ApiKey(principal)),
-                // Not a key; perhaps (however unlikely) the admin token.
-                Err(ServiceError::Unauthorized) => {}
-                Err(e) => return Err(e),
-            }
+        if access.reads_api_key() && token.starts_with(API_KEY_PREFIX) {
+            return match self.authenticate(token, since).await {
+                Ok(principal) => Ok(Caller::ApiKey(principal)),
+                Err(ServiceError::Unauthorized) => Ok(Caller::Public),
+                Err(e) => Err(e),
+            };
         }
         if self.inner.admin.verify(token) {
             Ok(Caller::Operator)

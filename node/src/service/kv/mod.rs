@@ -115,7 +115,7 @@ impl KvService {
         x_tenant: Option<&str>,
         scope: Scope,
     ) -> Result<Arc<TenantKeys>, ServiceError> {
-        match &call.caller {
+        match call.caller() {
             Caller::ApiKey(_) => Ok(Arc::clone(call.api_key(scope)?.keys())),
             Caller::Operator => {
                 let name = x_tenant.ok_or(ServiceError::MissingTenant)?;
@@ -126,7 +126,7 @@ impl KvService {
                 // another node would still be served here from the cache.
                 self.core
                     .raft()
-                    .read_barrier_since(META_GROUP, call.context.arrival)
+                    .read_barrier_since(META_GROUP, call.context().arrival)
                     .await?;
                 self.core
                     .tenant_keys(name)
@@ -135,6 +135,21 @@ impl KvService {
             }
             Caller::Public => Err(ServiceError::Unauthorized),
         }
+    }
+
+    /// Refuses a call that [`Self::put`], [`Self::get`] or [`Self::delete`]
+    /// (needing `scope`) would refuse for its caller or tenant, before the
+    /// adapter reads the key and body: an HTTP request answers for those first.
+    ///
+    /// # Errors
+    /// As the tenant check of those methods.
+    pub async fn admit(
+        &self,
+        call: &Call,
+        x_tenant: Option<&str>,
+        scope: Scope,
+    ) -> Result<(), ServiceError> {
+        self.tenant(call, x_tenant, scope).await.map(drop)
     }
 
     /// Writes `value` under `key` (scope `write`, or the operator for the tenant
@@ -202,7 +217,7 @@ impl KvService {
         key: &str,
     ) -> Result<KvEntry, ServiceError> {
         let keys = self.tenant(call, x_tenant, Scope::Read).await?;
-        let since = call.context.arrival;
+        let since = call.context().arrival;
         validate_key(key)?;
         let region = keys.record().region.clone();
         let group = self.core.region_group(&region)?;

@@ -226,8 +226,8 @@ impl SessionService {
         let now = unix_now();
         let policy = principal.session_policy();
         let details = SessionDetails {
-            ip: call.context.client_ip.map(|ip| ip.to_string()),
-            user_agent: call.context.user_agent.clone(),
+            ip: call.context().client_ip.map(|ip| ip.to_string()),
+            user_agent: call.context().user_agent.clone(),
         };
         let details = Zeroizing::new(codec::encode("session details", &details).map_err(|e| {
             tracing::error!(error = %e, "encoding session details");
@@ -309,7 +309,7 @@ impl SessionService {
                 proof: proof.take(),
                 kid: kid.clone(),
                 at: unix_now(),
-                request_id: call.context.request_id.clone(),
+                request_id: call.context().request_id.clone(),
             };
             let result = self.core.raft().write(group, cmd).await;
             let session = match result.map_err(|e| region_error(&region, e))? {
