@@ -297,6 +297,35 @@ mod tests {
         assert!(TYPES.len() < 256);
     }
 
+    /// A peer's `AppendEntries` reply carrying a storage error whose `AnyError`
+    /// source chain is `levels` deep (three bytes a level).
+    fn nested_any_error_reply(levels: usize) -> Vec<u8> {
+        // Err, RaftError::Fatal, Fatal::StorageError, StorageError::IO,
+        // ErrorSubject::Store, ErrorVerb::Read.
+        let mut bytes = vec![1, 1, 0, 1, 0, 0];
+        // Each level: no type, an empty message, Some(source) ...
+        bytes.extend([0, 0, 1].repeat(levels));
+        // ... the innermost: no type, no message, no source, context, backtrace ...
+        bytes.extend([0, 0, 0, 0, 0]);
+        // ... then each outer level's context and backtrace, and the IO error's.
+        bytes.extend([0, 0].repeat(levels));
+        bytes.push(0);
+        bytes
+    }
+
+    #[test]
+    fn a_deeply_nested_peer_error_is_refused_not_a_stack_overflow() {
+        type Reply = RaftReply<AppendEntriesResponse<NodeId>>;
+        let shallow = nested_any_error_reply(3);
+        let reply: Reply = codec::decode("t", &shallow).expect("a short chain decodes");
+        assert!(reply.is_err());
+        exact::<Reply>(&shallow);
+        // 200 000 levels overflow a 2 MiB stack without the depth bound.
+        let deep = nested_any_error_reply(200_000);
+        let err = codec::decode::<Reply>("t", &deep).expect_err("refused");
+        assert!(err.to_string().contains("nests too deeply"), "{err}");
+    }
+
     #[test]
     fn a_wider_varint_decodes_and_re_encodes_shorter() {
         // `committed` = Some(LogId { leader_id: { term: 3, node_id: 1 }, index: 12 }),

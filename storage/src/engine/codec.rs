@@ -2,11 +2,16 @@
 //! config. Decoding checks that the whole input was consumed, and is capped: bincode
 //! allocates a string or byte buffer of the length its prefix claims before reading
 //! it, so without a cap a corrupt record or a hostile peer message claiming an
-//! exabyte would abort the process (found by a property test).
+//! exabyte would abort the process (found by a property test). Nesting is
+//! capped too ([`MAX_DEPTH`], `depth.rs`): serde's decoders recurse once per level,
+//! so a deeply nested value would overflow the stack and abort as surely.
+
+use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::depth::Bounded;
 use super::StorageError;
 
 /// Encodes a value.
@@ -28,16 +33,25 @@ pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, St
 /// that a lying length prefix costs at most a lazily-zeroed allocation, not an abort.
 pub const DECODE_LIMIT: usize = 1 << 30;
 
+/// Most levels one decoded value may nest (a struct in a field, an element in a
+/// list, an option's content, ... each count one): far above any value Cairn
+/// writes (every golden sample decodes within 10), far below
+/// what overflows a 2 MiB tokio worker stack.
+pub const MAX_DEPTH: usize = 128;
+
 /// Decodes a value, refusing trailing bytes.
 ///
 /// # Errors
-/// The bytes are not a valid encoding of `T`.
+/// The bytes are not a valid encoding of `T`, or nest deeper than [`MAX_DEPTH`].
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StorageError> {
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
+    let seed = Bounded::new(PhantomData::<T>, MAX_DEPTH);
     let (value, used) =
-        bincode::serde::decode_from_slice(bytes, config).map_err(|e| StorageError::Corrupt {
-            what,
-            detail: e.to_string(),
+        bincode::serde::seed_decode_from_slice(seed, bytes, config).map_err(|e| {
+            StorageError::Corrupt {
+                what,
+                detail: e.to_string(),
+            }
         })?;
     if used != bytes.len() {
         return Err(StorageError::Corrupt {

@@ -16,6 +16,7 @@ use crate::Result;
 
 mod batch;
 pub mod codec;
+mod depth;
 mod error;
 mod identity;
 mod log;

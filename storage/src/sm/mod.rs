@@ -16,7 +16,9 @@
 //! The wire enums are append-only: their variant order and field order are the
 //! bytes of every log entry, peer message and snapshot ever written (pinned by
 //! the golden tests). A command is a newtype variant over its feature's struct,
-//! which encodes exactly like the struct variant it replaced.
+//! which encodes exactly like the struct variant it replaced. A variant appended
+//! to [`Command`] or [`Outcome`] is appended to its mirror in `batched` too (the
+//! decoding of a batch's elements, which refuses a nested batch).
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,7 @@ use crate::Result;
 
 pub mod api_keys;
 pub mod audit;
+mod batched;
 pub mod email_index;
 pub mod events;
 pub mod kv;
@@ -74,7 +77,9 @@ pub enum Command {
     /// Users and sessions: a region's data group.
     Auth(AuthCommand),
     /// Several writes proposed as one entry (raft's proposal batching), applied in
-    /// order; never nested.
+    /// order. One level deep: a batch inside a batch is refused when decoded
+    /// (`batched` says why and how).
+    #[serde(deserialize_with = "batched::commands")]
     Batch(Vec<Command>),
 }
 
@@ -122,7 +127,9 @@ pub enum Outcome {
     Meta(MetaOutcome),
     Directory(DirectoryOutcome),
     Auth(AuthOutcome),
-    /// One result per command of a [`Command::Batch`], in order.
+    /// One result per command of a [`Command::Batch`], in order; one level deep
+    /// as that is.
+    #[serde(deserialize_with = "batched::outcomes")]
     Batch(Vec<Outcome>),
 }
 
