@@ -1,3 +1,6 @@
+//! Compiles the client API's protos (server side), with a hand-written `Debug`
+//! for the messages that carry a secret.
+
 /// Messages carrying a secret (password, API key, token) or an email: their
 /// `Debug` is written by hand in `src/grpc/<feature>.rs`, never printing those.
 const REDACTED: &[&str] = &[
@@ -13,23 +16,14 @@ const REDACTED: &[&str] = &[
     ".cairn.v1.IntrospectRequest",
 ];
 
-/// The client API, one file per feature (all in package `cairn.v1`).
-const PROTOS: &[&str] = &[
-    "../proto/cairn/v1/kv.proto",
-    "../proto/cairn/v1/tenants.proto",
-    "../proto/cairn/v1/api_keys.proto",
-    "../proto/cairn/v1/signing_keys.proto",
-    "../proto/cairn/v1/users.proto",
-    "../proto/cairn/v1/sessions.proto",
-];
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    for proto in PROTOS {
-        println!("cargo:rerun-if-changed={proto}");
-    }
+    let protos = client_protos()?;
     tonic_prost_build::configure()
         .build_client(false)
         .skip_debug(REDACTED)
-        .compile_protos(PROTOS, &["../proto"])?;
+        .compile_protos(&protos, &[std::path::PathBuf::from("../proto")])?;
     Ok(())
 }
+
+// `client_protos()`: shared by the node and tests build scripts.
+include!("../proto/client_protos.rs");

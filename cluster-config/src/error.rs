@@ -1,3 +1,5 @@
+//! Config errors: one per problem, each naming the field it is about.
+
 use std::fmt;
 
 /// One problem with a config, naming the field it is about (`nodes[1].http_addr`).

@@ -1,3 +1,5 @@
+//! The TOML model of the cluster config (`deny_unknown_fields`) and its validation into a checked config.
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 

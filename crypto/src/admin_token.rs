@@ -1,3 +1,5 @@
+//! The operator's admin token: loaded from a file of mode 0600 or stricter, compared in constant time, never printed.
+
 use std::path::Path;
 
 use zeroize::Zeroizing;

@@ -1,3 +1,5 @@
+//! The master key (KEK): loaded exactly 32 bytes from a file of mode 0600 or stricter, held zeroized.
+
 use std::path::Path;
 
 use zeroize::Zeroizing;

@@ -1,3 +1,5 @@
+//! The errors of group writes, reads, status and init, serializable so a forwarding node relays them unchanged.
+
 use serde::{Deserialize, Serialize};
 
 /// Why a write, read or status call on a group failed. Serializable: a node that

@@ -1,3 +1,5 @@
+//! What `cairn status` and `/v1/cluster/status` show per group: leader, term, indexes, peer progress.
+
 use serde::{Deserialize, Serialize};
 
 /// One group as seen from this node (the `/v1/cluster/status` and `cairn status` rows).
