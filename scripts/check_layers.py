@@ -6,7 +6,8 @@ Run through `scripts/check-layers.sh` (which `scripts/test.sh` calls). Rules:
 1. Crates point one way: `crypto` and `cluster-config` use no other workspace crate
    and no storage, consensus or network library; `storage` never uses openraft,
    tonic, axum, hyper, `cairn_raft` or `cairn_node`; `raft` never uses axum or
-   `cairn_node`.
+   `cairn_node`; no crate but `tests` uses the fuzz crate `cairn_fuzz` (it uses
+   `node`'s `fuzzing` module, never the other way).
 2. raft knows no feature: nothing under `raft/src` names a tenant, user, session,
    key, email, audit or KV type, nor a feature module of `cairn_storage::sm`.
 3. No import circles between the units of `storage/src` (`engine`, `keyspace`,
@@ -47,11 +48,13 @@ CRATES = {
 # Rule 1: (crate dir) -> identifiers its sources and Cargo.toml must not use.
 FORBIDDEN_DEPS = {
     "crypto": ["cairn_storage", "cairn_raft", "cairn_node", "cairn_cluster_config",
-               "rocksdb", "openraft", "tonic", "axum", "hyper"],
+               "rocksdb", "openraft", "tonic", "axum", "hyper", "cairn_fuzz"],
     "cluster-config": ["cairn_storage", "cairn_raft", "cairn_node", "cairn_crypto",
-                       "rocksdb", "openraft", "tonic", "axum", "hyper"],
-    "storage": ["openraft", "tonic", "axum", "hyper", "cairn_raft", "cairn_node"],
-    "raft": ["axum", "cairn_node"],
+                       "rocksdb", "openraft", "tonic", "axum", "hyper", "cairn_fuzz"],
+    "storage": ["openraft", "tonic", "axum", "hyper", "cairn_raft", "cairn_node",
+                "cairn_fuzz"],
+    "raft": ["axum", "cairn_node", "cairn_fuzz"],
+    "node": ["cairn_fuzz"],
 }
 
 # Rule 2: domain words raft's code may not name (comments are not checked).
@@ -368,6 +371,7 @@ def self_test(root: Path) -> int:
     cases: list[tuple[str, str, str]] = [
         ("storage uses openraft", "storage/src/lib.rs", "use openraft::Raft;\n"),
         ("crypto uses storage", "crypto/src/lib.rs", "use cairn_storage::Engine;\n"),
+        ("node uses fuzz", "node/src/lib.rs", "use cairn_fuzz::TARGETS;\n"),
         ("raft names a feature type", "raft/src/lib.rs", "pub struct TenantThing;\n"),
     ]
     if len(sm_features) >= 2:

@@ -9,6 +9,8 @@
 //!   (`crypto/src/envelope.rs`, `crypto/src/keywrap.rs`).
 //! - [`records`]: `codec` decoding of every stored record, log entry, wire enum
 //!   and peer message.
+//! - [`request_body`]: every HTTP route's JSON request body, through the node's
+//!   own extractor (`node/src/http/extract.rs`).
 //! - [`spec`]: the token formats restated from their docs, as oracles.
 //! - [`input`]: the byte layout of the structured targets' inputs.
 //!
@@ -18,14 +20,15 @@
 //! coverage instrumentation and runs them. The tests below replay every seed and
 //! every saved crash (`fuzz/regressions/<target>/`) in the ordinary test run.
 //!
-//! Not covered yet: the HTTP request bodies. Their DTOs are private to the `node`
-//! binary; a target belongs here once `node` is a library that exposes them.
+//! `cairn_node` is a dependency for its `#[doc(hidden)]` `fuzzing` module only;
+//! `node` never depends on this crate.
 
 pub mod api_key;
 pub mod input;
 pub mod jwt;
 pub mod records;
 pub mod refresh_token;
+pub mod request_body;
 pub mod sealed_value;
 pub mod spec;
 
@@ -81,6 +84,12 @@ pub const TARGETS: &[Target] = &[
         run: records::run,
         seeds: records::seeds,
         dict: no_words,
+    },
+    Target {
+        name: "request_body",
+        run: request_body::run,
+        seeds: request_body::seeds,
+        dict: request_body::dict,
     },
 ];
 

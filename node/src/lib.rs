@@ -17,3 +17,11 @@ mod service;
 
 pub use http::openapi::openapi_json;
 pub use server::{run, Listeners};
+
+/// The request body decoder as the HTTP routes use it, and the body limit,
+/// for the fuzz target `request_body` (`cairn-fuzz`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::http::extract::{decode_request_body, RequestBody};
+    pub use crate::service::MAX_BODY_BYTES;
+}

@@ -7,7 +7,7 @@
 
 mod api_keys;
 mod cluster;
-mod extract;
+pub(crate) mod extract;
 mod kv;
 mod master_key;
 pub mod openapi;
