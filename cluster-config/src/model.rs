@@ -79,6 +79,59 @@ pub struct RawNode {
     pub grpc_addr: String,
     /// Relative paths are resolved against the config file's directory.
     pub data_dir: PathBuf,
+    /// This node's certificate chain (PEM): served on all three ports and
+    /// presented to peers. Required unless `[tls] insecure_plaintext`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM), mode 0600 or stricter.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+/// `[tls]`: the cluster CA, and whether plaintext is allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    /// PEM bundle of the CAs trusted for every port and every peer (two during a
+    /// CA rollover). Its key, for `cairn certs`, is `ca-key.pem` beside it.
+    pub ca_file: Option<PathBuf>,
+    /// Serve every port in plaintext. Allowed only when every address is loopback.
+    pub insecure_plaintext: bool,
+}
+
+/// `[limits]`: what one client may hold of a server. Defaults in [`Default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A connection's request head (and its TLS handshake) must arrive within this.
+    pub http_header_read_timeout_ms: u64,
+    /// A whole HTTP request, body and answer included.
+    pub http_request_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub http_idle_timeout_ms: u64,
+    /// Open HTTP connections; past it, new ones are closed at accept.
+    pub http_max_connections: usize,
+    pub grpc_max_message_bytes: usize,
+    pub grpc_max_concurrent_streams: u32,
+    pub grpc_keepalive_timeout_ms: u64,
+    /// Open peer connections (the peer port has its own accept loop and cap, so
+    /// clients can never starve Raft).
+    pub peer_max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            http_header_read_timeout_ms: 10_000,
+            http_request_timeout_ms: 30_000,
+            http_idle_timeout_ms: 60_000,
+            http_max_connections: 4096,
+            grpc_max_message_bytes: 4_194_304,
+            grpc_max_concurrent_streams: 256,
+            grpc_keepalive_timeout_ms: 20_000,
+            peer_max_connections: 64,
+        }
+    }
 }
 
 /// `[debug]`: switches for tests. Never enable them in production.
@@ -106,6 +159,10 @@ pub struct RawConfig {
     pub default_region: Option<String>,
     #[serde(default)]
     pub raft: RaftTuning,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub limits: Limits,
     /// Test-only switches (`[debug]`); all off by default.
     #[serde(default)]
     pub debug: DebugConfig,
@@ -129,6 +186,33 @@ pub struct NodeConfig {
     pub http_addr: String,
     pub grpc_addr: String,
     pub data_dir: PathBuf,
+    /// `None` only when the cluster runs in plaintext.
+    pub tls: Option<NodeTls>,
+}
+
+/// One node's certificate and key files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// The cluster's TLS settings, when TLS is on (it is unless the config says
+/// `insecure_plaintext = true`, on loopback only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub ca_file: PathBuf,
+}
+
+impl TlsConfig {
+    /// Where `cairn certs` keeps the CA's key: `ca-key.pem` beside `ca_file`.
+    #[must_use]
+    pub fn ca_key_file(&self) -> PathBuf {
+        self.ca_file
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("ca-key.pem")
+    }
 }
 
 /// A validated cluster config. Only [`RawConfig::validate`] constructs one.
@@ -140,6 +224,9 @@ pub struct ClusterConfig {
     pub admin_token_file: PathBuf,
     pub default_region: String,
     pub raft: RaftTuning,
+    /// `None`: plaintext (every address is loopback and the config said so).
+    pub tls: Option<TlsConfig>,
+    pub limits: Limits,
     pub debug: DebugConfig,
     pub regions: Vec<RegionConfig>,
     pub nodes: Vec<NodeConfig>,
@@ -215,6 +302,17 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Whether `addr`'s host is a loopback address (127.0.0.0/8, ::1, localhost).
+#[must_use]
+pub fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn valid_addr(s: &str) -> bool {
@@ -379,6 +477,95 @@ impl RawConfig {
             }
         }
 
+        let plaintext = self.tls.insecure_plaintext;
+        if plaintext {
+            if self.tls.ca_file.is_some() {
+                errs.push(ConfigError::new(
+                    "tls.ca_file",
+                    "set together with tls.insecure_plaintext = true: choose one",
+                ));
+            }
+            for (i, n) in self.nodes.iter().enumerate() {
+                for (field, addr) in [
+                    ("raft_addr", &n.raft_addr),
+                    ("http_addr", &n.http_addr),
+                    ("grpc_addr", &n.grpc_addr),
+                ] {
+                    if valid_addr(addr) && !is_loopback(addr) {
+                        errs.push(ConfigError::new(
+                            format!("nodes[{i}].{field}"),
+                            format!(
+                                "{addr} is not a loopback address: plaintext \
+                                 (tls.insecure_plaintext = true) is allowed only when every \
+                                 address is loopback; configure [tls] ca_file and each \
+                                 node's tls_cert_file and tls_key_file"
+                            ),
+                        ));
+                    }
+                }
+                if n.tls_cert_file.is_some() || n.tls_key_file.is_some() {
+                    errs.push(ConfigError::new(
+                        format!("nodes[{i}].tls_cert_file"),
+                        "set together with tls.insecure_plaintext = true: choose one",
+                    ));
+                }
+            }
+        } else {
+            if self
+                .tls
+                .ca_file
+                .as_ref()
+                .is_none_or(|p| p.as_os_str().is_empty())
+            {
+                errs.push(ConfigError::new(
+                    "tls.ca_file",
+                    "required: every port serves TLS (plaintext needs \
+                     tls.insecure_plaintext = true, and only loopback addresses)",
+                ));
+            }
+            for (i, n) in self.nodes.iter().enumerate() {
+                for (field, file) in [
+                    ("tls_cert_file", &n.tls_cert_file),
+                    ("tls_key_file", &n.tls_key_file),
+                ] {
+                    if file.as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
+                        errs.push(ConfigError::new(
+                            format!("nodes[{i}].{field}"),
+                            "required: every port serves TLS (or set \
+                             tls.insecure_plaintext = true, loopback only)",
+                        ));
+                    }
+                }
+            }
+        }
+        let l = &self.limits;
+        for (field, value) in [
+            (
+                "limits.http_header_read_timeout_ms",
+                l.http_header_read_timeout_ms,
+            ),
+            ("limits.http_request_timeout_ms", l.http_request_timeout_ms),
+            ("limits.http_idle_timeout_ms", l.http_idle_timeout_ms),
+            ("limits.http_max_connections", l.http_max_connections as u64),
+            (
+                "limits.grpc_max_message_bytes",
+                l.grpc_max_message_bytes as u64,
+            ),
+            (
+                "limits.grpc_max_concurrent_streams",
+                u64::from(l.grpc_max_concurrent_streams),
+            ),
+            (
+                "limits.grpc_keepalive_timeout_ms",
+                l.grpc_keepalive_timeout_ms,
+            ),
+            ("limits.peer_max_connections", l.peer_max_connections as u64),
+        ] {
+            if value == 0 {
+                errs.push(ConfigError::new(field, "must be at least 1"));
+            }
+        }
+
         if self.replication_factor > self.nodes.len() && !self.nodes.is_empty() {
             errs.push(ConfigError::new(
                 "replication_factor",
@@ -444,6 +631,13 @@ impl RawConfig {
                 raft_addr: n.raft_addr,
                 http_addr: n.http_addr,
                 grpc_addr: n.grpc_addr,
+                tls: match (&n.tls_cert_file, &n.tls_key_file) {
+                    (Some(cert), Some(key)) if !plaintext => Some(NodeTls {
+                        cert_file: resolve(cert),
+                        key_file: resolve(key),
+                    }),
+                    _ => None,
+                },
             })
             .collect();
         let groups = placement::place(&regions, &nodes, self.replication_factor);
@@ -454,6 +648,13 @@ impl RawConfig {
             admin_token_file: resolve(&self.admin_token_file),
             default_region,
             raft: self.raft,
+            tls: match &self.tls.ca_file {
+                Some(ca) if !plaintext => Some(TlsConfig {
+                    ca_file: resolve(ca),
+                }),
+                _ => None,
+            },
+            limits: self.limits,
             debug: self.debug,
             regions,
             nodes,

@@ -35,8 +35,16 @@ fn three_nodes() -> String {
     )
 }
 
+/// These tests are about other rules: their loopback configs run in plaintext,
+/// unless the test writes its own `[tls]`.
 fn parse(text: &str) -> Result<ClusterConfig, ConfigErrors> {
-    ClusterConfig::parse(text, Path::new("/etc/cairn"))
+    if text.contains("[tls]") {
+        return ClusterConfig::parse(text, Path::new("/etc/cairn"));
+    }
+    ClusterConfig::parse(
+        &format!("{text}\n[tls]\ninsecure_plaintext = true\n"),
+        Path::new("/etc/cairn"),
+    )
 }
 
 fn refused(text: &str, field: &str) -> ConfigErrors {
@@ -262,4 +270,81 @@ fn best_effort_region_borrows_nodes_to_reach_replication_factor() {
     assert_eq!(us.voters, vec![1, 4, 5]);
     assert_eq!(us.borrowed, vec![1]);
     assert_eq!(cfg.groups()[0].voters, vec![1, 2, 3, 4, 5]);
+}
+
+/// Three loopback nodes with TLS files; `addr_host` replaces 127.0.0.1 in node 1's http_addr.
+fn tls_nodes(addr_host: &str, tls: &str, files: bool) -> String {
+    let mut text = format!("{HEADER}{}", region("local", "hard"));
+    for id in 1..=3u64 {
+        let mut n = node(id, "local");
+        if id == 1 {
+            n = n.replace(
+                &format!("http_addr = \"127.0.0.1:{}\"", 8000 + id),
+                &format!("http_addr = \"{addr_host}:{}\"", 8000 + id),
+            );
+        }
+        if files {
+            n.push_str(&format!(
+                "tls_cert_file = \"tls/node-{id}.pem\"\ntls_key_file = \"tls/node-{id}-key.pem\"\n"
+            ));
+        }
+        text.push_str(&n);
+    }
+    format!("{text}[tls]\n{tls}\n")
+}
+
+#[test]
+fn accepts_tls_with_a_ca_and_every_nodes_files() {
+    let cfg = parse(&tls_nodes("10.0.0.1", "ca_file = \"tls/ca.pem\"", true)).expect("valid");
+    let tls = cfg.tls.as_ref().expect("tls on");
+    assert_eq!(tls.ca_file, Path::new("/etc/cairn/tls/ca.pem"));
+    assert_eq!(tls.ca_key_file(), Path::new("/etc/cairn/tls/ca-key.pem"));
+    let node = cfg.nodes[0].tls.as_ref().expect("node files");
+    assert_eq!(node.key_file, Path::new("/etc/cairn/tls/node-1-key.pem"));
+    assert_eq!(cfg.limits.http_max_connections, 4096);
+    assert_eq!(cfg.limits.peer_max_connections, 64);
+}
+
+#[test]
+fn refuses_a_config_without_tls_unless_it_says_insecure_plaintext() {
+    refused(&tls_nodes("127.0.0.1", "", false), "tls.ca_file");
+    refused(
+        &tls_nodes("127.0.0.1", "ca_file = \"tls/ca.pem\"", false),
+        "nodes[0].tls_cert_file",
+    );
+    let cfg = parse(&tls_nodes("127.0.0.1", "insecure_plaintext = true", false))
+        .expect("loopback plaintext");
+    assert!(cfg.tls.is_none());
+}
+
+#[test]
+fn refuses_a_non_loopback_address_without_tls() {
+    let errs = refused(
+        &tls_nodes("10.0.0.1", "insecure_plaintext = true", false),
+        "nodes[0].http_addr",
+    );
+    assert!(
+        errs.to_string().contains("not a loopback address"),
+        "{errs}"
+    );
+    refused(
+        &tls_nodes("localhost.example.com", "insecure_plaintext = true", false),
+        "nodes[0].http_addr",
+    );
+    parse(&tls_nodes("localhost", "insecure_plaintext = true", false))
+        .expect("localhost is loopback");
+    parse(&tls_nodes("[::1]", "insecure_plaintext = true", false)).expect("::1 is loopback");
+}
+
+#[test]
+fn refuses_tls_files_together_with_plaintext_and_zero_limits() {
+    refused(
+        &tls_nodes("127.0.0.1", "insecure_plaintext = true", true),
+        "nodes[0].tls_cert_file",
+    );
+    let text = format!(
+        "{}[limits]\nhttp_max_connections = 0\n",
+        tls_nodes("127.0.0.1", "insecure_plaintext = true", false)
+    );
+    refused(&text, "limits.http_max_connections");
 }

@@ -43,6 +43,8 @@ enum Cmd {
     Bench(cli::bench::Args),
     /// Rotate tenant data keys or the master key; show key versions.
     Keys(cli::keys::Args),
+    /// Make a dev CA and node certificates at the paths the config names.
+    Certs(cli::certs::Args),
     /// Snapshot every group on every node and purge the log behind it.
     Compact(cli::keys::CompactArgs),
 }
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
             Cmd::Bench(args) => cli::bench::run(args).await,
             Cmd::Keys(args) => cli::keys::run(args).await,
             Cmd::Compact(args) => cli::keys::compact(args).await,
+            Cmd::Certs(args) => cli::certs::run(args),
         }
     });
     match result {

@@ -1,14 +1,17 @@
 //! `cairn node`: open the data dir, start the groups, serve peers, HTTP and gRPC
 //! on listeners bound beforehand, and shut down cleanly when `shutdown` resolves.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use cairn_cluster_config::ClusterConfig;
+use cairn_cluster_config::{ClusterConfig, NodeConfig};
 use cairn_crypto::{AdminToken, MasterKey};
+use cairn_raft::listener::{self, AcceptOptions};
 use cairn_raft::server::PeerService;
+use cairn_raft::tls::{Port, Tls, TlsFiles};
 use cairn_raft::RaftNode;
 use cairn_storage::{Engine, NodeIdentity};
 use tokio::net::TcpListener;
@@ -100,8 +103,9 @@ pub async fn run(
         peer: peer_listener,
     } = listeners;
 
+    let tls = load_tls(&cfg, &me)?;
     let cfg = Arc::new(cfg);
-    let raft = RaftNode::start(&cfg, id, &engine).await?;
+    let raft = RaftNode::start(&cfg, id, &engine, tls.as_ref()).await?;
     let services = Services::new(ServicesConfig {
         raft: Arc::clone(&raft),
         cfg: Arc::clone(&cfg),
@@ -115,46 +119,83 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let limits = cfg.limits;
+    let handshake_timeout = Duration::from_millis(limits.http_header_read_timeout_ms);
+    let accept = |listener, port, max_connections| {
+        listener::accept(
+            listener,
+            AcceptOptions {
+                port,
+                tls: tls.clone(),
+                max_connections,
+                handshake_timeout,
+            },
+        )
+    };
 
+    // The peer port has its own accept loop and cap: clients never starve Raft.
     let peer_task = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(PeerService::new(Arc::clone(&raft)))
+            .add_service(PeerService::new(Arc::clone(&raft), tls.is_some()))
             .serve_with_incoming_shutdown(
-                tokio_stream_listener(peer_listener),
+                listener::into_stream(accept(
+                    peer_listener,
+                    Port::Peer,
+                    limits.peer_max_connections,
+                )),
                 stopped(stop_rx.clone()),
             ),
     );
     let (client_stop_tx, client_stop_rx) = watch::channel(false);
+    let max_message = limits.grpc_max_message_bytes;
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(KvRpc::server(services.clone()))
-            .add_service(TenantAdminRpc::server(services.clone()))
-            .add_service(UsersRpc::server(services.clone()))
-            .add_service(SessionsRpc::server(services.clone()))
-            .add_service(TokensRpc::server(services.clone()))
+            .max_concurrent_streams(Some(limits.grpc_max_concurrent_streams))
+            .http2_keepalive_interval(Some(Duration::from_millis(
+                limits.grpc_keepalive_timeout_ms,
+            )))
+            .http2_keepalive_timeout(Some(Duration::from_millis(
+                limits.grpc_keepalive_timeout_ms,
+            )))
+            .add_service(KvRpc::server(services.clone()).max_decoding_message_size(max_message))
+            .add_service(
+                TenantAdminRpc::server(services.clone()).max_decoding_message_size(max_message),
+            )
+            .add_service(UsersRpc::server(services.clone()).max_decoding_message_size(max_message))
+            .add_service(
+                SessionsRpc::server(services.clone()).max_decoding_message_size(max_message),
+            )
+            .add_service(TokensRpc::server(services.clone()).max_decoding_message_size(max_message))
             .serve_with_incoming_shutdown(
-                tokio_stream_listener(grpc_listener),
+                listener::into_stream(accept(
+                    grpc_listener,
+                    Port::Grpc,
+                    limits.http_max_connections,
+                )),
                 stopped(client_stop_rx.clone()),
             ),
     );
-    let http_task = tokio::spawn(
-        axum::serve(
-            http_listener,
-            crate::http::router(services)
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(client_stop_rx))
-        .into_future(),
-    );
+    let http_task = tokio::spawn(crate::http::serve::serve(
+        accept(http_listener, Port::Http, limits.http_max_connections),
+        crate::http::router(services),
+        crate::http::serve::Options {
+            header_read_timeout: handshake_timeout,
+            request_timeout: Duration::from_millis(limits.http_request_timeout_ms),
+            hsts: tls.is_some(),
+        },
+        stopped(client_stop_rx),
+    ));
+    let reload_task = tls.clone().map(|tls| tokio::spawn(reload_on_sighup(tls)));
     tracing::info!(node = id, raft = %me.raft_addr, http = %me.http_addr, grpc = %me.grpc_addr, "node serving");
 
     shutdown.await;
     tracing::info!(node = id, "shutting down: draining client requests");
     let _ = client_stop_tx.send(true);
-    if let Ok(Err(e)) = http_task.await {
-        tracing::warn!(error = %e, "http server");
+    let _ = http_task.await;
+    if let Some(task) = reload_task {
+        task.abort();
     }
     if let Ok(Err(e)) = grpc_task.await {
         tracing::warn!(error = %e, "grpc server");
@@ -191,16 +232,49 @@ fn load_staged_master_keys(engine: &Engine, masters: &MasterKeys) {
     }
 }
 
-fn tokio_stream_listener(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures::stream::unfold(listener, |listener| async move {
-        let conn = listener.accept().await.map(|(stream, _)| {
-            let _ = stream.set_nodelay(true);
-            stream
-        });
-        Some((conn, listener))
-    })
+/// This node's TLS material, or `None` (with a warning) in loopback plaintext.
+fn load_tls(cfg: &ClusterConfig, me: &NodeConfig) -> anyhow::Result<Option<Arc<Tls>>> {
+    let (Some(tls), Some(files)) = (&cfg.tls, &me.tls) else {
+        tracing::warn!(
+            "TLS is off (tls.insecure_plaintext = true): every port of this node, the \
+             peer port included, is plaintext and unauthenticated; loopback only"
+        );
+        return Ok(None);
+    };
+    let members = cfg.nodes.iter().map(|n| n.id).collect();
+    let loaded = Tls::load(
+        &cfg.cluster_name,
+        members,
+        TlsFiles {
+            ca_file: tls.ca_file.clone(),
+            cert_file: files.cert_file.clone(),
+            key_file: files.key_file.clone(),
+        },
+    )
+    .context("TLS")?;
+    tracing::info!(ca = %tls.ca_file.display(), cert = %files.cert_file.display(), "TLS on every port");
+    Ok(Some(Arc::new(loaded)))
+}
+
+/// Reloads the certificate, key and CA bundle on every SIGHUP: new connections
+/// use them, open ones finish on the old. A reload that fails keeps the old.
+async fn reload_on_sighup(tls: Arc<Tls>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: TLS reload unavailable");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and CA bundle reloaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP: TLS reload failed; the previous material stays in use");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -230,7 +304,8 @@ mod tests {
              master_key_file = \"master.key\"\nadmin_token_file = \"admin.token\"\n\
              [[regions]]\nname = \"local\"\nresidency = \"hard\"\n\
              [[nodes]]\nid = 1\nregion = \"local\"\nraft_addr = \"{peer}\"\n\
-             http_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\ndata_dir = \"node-1\"\n"
+             http_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\ndata_dir = \"node-1\"\n\
+             [tls]\ninsecure_plaintext = true\n"
         );
         ClusterConfig::parse(&text, dir).expect("config")
     }

@@ -7,7 +7,12 @@
 //! - [`log_store`]: `RaftLogStorage` over [`cairn_storage::GroupLog`].
 //! - [`state_machine`]: `RaftStateMachine` over [`cairn_storage::GroupState`].
 //! - [`network`]: the peer client (one connection per peer, tagged with the group).
-//! - [`server`]: the peer gRPC service that routes messages to the local groups.
+//! - [`server`]: the peer gRPC service that routes messages to the local groups,
+//!   after checking that the sender is the node its certificate names.
+//! - [`tls`]: certificates, keys and CA bundle (reloadable), the rustls configs
+//!   of every port, and the SPIFFE identity of a node certificate.
+//! - [`listener`]: the accept loop of every port (connection cap, TLS handshake,
+//!   peer admission by certificate).
 //! - [`node`]: [`RaftNode`], which owns the groups and gives the rest of the node
 //!   leader-transparent writes, linearizable reads, init and status.
 //! - `read_batch`: concurrent linearizable reads share leadership confirmations.
@@ -21,6 +26,7 @@ mod batch;
 pub mod error;
 mod forward_batch;
 mod lease;
+pub mod listener;
 pub mod log_store;
 pub mod network;
 pub mod node;
@@ -29,6 +35,7 @@ mod read_batch;
 pub mod server;
 pub mod state_machine;
 pub mod status;
+pub mod tls;
 pub mod types;
 
 pub mod proto {

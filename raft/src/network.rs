@@ -19,8 +19,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::listener::Io;
 use crate::proto::peer_client::PeerClient;
 use crate::proto::{GroupMessage, Reply};
+use crate::tls::Tls;
 use crate::types::{Node, NodeId, TypeConfig};
 
 /// Which peer RPC to call.
@@ -79,7 +81,8 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Prepares (lazily connecting) channels to each `(id, raft_addr)`.
+    /// Prepares (lazily connecting) channels to each `(id, raft_addr)`, over
+    /// mutual TLS when `tls` is given.
     ///
     /// # Errors
     /// An address that is not a valid URI authority.
@@ -87,19 +90,34 @@ impl Peers {
         me: NodeId,
         nodes: &[(NodeId, String)],
         pinned: Vec<Pinned>,
+        tls: Option<&std::sync::Arc<Tls>>,
     ) -> Result<Self, String> {
         let mut peers = HashMap::new();
         for (id, addr) in nodes {
             if *id == me {
                 continue;
             }
+            // The scheme stays http: TLS, when on, is the connector's, below
+            // HTTP/2 (so it can check the peer's identity).
             let endpoint = Endpoint::from_shared(format!("http://{addr}"))
                 .map_err(|e| format!("node {id} raft_addr {addr}: {e}"))?
                 .connect_timeout(Duration::from_millis(500))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(5))
                 .keep_alive_timeout(Duration::from_secs(5));
-            let client = PeerClient::new(endpoint.connect_lazy())
+            let connector = PeerConnector {
+                node: *id,
+                addr: addr.clone(),
+                tls: match tls {
+                    Some(tls) => Some((
+                        std::sync::Arc::clone(tls),
+                        crate::tls::server_name(addr)
+                            .map_err(|e| format!("node {id} raft_addr: {e}"))?,
+                    )),
+                    None => None,
+                },
+            };
+            let client = PeerClient::new(endpoint.connect_with_connector_lazy(connector))
                 .max_decoding_message_size(256 << 20)
                 .max_encoding_message_size(256 << 20);
             peers.insert(
@@ -134,6 +152,15 @@ impl Peers {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(&node)
+    }
+
+    /// The region `node` is outside of, if `group` is hard-pinned to one.
+    #[must_use]
+    pub fn pinned_away_from(&self, group: u64, node: NodeId) -> Option<&str> {
+        self.pinned
+            .get(&group)
+            .filter(|pin| !pin.nodes.contains(&node))
+            .map(|pin| pin.region.as_str())
     }
 
     #[must_use]
@@ -273,6 +300,73 @@ impl Peers {
     }
 }
 
+/// Connects to one peer: TCP, then (with TLS) a handshake that presents this
+/// node's certificate and accepts only the certificate of the node it meant to
+/// call (its SPIFFE id), so an address alone cannot impersonate a node.
+#[derive(Clone)]
+struct PeerConnector {
+    node: NodeId,
+    addr: String,
+    tls: Option<(std::sync::Arc<Tls>, rustls::pki_types::ServerName<'static>)>,
+}
+
+impl tower::Service<tonic::transport::Uri> for PeerConnector {
+    type Response = hyper_util::rt::TokioIo<Box<dyn Io>>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: tonic::transport::Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            // "tcp connect error" / "tls connect error": `classify` counts both
+            // as never sent.
+            let tcp = tokio::net::TcpStream::connect(&this.addr)
+                .await
+                .map_err(|e| std::io::Error::other(format!("tcp connect error: {e}")))?;
+            let _ = tcp.set_nodelay(true);
+            let Some((tls, name)) = this.tls else {
+                return Ok(hyper_util::rt::TokioIo::new(Box::new(tcp) as Box<dyn Io>));
+            };
+            let connector = tokio_rustls::TlsConnector::from(tls.peer_client_config());
+            let stream = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| std::io::Error::other(format!("tls connect error: {e}")))?;
+            let named = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|leaf| crate::tls::node_of_cert(leaf, tls.cluster_name()));
+            match named {
+                Some(Ok(id)) if id == this.node => {}
+                other => {
+                    let why = match other {
+                        Some(Ok(id)) => format!("it presented node {id}'s certificate"),
+                        Some(Err(e)) => e,
+                        None => "it presented no certificate".to_owned(),
+                    };
+                    tracing::warn!(node = this.node, addr = %this.addr, reason = %why, "peer refused: not the node its address belongs to");
+                    return Err(std::io::Error::other(format!(
+                        "tls connect error: {} is not node {}: {why}",
+                        this.addr, this.node
+                    )));
+                }
+            }
+            Ok(hyper_util::rt::TokioIo::new(Box::new(stream) as Box<dyn Io>))
+        })
+    }
+}
+
 /// An open `ReadIndex` stream to one peer.
 struct ReadStream {
     requests: futures::channel::mpsc::Sender<GroupMessage>,
@@ -335,7 +429,9 @@ fn error_chain(status: &tonic::Status) -> String {
 }
 
 fn is_connect_failure(detail: &str) -> bool {
-    detail.contains("tcp connect error") || detail.contains("Connection refused")
+    detail.contains("tcp connect error")
+        || detail.contains("tls connect error")
+        || detail.contains("Connection refused")
 }
 
 /// openraft's view of the network for one group.
@@ -446,6 +542,7 @@ mod tests {
                 region: "eu".to_owned(),
                 nodes: vec![1, 2, 3],
             }],
+            None,
         )
         .expect("peers");
         for rpc in [

@@ -97,6 +97,7 @@ impl RaftNode {
         cfg: &ClusterConfig,
         id: NodeId,
         engine: &Engine,
+        tls: Option<&Arc<crate::tls::Tls>>,
     ) -> Result<Arc<Self>, RaftNodeError> {
         let addrs: BTreeMap<NodeId, String> = cfg
             .nodes
@@ -123,7 +124,8 @@ impl RaftNode {
                 })
             })
             .collect();
-        let peers = Arc::new(Peers::new(id, &peer_list, pinned).map_err(RaftNodeError::Internal)?);
+        let peers =
+            Arc::new(Peers::new(id, &peer_list, pinned, tls).map_err(RaftNodeError::Internal)?);
         let tuning = &cfg.raft;
         let meta_epoch = Arc::new(AtomicU64::new(0));
         let admitted = Self::load_admission(cfg, id, engine)?;
@@ -221,6 +223,11 @@ impl RaftNode {
             "fault injection: peer traffic with these nodes is dropped"
         );
         self.peers.set_blocked(nodes);
+    }
+
+    /// The region `node` is outside of, if `group` is hard-pinned to one.
+    pub(crate) fn pinned_away_from(&self, group: u64, node: NodeId) -> Option<&str> {
+        self.peers.pinned_away_from(group, node)
     }
 
     pub(crate) fn is_blocked(&self, node: NodeId) -> bool {

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::RaftNodeError;
 use crate::forward_batch::{answer_deadline, MAX_COMMANDS as MAX_FORWARDED};
+use crate::listener::ConnInfo;
 use crate::node::{RaftNode, FORWARD_TIMEOUT};
 use crate::proto::peer_server::{Peer, PeerServer};
 use crate::proto::{GroupMessage, Reply};
@@ -24,19 +25,50 @@ use crate::types::{Command, NodeId, Query, Raft, TypeConfig};
 /// Serves the peer protocol for one node.
 pub struct PeerService {
     node: Arc<RaftNode>,
+    /// Whether every message must come over a connection whose verified
+    /// certificate names its `from` (TLS on); off only in loopback plaintext.
+    authenticated: bool,
 }
 
 impl PeerService {
     #[must_use]
-    pub fn new(node: Arc<RaftNode>) -> PeerServer<Self> {
-        PeerServer::new(Self { node })
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20)
+    pub fn new(node: Arc<RaftNode>, authenticated: bool) -> PeerServer<Self> {
+        PeerServer::new(Self {
+            node,
+            authenticated,
+        })
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20)
     }
 
-    /// The message, unless its sender is cut off by fault injection.
-    fn receive(&self, req: Request<GroupMessage>) -> Result<GroupMessage, Status> {
-        admit(&self.node, req.into_inner())
+    /// The message of `rpc`, if its sender is who its connection's certificate
+    /// says, and not cut off by fault injection.
+    fn receive(
+        &self,
+        rpc: &'static str,
+        req: Request<GroupMessage>,
+    ) -> Result<GroupMessage, Status> {
+        let sender = sender_of(req.extensions());
+        admit(
+            &self.node,
+            self.authenticated,
+            sender,
+            rpc,
+            req.into_inner(),
+        )
+    }
+
+    /// As [`Self::receive`], and refused if the group is hard-pinned to a region
+    /// the sender is outside of: its data (entries, snapshots, query answers)
+    /// never goes there, whatever the sender claims.
+    fn receive_in_region(
+        &self,
+        rpc: &'static str,
+        req: Request<GroupMessage>,
+    ) -> Result<GroupMessage, Status> {
+        let msg = self.receive(rpc, req)?;
+        in_region(&self.node, rpc, msg.group, msg.from)?;
+        Ok(msg)
     }
 
     fn raft(&self, group: u64) -> Result<&Raft, Status> {
@@ -46,12 +78,55 @@ impl PeerService {
     }
 }
 
-/// `msg`, unless its sender is cut off from `node` by fault injection.
-fn admit(node: &RaftNode, msg: GroupMessage) -> Result<GroupMessage, Status> {
+/// The member node the connection's verified certificate names, if any.
+fn sender_of(extensions: &tonic::Extensions) -> Option<NodeId> {
+    extensions.get::<ConnInfo>().and_then(|info| info.peer)
+}
+
+/// `msg`, unless its `from` is not the node the connection's certificate names
+/// (refused and logged, never applied), or it is cut off from `node` by fault
+/// injection.
+fn admit(
+    node: &RaftNode,
+    authenticated: bool,
+    sender: Option<NodeId>,
+    rpc: &'static str,
+    msg: GroupMessage,
+) -> Result<GroupMessage, Status> {
+    if authenticated && sender != Some(msg.from) {
+        tracing::warn!(
+            rpc,
+            group = msg.group,
+            claimed_from = msg.from,
+            certificate_node = ?sender,
+            "peer message refused: its from is not the node its certificate names"
+        );
+        return Err(Status::permission_denied(
+            "the message's from is not the node this connection's certificate names",
+        ));
+    }
     if node.is_blocked(msg.from) {
         return Err(Status::unavailable("partitioned by fault injection"));
     }
     Ok(msg)
+}
+
+/// Refuses `rpc` for `group` from `from` if the group is hard-pinned to a region
+/// `from` is outside of.
+fn in_region(node: &RaftNode, rpc: &'static str, group: u64, from: NodeId) -> Result<(), Status> {
+    if let Some(region) = node.pinned_away_from(group, from) {
+        tracing::warn!(
+            rpc,
+            group,
+            from,
+            region,
+            "peer message refused: a hard-pinned region's group asked for by a node outside it"
+        );
+        return Err(Status::permission_denied(format!(
+            "group {group} is pinned to region {region} and node {from} is outside it"
+        )));
+    }
+    Ok(())
 }
 
 /// Most groups one `ReadIndex` request may name (a cluster has one per region, and
@@ -78,13 +153,13 @@ fn reply<T: Serialize>(value: &T) -> Result<Response<Reply>, Status> {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
+        let msg = self.receive_in_region("AppendEntries", req)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&msg)?;
         reply(&self.raft(msg.group)?.append_entries(rpc).await)
     }
 
     async fn vote(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
+        let msg = self.receive("Vote", req)?;
         if !self.node.is_admitted() {
             // Not granting a vote is always safe; granting one from a data dir that
             // lost what it acknowledged is not (see `RaftNode::is_admitted`).
@@ -116,7 +191,7 @@ impl Peer for PeerService {
         &self,
         req: Request<GroupMessage>,
     ) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
+        let msg = self.receive_in_region("InstallSnapshot", req)?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&msg)?;
         // Snapshots are received into memory at the offset the sender names: bound
         // it, so a bad chunk cannot make this node allocate without limit.
@@ -132,7 +207,7 @@ impl Peer for PeerService {
     /// A batch of writes (see `forward_batch`): each goes on its own way (proposed
     /// here if this node leads, else forwarded on), one answer each, in order.
     async fn forward_batch(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
+        let msg = self.receive("ForwardBatch", req)?;
         let cmds: Vec<Command> = decode(&msg)?;
         if cmds.len() > MAX_FORWARDED {
             return Err(Status::invalid_argument(format!(
@@ -162,7 +237,7 @@ impl Peer for PeerService {
     }
 
     async fn query(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
+        let msg = self.receive_in_region("Query", req)?;
         let query: Query = decode(&msg)?;
         reply(
             &self
@@ -193,16 +268,21 @@ impl Peer for PeerService {
     ) -> Result<Response<Self::ReadIndexStream>, Status> {
         let stopping = self.node.stopping();
         let node = Arc::clone(&self.node);
+        let authenticated = self.authenticated;
+        let sender = sender_of(req.extensions());
         let answers = req.into_inner().take_until(stopping).then(move |msg| {
             let node = Arc::clone(&node);
             async move {
-                let msg = admit(&node, msg?)?;
+                let msg = admit(&node, authenticated, sender, "ReadIndex", msg?)?;
                 let groups: Vec<u64> = decode(&msg)?;
                 if groups.len() > MAX_READ_GROUPS {
                     return Err(Status::invalid_argument(format!(
                         "{} groups; at most {MAX_READ_GROUPS} per read-index request",
                         groups.len()
                     )));
+                }
+                for group in &groups {
+                    in_region(&node, "ReadIndex", *group, msg.from)?;
                 }
                 encode_reply(&node.leader_read_indexes(&groups).await)
             }
@@ -211,19 +291,19 @@ impl Peer for PeerService {
     }
 
     async fn init_group(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
+        let msg = self.receive("InitGroup", req)?;
         let members: BTreeMap<NodeId, BasicNode> = decode(&msg)?;
         reply(&self.node.init_local(GroupId(msg.group), members).await)
     }
 
     async fn admit(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
+        let msg = self.receive("Admit", req)?;
         let cluster_id: String = decode(&msg)?;
         reply(&self.node.admit(&cluster_id).await)
     }
 
     async fn group_state(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        let msg = self.receive(req)?;
+        let msg = self.receive("GroupState", req)?;
         let () = decode(&msg)?;
         reply(&self.node.is_initialized_local(GroupId(msg.group)).await)
     }

@@ -17,7 +17,7 @@ bench_cluster_start() {
   local dir="$1" base="$2" id
   (umask 077; head -c 32 /dev/urandom >"$dir/master.key"; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/admin.token")
   {
-    printf 'cluster_name = "bench"\nreplication_factor = 3\nmaster_key_file = "master.key"\nadmin_token_file = "admin.token"\n'
+    printf 'cluster_name = "bench"\nreplication_factor = 3\nmaster_key_file = "master.key"\nadmin_token_file = "admin.token"\n[tls]\ninsecure_plaintext = true\n'
     printf '[[regions]]\nname = "local"\nresidency = "hard"\n'
     for id in 1 2 3; do
       printf '[[nodes]]\nid = %s\nregion = "local"\nraft_addr = "127.0.0.1:%s"\nhttp_addr = "127.0.0.1:%s"\ngrpc_addr = "127.0.0.1:%s"\ndata_dir = "node-%s"\n' \

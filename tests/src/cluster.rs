@@ -493,6 +493,12 @@ impl TestCluster {
                 n.id, n.raft, n.http, n.grpc, n.id
             );
         }
+        // Every address is loopback. TLS clusters for the harness: not yet
+        // (issue 17, half done); until then the config says plaintext in so
+        // many words.
+        if !extra_toml.contains("[tls]") {
+            t.push_str("[tls]\ninsecure_plaintext = true\n");
+        }
         t
     }
 

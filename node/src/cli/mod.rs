@@ -1,6 +1,7 @@
 //! Operator and benchmark commands that talk to running nodes over HTTP.
 
 pub mod bench;
+pub mod certs;
 pub mod init;
 pub mod keys;
 pub mod status;

@@ -64,7 +64,11 @@ async fn call<T>(services: &Services, req: &Request<T>, access: Access) -> Resul
     let md = req.metadata();
     let context = RequestContext {
         request_id: request_id(md),
-        client_ip: req.remote_addr().map(|a| a.ip()),
+        // The gRPC port's own accept loop records the peer address.
+        client_ip: req
+            .extensions()
+            .get::<cairn_raft::listener::ConnInfo>()
+            .map(|info| info.remote.ip()),
         user_agent: md
             .get("user-agent")
             .and_then(|v| v.to_str().ok())

@@ -12,6 +12,7 @@ mod kv;
 mod master_key;
 pub mod openapi;
 pub mod problem;
+pub(crate) mod serve;
 mod sessions;
 mod signing_keys;
 mod tenants;
