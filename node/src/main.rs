@@ -45,6 +45,9 @@ enum Cmd {
     Keys(cli::keys::Args),
     /// Snapshot every group on every node and purge the log behind it.
     Compact(cli::keys::CompactArgs),
+    /// After a rolling upgrade: check that every node runs the new binary, then
+    /// raise the cluster's log entry format (wire version) to it.
+    FinalizeUpgrade(cli::upgrade::Args),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
             Cmd::Bench(args) => cli::bench::run(args).await,
             Cmd::Keys(args) => cli::keys::run(args).await,
             Cmd::Compact(args) => cli::keys::compact(args).await,
+            Cmd::FinalizeUpgrade(args) => cli::upgrade::run(args).await,
         }
     });
     match result {

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod init;
 pub mod keys;
 pub mod status;
+pub mod upgrade;
 
 use std::path::Path;
 
