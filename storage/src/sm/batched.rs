@@ -133,8 +133,9 @@ pub(super) fn outcomes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Outcome>, 
 
 #[cfg(test)]
 mod tests {
+    use super::super::audit::Actor;
     use super::super::email_index::ReleaseEmail;
-    use super::super::events::{Actor, Trace};
+    use super::super::events::Trace;
     use super::super::kv::Put;
     use super::super::tenants::{PurgeTenant, SetSessionPolicy};
     use super::*;

@@ -24,34 +24,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::ApplyBatch;
-use crate::sm::audit::{self, AuditEvent, EventRecord};
+use crate::sm::audit::{self, Actor, AuditEvent, EventRecord};
 use crate::Result;
-
-/// Who caused a command (wire version 2, append-only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Actor {
-    /// The node itself: background work, never a request.
-    System,
-    /// The cluster operator (the admin token).
-    Operator,
-    /// A tenant's API key, by id.
-    ApiKey(String),
-    /// A caller without credentials.
-    Public,
-}
-
-impl Actor {
-    /// As audit shows it: `system`, `operator`, `api_key:<id>`, `public`.
-    #[must_use]
-    pub fn label(&self) -> String {
-        match self {
-            Self::System => "system".to_owned(),
-            Self::Operator => "operator".to_owned(),
-            Self::ApiKey(id) => format!("api_key:{id}"),
-            Self::Public => "public".to_owned(),
-        }
-    }
-}
 
 /// Who caused a command, under which request, and when: chosen by the proposing
 /// node, carried in the log by [`super::Command::Traced`].

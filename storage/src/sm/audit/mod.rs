@@ -9,8 +9,6 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sm::events::Actor;
-
 pub mod apply;
 pub mod read;
 
@@ -39,4 +37,30 @@ pub struct EventRecord {
     pub session_id: Option<String>,
     /// The API key or signing key (`kid`) concerned.
     pub key_id: Option<String>,
+}
+
+/// Who caused a command (wire version 2, append-only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    /// The node itself: background work, never a request.
+    System,
+    /// The cluster operator (the admin token).
+    Operator,
+    /// A tenant's API key, by id.
+    ApiKey(String),
+    /// A caller without credentials.
+    Public,
+}
+
+impl Actor {
+    /// As audit shows it: `system`, `operator`, `api_key:<id>`, `public`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self {
+            Self::System => "system".to_owned(),
+            Self::Operator => "operator".to_owned(),
+            Self::ApiKey(id) => format!("api_key:{id}"),
+            Self::Public => "public".to_owned(),
+        }
+    }
 }
