@@ -189,7 +189,7 @@ pub fn sink(
     trace: Option<&Trace>,
     events: &[Event],
 ) -> Result<()> {
-    for e in events {
+    for (n, e) in (0u32..).zip(events) {
         match trace {
             Some(trace) => {
                 let record = EventRecord {
@@ -202,7 +202,7 @@ pub fn sink(
                     session_id: e.session_id.clone(),
                     key_id: e.key_id.clone(),
                 };
-                audit::apply::record(batch, seq, &e.tenant, &record)?;
+                audit::apply::record(batch, seq, n, &e.tenant, &record)?;
             }
             None => legacy_row(batch, seq, e)?,
         }

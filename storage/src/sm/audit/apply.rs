@@ -17,33 +17,31 @@ pub fn append(
     tenant: &str,
     event: &AuditEvent,
 ) -> Result<()> {
-    let key = free_key(batch, |group, n| audit_key(group, tenant, seq, n))?;
-    batch.put_record("audit event", key, event)
-}
-
-/// Appends the event record `record` of a traced command (as [`append`]).
-///
-/// # Errors
-/// Reading or encoding a row failed.
-pub fn record(
-    batch: &mut ApplyBatch<'_>,
-    seq: u64,
-    tenant: &str,
-    record: &EventRecord,
-) -> Result<()> {
-    let key = free_key(batch, |group, n| event_key(group, tenant, seq, n))?;
-    batch.put_record("event record", key, record)
-}
-
-/// The first key `key(group, n)`, n = 0, 1, …, that holds no row yet.
-fn free_key(batch: &ApplyBatch<'_>, key: impl Fn(u64, u32) -> Vec<u8>) -> Result<Vec<u8>> {
     let group = batch.group();
     let mut n: u32 = 0;
     loop {
-        let k = key(group, n);
-        if !batch.contains(&k)? {
-            return Ok(k);
+        let key = audit_key(group, tenant, seq, n);
+        if !batch.contains(&key)? {
+            return batch.put_record("audit event", key, event);
         }
         n = n.saturating_add(1);
     }
+}
+
+/// Writes `record`, event `n` of the traced command with sequence number `seq`.
+/// Sequence numbers are unique per command and a command's events are numbered
+/// by the sink, so no row is read to find a free key (an apply and its applied
+/// index commit in one batch: a command is never applied twice).
+///
+/// # Errors
+/// Encoding the record failed.
+pub fn record(
+    batch: &mut ApplyBatch<'_>,
+    seq: u64,
+    n: u32,
+    tenant: &str,
+    record: &EventRecord,
+) -> Result<()> {
+    let key = event_key(batch.group(), tenant, seq, n);
+    batch.put_record("event record", key, record)
 }
