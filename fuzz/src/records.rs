@@ -25,9 +25,9 @@ use cairn_raft::types::{Entry, LogId, Node, NodeId, Vote};
 use cairn_raft::TypeConfig;
 use cairn_storage::sm::{Answer as QueryResult, Command, Outcome as CommandResult, Query};
 use cairn_storage::{
-    codec, ApiKeyRecord, AuditEvent, EmailEntry, KvRecord, MasterKeyRecord, MasterKeyState,
-    NodeIdentity, Revocation, SessionPolicy, SessionRecord, SigningKeyRecord, SigningKeys,
-    TenantRecord, UserRecord, WrappedKey,
+    codec, ApiKeyRecord, AuditEvent, EmailEntry, EventRecord, KvRecord, MasterKeyRecord,
+    MasterKeyState, NodeIdentity, Revocation, SessionPolicy, SessionRecord, SigningKeyRecord,
+    SigningKeys, TenantRecord, UserRecord, WrappedKey,
 };
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest, VoteResponse,
@@ -103,6 +103,9 @@ const TYPES: &[(&str, Check)] = &[
     ("init_group_reply", exact::<Result<InitOutcome, String>>),
     ("group_state_reply", exact::<Result<bool, String>>),
     ("admit_reply", exact::<Result<(), String>>),
+    // Wire version 2's stored records.
+    ("event_record", exact::<EventRecord>),
+    ("wire_version", exact::<u32>),
 ];
 
 /// Decodes `bytes` as a `T`; if that works, re-encodes it and checks the size.
@@ -185,6 +188,8 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     add("session_record", "fresh", enc(&fresh_session_record()));
     add("revocation", "sample", enc(&revocation()));
     add("audit_event", "sample", enc(&audit_event()));
+    add("event_record", "sample", enc(&event_record()));
+    add("wire_version", "sample", enc(&2u32));
     add("node_identity", "sample", enc(&node_identity()));
     add("string", "admission", enc(&"18c0ffee-2".to_owned()));
     add(

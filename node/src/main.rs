@@ -47,6 +47,9 @@ enum Cmd {
     Certs(cli::certs::Args),
     /// Snapshot every group on every node and purge the log behind it.
     Compact(cli::keys::CompactArgs),
+    /// After a rolling upgrade: check that every node runs the new binary, then
+    /// raise the cluster's log entry format (wire version) to it.
+    FinalizeUpgrade(cli::upgrade::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
             Cmd::Keys(args) => cli::keys::run(args).await,
             Cmd::Compact(args) => cli::keys::compact(args).await,
             Cmd::Certs(args) => cli::certs::run(args),
+            Cmd::FinalizeUpgrade(args) => cli::upgrade::run(args).await,
         }
     });
     match result {

@@ -2,8 +2,13 @@
 # directory, from the release build (benchmarks measure what would be deployed;
 # the first release build compiles RocksDB again, ~15 minutes on 2 cores).
 
-# bench_build: builds the release binaries; sets `bin`.
+# bench_build: builds the release binaries; sets `bin`. With CAIRN_BENCH_BIN set,
+# uses that binary instead and builds nothing (A/B runs of two builds).
 bench_build() {
+  if [ -n "${CAIRN_BENCH_BIN:-}" ]; then
+    bin="$CAIRN_BENCH_BIN"
+    return
+  fi
   cargo build --release --workspace --bins
   bin="$CARGO_TARGET_DIR/release/cairn"
 }

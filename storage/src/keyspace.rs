@@ -16,10 +16,12 @@
 //!               [group u64][0x24][t][api key id]            -> () tenant's API keys (meta)
 //!               [group u64][0x25][t][email blind index]     -> EmailEntry (meta)
 //!               [group u64][0x26][t]                        -> SigningKeys (meta)
+//!               [group u64][0x27]                           -> cluster wire version u32 (meta)
 //!               [group u64][0x30][t][user id]               -> UserRecord (data)
 //!               [group u64][0x31][t][session id]            -> SessionRecord (data)
 //!               [group u64][0x32][t][user id][session id]   -> () user's sessions (data)
-//!               [group u64][0x33][t][sequence u64][n u32]   -> AuditEvent (data)
+//!               [group u64][0x33][t][sequence u64][n u32]   -> AuditEvent (data, wire v1)
+//!               [group u64][0x34][t][sequence u64][n u32]   -> EventRecord (meta + data, wire v2)
 //!   where [t] = [len u16][tenant id], and every part but the last is length-prefixed
 //! cf snapshot   [group u64]                                 -> current snapshot (meta + data)
 //! cf node       "identity"                                  -> NodeIdentity (bincode)
@@ -61,14 +63,20 @@ pub const SM_TENANT_API_KEY: u8 = 0x24;
 pub const SM_EMAIL: u8 = 0x25;
 /// `meta` group: tenant -> its token signing keys.
 pub const SM_SIGNING: u8 = 0x26;
+/// `meta` group: the wire version the cluster speaks (absent: 1).
+pub const SM_WIRE_VERSION: u8 = 0x27;
 /// Data groups: (tenant, user id) -> user record.
 pub const SM_USER: u8 = 0x30;
 /// Data groups: (tenant, session id) -> session record.
 pub const SM_SESSION: u8 = 0x31;
 /// Data groups: (tenant, user id, session id) -> () — a user's sessions.
 pub const SM_USER_SESSION: u8 = 0x32;
-/// Data groups: (tenant, command sequence number, n) -> audit event.
+/// Data groups: (tenant, command sequence number, n) -> audit event of an
+/// untraced command (wire version 1).
 pub const SM_AUDIT: u8 = 0x33;
+/// Every group: (tenant, command sequence number, n) -> the event record of a
+/// traced command (wire version 2): actor, request id, client IP.
+pub const SM_EVENT: u8 = 0x34;
 
 /// Longest tenant name the KV keyspace can encode (length is a u16).
 pub const MAX_TENANT_LEN: usize = u16::MAX as usize;
@@ -306,15 +314,39 @@ pub fn audit_key(group: u64, tenant: &str, seq: u64, n: u32) -> Vec<u8> {
     key
 }
 
-/// Every row prefix of a tenant in a data group (what purging a deleted tenant
-/// removes): users, sessions, the session index, audit events, KV.
+/// The prefix of a tenant's event records in `group`.
 #[must_use]
-pub fn tenant_data_prefixes(group: u64, tenant: &str) -> [Vec<u8>; 5] {
+pub fn event_prefix(group: u64, tenant: &str) -> Vec<u8> {
+    tenant_row(group, SM_EVENT, tenant, &[])
+}
+
+/// Event record `n` of the command with sequence number `seq` (as
+/// [`audit_key`]).
+#[must_use]
+pub fn event_key(group: u64, tenant: &str, seq: u64, n: u32) -> Vec<u8> {
+    let mut key = event_prefix(group, tenant);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(&n.to_be_bytes());
+    key
+}
+
+/// `meta` group: the cluster's wire version.
+#[must_use]
+pub fn wire_version_key(group: u64) -> Vec<u8> {
+    row_key(group, SM_WIRE_VERSION, &[])
+}
+
+/// Every row prefix of a tenant in a data group (what purging a deleted tenant
+/// removes): users, sessions, the session index, audit events and event
+/// records, KV.
+#[must_use]
+pub fn tenant_data_prefixes(group: u64, tenant: &str) -> [Vec<u8>; 6] {
     [
         tenant_row(group, SM_USER, tenant, &[]),
         tenant_row(group, SM_SESSION, tenant, &[]),
         tenant_row(group, SM_USER_SESSION, tenant, &[]),
         audit_prefix(group, tenant),
+        event_prefix(group, tenant),
         kv_key(group, tenant, b""),
     ]
 }

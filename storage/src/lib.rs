@@ -23,8 +23,9 @@ pub use engine::{
 // The records and wire types, where the rest of the workspace has always found
 // them.
 pub use sm::api_keys::ApiKeyRecord;
-pub use sm::audit::AuditEvent;
+pub use sm::audit::{Actor, AuditEvent, EventRecord};
 pub use sm::email_index::EmailEntry;
+pub use sm::events::Trace;
 pub use sm::kv::KvRecord;
 pub use sm::master_key::{MasterKeyRecord, MasterKeyState};
 pub use sm::sessions::{RefreshOutcome, Revocation, SessionRecord};

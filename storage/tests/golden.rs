@@ -23,20 +23,22 @@ mod samples;
 
 use std::path::Path;
 
+use cairn_storage::keyspace::{event_key, wire_version_key};
 use cairn_storage::keyspace::{
     group_prefix, kv_key, log_end, log_key, row_key, state_key, tenant_row, ALL_CFS, CF_NODE,
     SM_API_KEY, SM_APPLIED, SM_AUDIT, SM_EMAIL, SM_MASTER, SM_SESSION, SM_SIGNING, SM_TENANT,
     SM_TENANT_API_KEY, SM_TENANT_NAME, SM_USER, SM_USER_SESSION,
 };
+use cairn_storage::sm::cluster::SetWireVersion;
 use cairn_storage::sm::email_index::ReserveEmail;
 use cairn_storage::sm::kv::Put;
 use cairn_storage::sm::sessions::{CreateSession, RevokeSession};
-use cairn_storage::sm::users::CreateUser;
+use cairn_storage::sm::users::{CreateUser, DeleteUser};
 use cairn_storage::sm::{
     self, AuthCommand, AuthOutcome, Command, CreateTenant, DirectoryCommand, DirectoryOutcome,
-    KvCommand, KvOutcome, MetaCommand, MetaOutcome, Outcome,
+    KvCommand, KvOutcome, MetaCommand, MetaOutcome, Outcome, Traced,
 };
-use cairn_storage::{codec, Engine, HardState};
+use cairn_storage::{codec, Actor, Engine, HardState, Trace};
 use harness::Golden;
 use samples::*;
 
@@ -64,6 +66,8 @@ fn golden_stored_records() {
     g.add("session_record.fresh", enc(&fresh_session_record()));
     g.add("revocation", enc(&revocation()));
     g.add("audit_event", enc(&audit_event()));
+    g.add("event_record", enc(&event_record()));
+    g.add("wire_version", enc(&2u32));
     g.add("node_identity", enc(&node_identity()));
     // The `node` rows that hold plain values: `Engine::set_admission` encodes a
     // `&str`, `add_staged_master_key_file` a `Vec<String>`.
@@ -140,6 +144,8 @@ fn golden_keyspace() {
         "sm.audit.prefix",
         tenant_row(DATA, SM_AUDIT, TENANT_ID, &[]),
     );
+    g.add("sm.event", event_key(DATA, TENANT_ID, 1792, 1));
+    g.add("sm.wire_version", wire_version_key(META));
     g.add("snapshot.key", group_prefix(DATA).to_vec());
     g.check("keyspace", "row keys of every column family");
 }
@@ -231,6 +237,41 @@ fn golden_snapshot_rows_and_node_rows() {
                 "{name}: the applied state is exported beside"
             );
             g.add(name, rows);
+        }
+
+        // Wire version 2: the version row, and a traced command's event record.
+        let mut b = meta.batch();
+        let set = Command::Meta(MetaCommand::SetWireVersion(SetWireVersion { version: 2 }));
+        assert_eq!(
+            sm::apply(&mut b, 2048, &set).expect("set wire version"),
+            Outcome::Meta(MetaOutcome::WireVersion { current: 2 })
+        );
+        b.commit().expect("commit");
+        let mut b = data.batch();
+        let delete = Command::Auth(AuthCommand::DeleteUser(DeleteUser {
+            tenant: TENANT_ID.to_owned(),
+            user_id: USER_ID.to_owned(),
+            at: T0 + 12,
+        }));
+        let delete_traced = Command::Traced(Traced {
+            trace: Trace {
+                actor: Actor::ApiKey(API_KEY_ID.to_owned()),
+                request_id: Some("req-0002".to_owned()),
+                ip: Some(std::net::IpAddr::from([192, 0, 2, 1])),
+                at: T0 + 12,
+            },
+            command: Box::new(delete),
+        });
+        assert_eq!(
+            sm::apply(&mut b, 2304, &delete_traced).expect("traced delete"),
+            Outcome::Auth(AuthOutcome::UserDeleted { sessions: 1 })
+        );
+        b.commit().expect("commit");
+        for (name, state) in [
+            ("snapshot_rows.meta.v2", &meta),
+            ("snapshot_rows.data.v2", &data),
+        ] {
+            g.add(name, state.export().expect("export").1);
         }
 
         assert!(engine.claim(&node_identity()).expect("claim"));

@@ -6,6 +6,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::time::Instant;
 
+/// The least time given to raising a new cluster's wire version after init.
+const MIN_FINALIZE: Duration = Duration::from_secs(10);
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
@@ -44,7 +47,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         );
                     }
                     println!("cluster {} initialised", cfg.cluster_name);
-                    return Ok(());
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    return super::upgrade::after_init(&cfg, &token, left.max(MIN_FINALIZE)).await;
                 }
                 let code = body["code"].as_str().unwrap_or("").to_owned();
                 let detail = body["detail"].as_str().unwrap_or("").to_owned();

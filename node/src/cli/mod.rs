@@ -5,6 +5,7 @@ pub mod certs;
 pub mod init;
 pub mod keys;
 pub mod status;
+pub mod upgrade;
 
 use std::path::Path;
 

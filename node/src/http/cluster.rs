@@ -34,6 +34,28 @@ pub struct NodeStatusBody {
     /// term, indexes, members, replication progress.
     #[schema(value_type = Vec<Object>)]
     pub groups: Vec<cairn_raft::GroupStatus>,
+    pub wire_version: WireVersionBody,
+}
+
+/// The log entry formats (wire versions): the highest this node's binary
+/// decodes, and the one the cluster writes, as this node sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WireVersionBody {
+    pub node: u32,
+    pub cluster: u32,
+}
+
+/// `POST /v1/cluster/wire-version`: the version to raise the cluster to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetWireVersionBody {
+    pub version: u32,
+}
+
+/// The cluster's wire version after the change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WireVersionSetBody {
+    pub cluster: u32,
 }
 
 impl From<NodeStatus> for NodeStatusBody {
@@ -45,6 +67,10 @@ impl From<NodeStatus> for NodeStatusBody {
             ready: s.ready,
             admitted: s.admitted,
             groups: s.groups,
+            wire_version: WireVersionBody {
+                node: s.wire_version.node,
+                cluster: s.wire_version.cluster,
+            },
         }
     }
 }
@@ -164,6 +190,35 @@ pub async fn init(
             .map(|(group, outcome)| InitGroup { group, outcome })
             .collect(),
     }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/wire-version",
+    tag = "cluster",
+    security(("operator" = [])),
+    request_body = SetWireVersionBody,
+    responses(
+        (status = 200, description = "The cluster's wire version now", body = WireVersionSetBody),
+        (status = 400, description = "invalid_request: a version this node does not speak", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `POST /v1/cluster/wire-version`: raise the log entry format the cluster
+/// writes, once every node runs a binary that decodes it (`cairn
+/// finalize-upgrade` checks that first). Never lowers it.
+pub async fn set_wire_version(
+    State(state): State<AppState>,
+    call: Call,
+    StrictJson(body): StrictJson<SetWireVersionBody>,
+) -> Result<Json<WireVersionSetBody>, ServiceError> {
+    let cluster = state
+        .services
+        .cluster
+        .set_wire_version(&call, body.version)
+        .await?;
+    Ok(Json(WireVersionSetBody { cluster }))
 }
 
 #[utoipa::path(

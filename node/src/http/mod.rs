@@ -97,6 +97,12 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::GET, "/v1/cluster/status", Operator, cluster::status),
         Route::new(M::POST, "/v1/cluster/init", Operator, cluster::init),
         Route::new(M::POST, "/v1/cluster/compact", Operator, cluster::compact),
+        Route::new(
+            M::POST,
+            "/v1/cluster/wire-version",
+            Operator,
+            cluster::set_wire_version,
+        ),
         // Public: without fault injection the route answers 404 whoever calls;
         // the handler checks the operator after that.
         Route::new(M::POST, "/v1/debug/partition", Public, cluster::partition),

@@ -18,7 +18,7 @@ use cairn_storage::sm::{
     DirectoryOutcome, KvCommand, KvOutcome, MetaCommand, MetaOutcome, Outcome as CommandResult,
     Query,
 };
-use cairn_storage::{RefreshOutcome, TenantRef, WrappedKey};
+use cairn_storage::{Actor, RefreshOutcome, TenantRef, Trace, WrappedKey};
 use openraft::error::{Fatal, InstallSnapshotError, RaftError, SnapshotMismatch};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -167,12 +167,44 @@ pub fn commands() -> Vec<(String, Command)> {
         Command::Auth(AuthCommand::PurgeTenant(sm::tenants::PurgeTenant {
             tenant: tenant(),
         })),
+        // Wire version 2.
+        Command::Meta(MetaCommand::SetWireVersion(sm::cluster::SetWireVersion {
+            version: 2,
+        })),
+        Command::Auth(AuthCommand::ChangeUser(sm::users::ChangeUser {
+            update: sm::users::UpdateUser {
+                tenant: tenant(),
+                user_id: USER_ID.to_owned(),
+                expected_version: 3,
+                sealed: b"sealed-user-2".to_vec(),
+                at: T0 + 4,
+            },
+            changed: vec![sm::users::UserField::Email, sm::users::UserField::Password],
+        })),
     ];
     all.push(Command::Batch(vec![
         Command::Kv(kv_put()),
         Command::Auth(revoke_session()),
     ]));
+    all.push(Command::Traced(traced(Command::Auth(revoke_session()))));
+    all.push(Command::Batch(vec![
+        Command::Kv(kv_put()),
+        Command::Traced(traced(Command::Auth(revoke_session()))),
+    ]));
     all.into_iter().map(|c| (command_name(&c), c)).collect()
+}
+
+/// `command` as a request by the sample API key traces it.
+pub fn traced(command: Command) -> sm::Traced {
+    sm::Traced {
+        trace: Trace {
+            actor: Actor::ApiKey(API_KEY_ID.to_owned()),
+            request_id: Some("req-0002".to_owned()),
+            ip: Some(std::net::IpAddr::from([192, 0, 2, 1])),
+            at: T0 + 12,
+        },
+        command: Box::new(command),
+    }
 }
 
 fn command_name(c: &Command) -> String {
@@ -186,6 +218,7 @@ fn command_name(c: &Command) -> String {
             MetaCommand::AddTenantKey { .. } => "meta.add_tenant_key",
             MetaCommand::RotateMaster { .. } => "meta.rotate_master",
             MetaCommand::SetSessionPolicy { .. } => "meta.set_session_policy",
+            MetaCommand::SetWireVersion(_) => "meta.set_wire_version",
         },
         Command::Directory(c) => match c {
             DirectoryCommand::AddApiKey(_) => "directory.add_api_key",
@@ -203,8 +236,11 @@ fn command_name(c: &Command) -> String {
             AuthCommand::Refresh { .. } => "auth.refresh",
             AuthCommand::RevokeSession { .. } => "auth.revoke_session",
             AuthCommand::PurgeTenant { .. } => "auth.purge_tenant",
+            AuthCommand::ChangeUser(_) => "auth.change_user",
         },
+        Command::Batch(c) if c.iter().any(|c| matches!(c, Command::Traced(_))) => "batch.traced",
         Command::Batch(_) => "batch",
+        Command::Traced(_) => "traced",
     };
     format!("command.{inner}")
 }
@@ -229,6 +265,7 @@ pub fn command_results() -> Vec<(String, CommandResult)> {
         R::Meta(MetaOutcome::RewrapStale),
         R::Meta(MetaOutcome::TenantUpdated(tenant_record())),
         R::Meta(MetaOutcome::InvalidSetting),
+        R::Meta(MetaOutcome::WireVersion { current: 2 }),
         R::Directory(DirectoryOutcome::ApiKeyAdded),
         R::Directory(DirectoryOutcome::ApiKeyRevoked),
         R::Directory(DirectoryOutcome::ApiKeyNotFound),
@@ -290,6 +327,7 @@ fn result_name(r: &CommandResult) -> String {
             MetaOutcome::RewrapStale => "meta.rewrap_stale",
             MetaOutcome::TenantUpdated(_) => "meta.tenant_updated",
             MetaOutcome::InvalidSetting => "meta.invalid_setting",
+            MetaOutcome::WireVersion { .. } => "meta.wire_version",
         },
         R::Directory(o) => match o {
             DirectoryOutcome::ApiKeyAdded => "directory.api_key_added",

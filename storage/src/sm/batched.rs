@@ -12,14 +12,18 @@
 //!
 //! Rule when appending a variant to [`Command`] or [`Outcome`]: append it to its
 //! mirror too, in the same position (the exhaustive matches below fail to compile
-//! until then). A variant that wraps another command (a traced wrapper, say) holds
-//! the mirror, not [`Command`], so it too is one level deep.
+//! until then).
+//!
+//! [`Command::Traced`] wraps one command: its inner command decodes through
+//! [`leaf`], a third mirror that refuses both a batch and another traced command.
+//! So the deepest entry is a batch of traced commands, each around one feature's
+//! command: three levels, fixed by the types.
 
 use serde::de::{Deserialize, Deserializer, Error as _};
 
 use super::{
     AuthCommand, AuthOutcome, Command, DirectoryCommand, DirectoryOutcome, KvCommand, KvOutcome,
-    MetaCommand, MetaOutcome, Outcome,
+    MetaCommand, MetaOutcome, Outcome, Traced,
 };
 
 /// A batch element: [`Command`] variant for variant, the batch refused.
@@ -31,6 +35,20 @@ enum BatchedCommand {
     Directory(DirectoryCommand),
     Auth(AuthCommand),
     Batch(Nested),
+    Traced(Traced),
+}
+
+/// A traced command's inner command: [`Command`] variant for variant, a batch and
+/// a traced command refused.
+#[derive(serde::Deserialize)]
+#[serde(rename = "Command")]
+enum LeafCommand {
+    Kv(KvCommand),
+    Meta(MetaCommand),
+    Directory(DirectoryCommand),
+    Auth(AuthCommand),
+    Batch(Nested),
+    Traced(NestedTrace),
 }
 
 /// A batch's result: [`Outcome`] variant for variant, the batch refused.
@@ -57,6 +75,30 @@ impl<'de> Deserialize<'de> for Nested {
     }
 }
 
+/// A traced command met inside a traced command: an error, decided before its
+/// contents are read.
+enum NestedTrace {}
+
+impl<'de> Deserialize<'de> for NestedTrace {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(D::Error::custom(
+            "a traced command inside a traced command (a trace wraps one command)",
+        ))
+    }
+}
+
+/// Decodes [`Traced::command`] (`deserialize_with` there).
+pub(super) fn leaf<'de, D: Deserializer<'de>>(d: D) -> Result<Box<Command>, D::Error> {
+    Ok(Box::new(match LeafCommand::deserialize(d)? {
+        LeafCommand::Kv(c) => Command::Kv(c),
+        LeafCommand::Meta(c) => Command::Meta(c),
+        LeafCommand::Directory(c) => Command::Directory(c),
+        LeafCommand::Auth(c) => Command::Auth(c),
+        LeafCommand::Batch(never) => match never {},
+        LeafCommand::Traced(never) => match never {},
+    }))
+}
+
 /// Decodes [`Command::Batch`]'s elements (`deserialize_with` there).
 pub(super) fn commands<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Command>, D::Error> {
     let items = Vec::<BatchedCommand>::deserialize(d)?;
@@ -68,6 +110,7 @@ pub(super) fn commands<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Command>, 
             BatchedCommand::Directory(c) => Command::Directory(c),
             BatchedCommand::Auth(c) => Command::Auth(c),
             BatchedCommand::Batch(never) => match never {},
+            BatchedCommand::Traced(t) => Command::Traced(t),
         })
         .collect())
 }
@@ -90,7 +133,9 @@ pub(super) fn outcomes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Outcome>, 
 
 #[cfg(test)]
 mod tests {
+    use super::super::audit::Actor;
     use super::super::email_index::ReleaseEmail;
+    use super::super::events::Trace;
     use super::super::kv::Put;
     use super::super::tenants::{PurgeTenant, SetSessionPolicy};
     use super::*;
@@ -120,6 +165,13 @@ mod tests {
                 tenant: "t".to_owned(),
             })),
             Command::Batch(Vec::new()),
+            Command::Traced(traced(Command::Kv(KvCommand::Delete(
+                super::super::kv::Delete {
+                    tenant: "t".to_owned(),
+                    key: b"k".to_vec(),
+                    expected_revision: None,
+                },
+            )))),
         ];
         for c in &all {
             match c {
@@ -127,10 +179,23 @@ mod tests {
                 | Command::Meta(_)
                 | Command::Directory(_)
                 | Command::Auth(_)
-                | Command::Batch(_) => {}
+                | Command::Batch(_)
+                | Command::Traced(_) => {}
             }
         }
         all
+    }
+
+    fn traced(command: Command) -> Traced {
+        Traced {
+            trace: Trace {
+                actor: Actor::Operator,
+                request_id: Some("r".to_owned()),
+                ip: None,
+                at: 1,
+            },
+            command: Box::new(command),
+        }
     }
 
     /// As [`commands_of_each_variant`], for [`Outcome`].
@@ -183,7 +248,7 @@ mod tests {
         let batch = Command::Batch(leaves.clone());
         let bytes = codec::encode("t", &batch).expect("encode");
         // The same bytes as the elements with the batch's index and length before.
-        let mut expected = vec![4, 4];
+        let mut expected = vec![4, u8::try_from(leaves.len()).expect("a few")];
         for c in &leaves {
             expected.extend(codec::encode("t", c).expect("encode"));
         }
@@ -248,8 +313,25 @@ mod tests {
                 "forwarded",
                 codec::decode::<Vec<Command>>("t", &forwarded).map(drop),
             );
+            // A trace around a batch, or around a trace, at any depth.
+            let around_batch = Command::Traced(traced(Command::Batch(Vec::new())));
+            let bytes = codec::encode("t", &around_batch).expect("encode");
+            let err = command(&bytes)
+                .expect_err("trace around a batch")
+                .to_string();
+            assert!(err.contains("one level deep"), "{err}");
+            let twice =
+                Command::Traced(traced(Command::Traced(traced(Command::Batch(Vec::new())))));
+            let bytes = codec::encode("t", &twice).expect("encode");
+            let err = command(&bytes).expect_err("trace in a trace").to_string();
+            assert!(err.contains("a trace wraps one command"), "{err}");
+            let in_batch = Command::Batch(vec![Command::Traced(traced(Command::Traced(traced(
+                Command::Batch(Vec::new()),
+            ))))]);
+            let bytes = codec::encode("t", &in_batch).expect("encode");
+            assert!(command(&bytes).is_err());
             // An unknown variant index inside a batch is refused as before.
-            assert!(command(&[4, 1, 5]).is_err());
+            assert!(command(&[4, 1, 6]).is_err());
             assert!(outcome(&[5, 1, 6]).is_err());
         });
     }

@@ -5,14 +5,38 @@
 //! ([`Applied`]); `sm::apply` hands the events to [`sink`]. Tenant KV writes are the
 //! tenant's data plane and cause none.
 //!
-//! The sink writes today's audit rows, byte for byte: one for `user.deleted`,
-//! `session.revoked` and `session.compromised`, and nothing for the other events
-//! yet. Issue 19 fills it in (actor and request id from the caller, the hash
-//! chain, the outbox) without touching a feature's apply.
+//! What the sink writes depends on the command's [`Trace`]:
+//!
+//! - A traced command ([`super::Command::Traced`], wire version 2) writes one
+//!   [`EventRecord`] per event: the action, the actor, the request id and client
+//!   IP from the service's `Call`, and the ids it concerns.
+//! - An untraced command (wire version 1: a log written before the cluster was
+//!   finalized at version 2, or a proposer that has not seen the version yet)
+//!   writes the audit rows it always wrote, byte for byte: one [`AuditEvent`] for
+//!   `user.deleted`, `session.revoked` and `session.compromised`, nothing for the
+//!   other events.
+//!
+//! The hash chain and the webhook outbox (issue 19) plug in here, without
+//! touching a feature's apply.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
 
 use crate::engine::ApplyBatch;
-use crate::sm::audit::{self, AuditEvent};
+use crate::sm::audit::{self, Actor, AuditEvent, EventRecord};
 use crate::Result;
+
+/// Who caused a command, under which request, and when: chosen by the proposing
+/// node, carried in the log by [`super::Command::Traced`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+    pub ip: Option<IpAddr>,
+    /// Unix seconds at the proposer.
+    pub at: u64,
+}
 
 /// An event's name in the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +50,7 @@ pub enum Action {
     UserCreated,
     UserUpdated,
     UserDeleted,
+    PasswordChanged,
     SessionCreated,
     SessionRefreshed,
     SessionRevoked,
@@ -47,6 +72,7 @@ impl Action {
             Self::UserCreated => "user.created",
             Self::UserUpdated => "user.updated",
             Self::UserDeleted => "user.deleted",
+            Self::PasswordChanged => "password.changed",
             Self::SessionCreated => "session.created",
             Self::SessionRefreshed => "session.refreshed",
             Self::SessionRevoked => "session.revoked",
@@ -153,37 +179,62 @@ impl<O> Applied<O> {
 }
 
 /// Writes the rows `events` call for into `batch`, for the command with sequence
-/// number `seq` (see the module doc: today only the three audit rows).
+/// number `seq`, traced by `trace` or not (see the module doc).
 ///
 /// # Errors
 /// Reading or encoding a row failed.
-pub fn sink(batch: &mut ApplyBatch<'_>, seq: u64, events: &[Event]) -> Result<()> {
-    for e in events {
-        match e.action {
-            Action::UserDeleted | Action::SessionRevoked | Action::SessionCompromised => {
-                let row = AuditEvent {
-                    at: e.at.unwrap_or(0),
+pub fn sink(
+    batch: &mut ApplyBatch<'_>,
+    seq: u64,
+    trace: Option<&Trace>,
+    events: &[Event],
+) -> Result<()> {
+    for (n, e) in (0u32..).zip(events) {
+        match trace {
+            Some(trace) => {
+                let record = EventRecord {
+                    at: e.at.unwrap_or(trace.at),
                     action: e.action.name().to_owned(),
+                    actor: trace.actor.clone(),
+                    request_id: trace.request_id.clone().or_else(|| e.request_id.clone()),
+                    ip: trace.ip,
                     user_id: e.user_id.clone(),
                     session_id: e.session_id.clone(),
-                    request_id: e.request_id.clone(),
+                    key_id: e.key_id.clone(),
                 };
-                audit::apply::append(batch, seq, &e.tenant, &row)?;
+                audit::apply::record(batch, seq, n, &e.tenant, &record)?;
             }
-            // Issue 19: audit rows for every event, the hash chain, the outbox.
-            Action::TenantCreated
-            | Action::TenantUpdated
-            | Action::TenantDeleted
-            | Action::ApiKeyCreated
-            | Action::ApiKeyRevoked
-            | Action::SigningKeyRotated
-            | Action::UserCreated
-            | Action::UserUpdated
-            | Action::SessionCreated
-            | Action::SessionRefreshed => {}
+            None => legacy_row(batch, seq, e)?,
         }
     }
     Ok(())
+}
+
+/// The audit row an untraced command wrote for `e` before events had actors.
+fn legacy_row(batch: &mut ApplyBatch<'_>, seq: u64, e: &Event) -> Result<()> {
+    match e.action {
+        Action::UserDeleted | Action::SessionRevoked | Action::SessionCompromised => {
+            let row = AuditEvent {
+                at: e.at.unwrap_or(0),
+                action: e.action.name().to_owned(),
+                user_id: e.user_id.clone(),
+                session_id: e.session_id.clone(),
+                request_id: e.request_id.clone(),
+            };
+            audit::apply::append(batch, seq, &e.tenant, &row)
+        }
+        Action::TenantCreated
+        | Action::TenantUpdated
+        | Action::TenantDeleted
+        | Action::ApiKeyCreated
+        | Action::ApiKeyRevoked
+        | Action::SigningKeyRotated
+        | Action::UserCreated
+        | Action::UserUpdated
+        | Action::PasswordChanged
+        | Action::SessionCreated
+        | Action::SessionRefreshed => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -191,7 +242,7 @@ mod tests {
     use super::*;
     use crate::Engine;
 
-    const ALL: [Action; 13] = [
+    const ALL: [Action; 14] = [
         Action::TenantCreated,
         Action::TenantUpdated,
         Action::TenantDeleted,
@@ -201,6 +252,7 @@ mod tests {
         Action::UserCreated,
         Action::UserUpdated,
         Action::UserDeleted,
+        Action::PasswordChanged,
         Action::SessionCreated,
         Action::SessionRefreshed,
         Action::SessionRevoked,
@@ -208,7 +260,7 @@ mod tests {
     ];
 
     #[test]
-    fn the_sink_writes_todays_three_audit_rows_and_nothing_else() {
+    fn untraced_the_sink_writes_the_three_legacy_audit_rows_and_nothing_else() {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Engine::open(dir.path()).expect("open");
         let sm = engine.state(1);
@@ -224,8 +276,11 @@ mod tests {
                     .request(Some("r"))
             })
             .collect();
-        sink(&mut b, 42, &events).expect("sink");
+        sink(&mut b, 42, None, &events).expect("sink");
         b.commit().expect("commit");
+        assert!(audit::read::records(&sm, "t", 100)
+            .expect("read")
+            .is_empty());
         let rows = audit::read::events(&sm, "t", 100).expect("read");
         let actions: Vec<&str> = rows.iter().map(|(_, e)| e.action.as_str()).collect();
         assert_eq!(
@@ -244,6 +299,55 @@ mod tests {
                 request_id: Some("r".to_owned()),
             }
         );
+    }
+
+    #[test]
+    fn traced_the_sink_writes_one_record_per_event_with_the_trace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let sm = engine.state(1);
+        let mut b = sm.batch();
+        let trace = Trace {
+            actor: Actor::ApiKey("ck1".to_owned()),
+            request_id: Some("req-1".to_owned()),
+            ip: Some("192.0.2.7".parse().expect("ip")),
+            at: 99,
+        };
+        let events: Vec<Event> = ALL.iter().map(|a| Event::new(*a, "t").user("u")).collect();
+        sink(&mut b, 42, Some(&trace), &events).expect("sink");
+        // An event's own time wins over the trace's; its own request id loses.
+        let own = Event::new(Action::SessionCompromised, "t")
+            .at(7)
+            .request(Some("other"));
+        sink(&mut b, 43, Some(&trace), &[own]).expect("sink");
+        b.commit().expect("commit");
+        assert!(
+            audit::read::events(&sm, "t", 100).expect("read").is_empty(),
+            "no legacy rows for a traced command"
+        );
+        let rows = audit::read::records(&sm, "t", 100).expect("read");
+        let names: Vec<&str> = rows.iter().map(|(_, r)| r.action.as_str()).collect();
+        let mut expected: Vec<&str> = ALL.iter().map(|a| a.name()).collect();
+        expected.push("session.compromised");
+        assert_eq!(names, expected, "one record per event, in order");
+        assert!(rows[..ALL.len()].iter().all(|(seq, _)| *seq == 42));
+        assert_eq!(
+            rows[0].1,
+            EventRecord {
+                at: 99,
+                action: "tenant.created".to_owned(),
+                actor: Actor::ApiKey("ck1".to_owned()),
+                request_id: Some("req-1".to_owned()),
+                ip: trace.ip,
+                user_id: Some("u".to_owned()),
+                session_id: None,
+                key_id: None,
+            }
+        );
+        let last = &rows[ALL.len()];
+        assert_eq!((last.0, last.1.at), (43, 7));
+        assert_eq!(last.1.request_id.as_deref(), Some("req-1"));
+        assert_eq!(Actor::ApiKey("ck1".to_owned()).label(), "api_key:ck1");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! and the dispatch ([`apply`], [`read`]) to the features, one module each:
 //!
 //! - [`kv`]: tenant key-value (data groups);
-//! - [`tenants`], [`master_key`], [`api_keys`], [`signing_keys`], [`email_index`]:
-//!   the `meta` group;
+//! - [`tenants`], [`master_key`], [`api_keys`], [`signing_keys`], [`email_index`],
+//!   [`cluster`] (the wire version): the `meta` group;
 //! - [`users`], [`sessions`], [`audit`]: a region's data group;
 //! - [`events`]: the domain events applies return, and the sink that writes them.
 //!
@@ -19,6 +19,11 @@
 //! which encodes exactly like the struct variant it replaced. A variant appended
 //! to [`Command`] or [`Outcome`] is appended to its mirror in `batched` too (the
 //! decoding of a batch's elements, which refuses a nested batch).
+//!
+//! Variants added after wire version 1 ([`Command::Traced`],
+//! [`MetaCommand::SetWireVersion`], [`AuthCommand::ChangeUser`]) are proposed
+//! only once the cluster's wire version allows them (see [`cluster`]): an older
+//! binary cannot decode them.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +33,7 @@ use crate::Result;
 pub mod api_keys;
 pub mod audit;
 mod batched;
+pub mod cluster;
 pub mod email_index;
 pub mod events;
 pub mod kv;
@@ -40,10 +46,11 @@ pub mod users;
 use api_keys::{
     AddApiKey, AddApiKeyOutcome, ApiKeyRecord, GetApiKey, RevokeApiKey, RevokeApiKeyOutcome,
 };
+use cluster::{SetWireVersion, WireVersionSet};
 use email_index::{
     EmailEntry, EmailReleased, GetEmail, ReleaseEmail, ReserveEmail, ReserveEmailOutcome,
 };
-use events::Applied;
+use events::{Applied, Trace};
 use kv::{Delete, DeleteOutcome, Get, KvRecord, Put, PutOutcome};
 use master_key::{MasterKeyConflict, MasterKeyRecord, MasterKeyState, RotateMasterOutcome};
 use sessions::{
@@ -59,7 +66,7 @@ use tenants::{
     WrappedKey,
 };
 use users::{
-    CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, GetUser, UpdateUser,
+    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, GetUser, UpdateUser,
     UpdateUserOutcome, UserRecord,
 };
 
@@ -81,6 +88,20 @@ pub enum Command {
     /// (`batched` says why and how).
     #[serde(deserialize_with = "batched::commands")]
     Batch(Vec<Command>),
+    /// A command with who caused it (wire version 2): its events carry the
+    /// actor, request id and client IP. Inside a batch or not; never around a
+    /// batch or another traced command.
+    Traced(Traced),
+}
+
+/// [`Command::Traced`]'s payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traced {
+    pub trace: Trace,
+    /// One command of a feature: a batch or traced command here is refused when
+    /// decoded, and never proposed.
+    #[serde(deserialize_with = "batched::leaf")]
+    pub command: Box<Command>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +116,7 @@ pub enum MetaCommand {
     AddTenantKey(AddTenantKey),
     RotateMaster(RotateMaster),
     SetSessionPolicy(SetSessionPolicy),
+    SetWireVersion(SetWireVersion),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +138,7 @@ pub enum AuthCommand {
     Refresh(Refresh),
     RevokeSession(RevokeSession),
     PurgeTenant(PurgeTenant),
+    ChangeUser(ChangeUser),
 }
 
 /// What applying a [`Command`] decided.
@@ -170,6 +193,10 @@ pub enum MetaOutcome {
     TenantUpdated(TenantRecord),
     /// The proposed setting is out of bounds; nothing changed.
     InvalidSetting,
+    /// The cluster's wire version after a [`SetWireVersion`].
+    WireVersion {
+        current: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +369,30 @@ pub trait Op: Into<Command> {
     fn outcome(wire: Outcome) -> Option<Self::Outcome>;
 }
 
+/// `op` with its [`Trace`]: proposed as [`Command::Traced`], answered as `op`
+/// is.
+#[derive(Debug, Clone)]
+pub struct TracedOp<O> {
+    pub trace: Trace,
+    pub op: O,
+}
+
+impl<O: Op> From<TracedOp<O>> for Command {
+    fn from(t: TracedOp<O>) -> Self {
+        Self::Traced(Traced {
+            trace: t.trace,
+            command: Box::new(t.op.into()),
+        })
+    }
+}
+
+impl<O: Op> Op for TracedOp<O> {
+    type Outcome = O::Outcome;
+    fn outcome(wire: Outcome) -> Option<O::Outcome> {
+        O::outcome(wire)
+    }
+}
+
 /// A query that names its answer (as [`Op`] for commands).
 pub trait Read: Into<Query> {
     type Answer;
@@ -494,6 +545,21 @@ impl FromWire<MetaOutcome> for AddTenantKeyOutcome {
     }
 }
 
+impl From<WireVersionSet> for MetaOutcome {
+    fn from(o: WireVersionSet) -> Self {
+        Self::WireVersion { current: o.current }
+    }
+}
+
+impl FromWire<MetaOutcome> for WireVersionSet {
+    fn from_wire(wire: MetaOutcome) -> Option<Self> {
+        match wire {
+            MetaOutcome::WireVersion { current } => Some(Self { current }),
+            _ => None,
+        }
+    }
+}
+
 impl From<EmailReleased> for DirectoryOutcome {
     fn from(o: EmailReleased) -> Self {
         Self::EmailReleased { existed: o.existed }
@@ -545,6 +611,7 @@ op!(CreateTenant => Meta(MetaCommand::CreateTenant) -> CreateTenantOutcome);
 op!(AddTenantKey => Meta(MetaCommand::AddTenantKey) -> AddTenantKeyOutcome);
 op!(RotateMaster => Meta(MetaCommand::RotateMaster) -> RotateMasterOutcome);
 op!(SetSessionPolicy => Meta(MetaCommand::SetSessionPolicy) -> SetSessionPolicyOutcome);
+op!(SetWireVersion => Meta(MetaCommand::SetWireVersion) -> WireVersionSet);
 op!(AddApiKey => Directory(DirectoryCommand::AddApiKey) -> AddApiKeyOutcome);
 op!(RevokeApiKey => Directory(DirectoryCommand::RevokeApiKey) -> RevokeApiKeyOutcome);
 op!(RotateSigningKey => Directory(DirectoryCommand::RotateSigningKey) -> RotateSigningKeyOutcome);
@@ -558,6 +625,7 @@ op!(CreateSession => Auth(AuthCommand::CreateSession) -> CreateSessionOutcome);
 op!(Refresh => Auth(AuthCommand::Refresh) -> RefreshOutcome);
 op!(RevokeSession => Auth(AuthCommand::RevokeSession) -> RevokeSessionOutcome);
 op!(PurgeTenant => Auth(AuthCommand::PurgeTenant) -> Purged);
+op!(ChangeUser => Auth(AuthCommand::ChangeUser) -> UpdateUserOutcome);
 
 read_op!(Get => KvGet -> Option<KvRecord>, Answer::Kv(r) => r);
 read_op!(TenantRef => Tenant -> TenantView,
@@ -591,23 +659,29 @@ impl Read for ListTenants {
 
 /// Applies one command, the one with sequence number `seq` (its entry's index ×
 /// 256 + its position in the entry: its KV revision and its events' order), and
-/// writes the events it caused into the same batch.
+/// writes the events it caused into the same batch, with the command's trace if
+/// it is a traced one.
 ///
 /// # Errors
 /// Reading current state failed or found a corrupt record.
 pub fn apply(batch: &mut ApplyBatch<'_>, seq: u64, cmd: &Command) -> Result<Outcome> {
+    let (trace, cmd) = match cmd {
+        Command::Traced(t) => (Some(&t.trace), t.command.as_ref()),
+        other => (None, other),
+    };
     let applied = match cmd {
         Command::Kv(c) => apply_kv(batch, seq, c)?.map(Outcome::Kv),
         Command::Meta(c) => apply_meta(batch, c)?.map(Outcome::Meta),
         Command::Directory(c) => apply_directory(batch, c)?.map(Outcome::Directory),
         Command::Auth(c) => apply_auth(batch, c)?.map(Outcome::Auth),
-        // The proposer never nests batches; a nested one changes nothing.
-        Command::Batch(_) => {
-            tracing::error!("nested batch entry ignored");
+        // The proposer never nests batches or traces (and the decoder refuses
+        // them); a nested one changes nothing.
+        Command::Batch(_) | Command::Traced(_) => {
+            tracing::error!("nested batch or traced entry ignored");
             Applied::quiet(Outcome::None)
         }
     };
-    events::sink(batch, seq, &applied.events)?;
+    events::sink(batch, seq, trace, &applied.events)?;
     Ok(applied.outcome)
 }
 
@@ -629,6 +703,7 @@ fn apply_meta(batch: &mut ApplyBatch<'_>, cmd: &MetaCommand) -> Result<Applied<M
         MetaCommand::SetSessionPolicy(c) => {
             tenants::apply::set_session_policy(batch, c)?.map(Into::into)
         }
+        MetaCommand::SetWireVersion(c) => cluster::apply::set(batch, c)?.map(Into::into),
     })
 }
 
@@ -661,6 +736,7 @@ fn apply_auth(batch: &mut ApplyBatch<'_>, cmd: &AuthCommand) -> Result<Applied<A
         AuthCommand::Refresh(c) => sessions::apply::refresh(batch, c)?.map(Into::into),
         AuthCommand::RevokeSession(c) => sessions::apply::revoke(batch, c)?.map(Into::into),
         AuthCommand::PurgeTenant(c) => tenants::apply::purge(batch, c)?.map(Into::into),
+        AuthCommand::ChangeUser(c) => users::apply::change(batch, c)?.map(Into::into),
     })
 }
 

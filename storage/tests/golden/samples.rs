@@ -6,9 +6,9 @@
 //! change its path here; its bytes must not change.
 
 use cairn_storage::{
-    ApiKeyRecord, AuditEvent, EmailEntry, KvRecord, MasterKeyRecord, MasterKeyState, NodeIdentity,
-    Revocation, SessionPolicy, SessionRecord, SigningKeyRecord, SigningKeys, TenantRecord,
-    UserRecord, WrappedKey,
+    Actor, ApiKeyRecord, AuditEvent, EmailEntry, EventRecord, KvRecord, MasterKeyRecord,
+    MasterKeyState, NodeIdentity, Revocation, SessionPolicy, SessionRecord, SigningKeyRecord,
+    SigningKeys, TenantRecord, UserRecord, WrappedKey,
 };
 
 pub const TENANT_ID: &str = "ten_0a1b";
@@ -179,6 +179,19 @@ pub fn audit_event() -> AuditEvent {
         user_id: Some(USER_ID.to_owned()),
         session_id: Some(SESSION_ID.to_owned()),
         request_id: Some("req-0001".to_owned()),
+    }
+}
+
+pub fn event_record() -> EventRecord {
+    EventRecord {
+        at: T0 + 9,
+        action: "session.revoked".to_owned(),
+        actor: Actor::ApiKey(API_KEY_ID.to_owned()),
+        request_id: Some("req-0002".to_owned()),
+        ip: Some(std::net::IpAddr::from([192, 0, 2, 1])),
+        user_id: Some(USER_ID.to_owned()),
+        session_id: Some(SESSION_ID.to_owned()),
+        key_id: None,
     }
 }
 

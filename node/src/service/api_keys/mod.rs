@@ -76,12 +76,7 @@ impl ApiKeyService {
         for _ in 0..3 {
             let (key, record) = new_api_key(tenant_id, &scopes);
             let created_at = record.created_at;
-            match self
-                .core
-                .raft()
-                .write(META_GROUP, AddApiKey(record))
-                .await?
-            {
+            match self.core.write(call, META_GROUP, AddApiKey(record)).await? {
                 AddApiKeyOutcome::ApiKeyAdded => {
                     tracing::info!(tenant_id, key_id = key.id(), "api key issued");
                     return Ok(IssuedApiKey {
@@ -113,7 +108,7 @@ impl ApiKeyService {
             tenant_id: tenant_id.to_owned(),
             key_id: key_id.to_owned(),
         };
-        match self.core.raft().write(META_GROUP, cmd).await? {
+        match self.core.write(call, META_GROUP, cmd).await? {
             RevokeApiKeyOutcome::ApiKeyRevoked => {
                 tracing::info!(tenant_id, key_id, "api key revoked");
                 Ok(())

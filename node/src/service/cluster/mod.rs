@@ -1,7 +1,9 @@
 //! The node and its cluster as the operator drives them: readiness, status,
 //! `cairn init`, compaction, and (with `[debug] fault_injection`) partitions.
 
+use cairn_cluster_config::META_GROUP;
 use cairn_raft::{GroupStatus, InitError};
+use cairn_storage::sm::cluster::{SetWireVersion, FIRST_WIRE_VERSION, WIRE_VERSION};
 
 use super::core::{Call, Core};
 use crate::error::ServiceError;
@@ -17,6 +19,15 @@ pub struct NodeStatus {
     /// after init, e.g. a wiped disk, is not).
     pub admitted: bool,
     pub groups: Vec<GroupStatus>,
+    pub wire_version: WireVersions,
+}
+
+/// The log entry formats: what this node's binary decodes, and what the
+/// cluster writes (as this node's `meta` replica shows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireVersions {
+    pub node: u32,
+    pub cluster: u32,
 }
 
 /// The node and cluster operations.
@@ -63,7 +74,34 @@ impl ClusterService {
             ready: raft.is_ready(),
             admitted: raft.is_admitted(),
             groups: raft.status(),
+            wire_version: WireVersions {
+                node: WIRE_VERSION,
+                cluster: self.core.wire_version(),
+            },
         })
+    }
+
+    /// Raises the cluster's wire version to `version` (operator): the caller
+    /// (`cairn init`, `cairn finalize-upgrade`) has checked that every node's
+    /// binary decodes it. Returns the cluster's version after the change (never
+    /// lower than before).
+    ///
+    /// # Errors
+    /// Not the operator; `invalid_request` for a version this binary does not
+    /// speak; `meta` unavailable.
+    pub async fn set_wire_version(&self, call: &Call, version: u32) -> Result<u32, ServiceError> {
+        call.operator()?;
+        if !(FIRST_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
+            return Err(ServiceError::InvalidRequest(format!(
+                "wire version must be {FIRST_WIRE_VERSION}-{WIRE_VERSION} on this node"
+            )));
+        }
+        let set = self
+            .core
+            .write(call, META_GROUP, SetWireVersion { version })
+            .await?;
+        tracing::info!(version, current = set.current, "cluster wire version set");
+        Ok(set.current)
     }
 
     /// Initialises a new cluster's groups from the config, exactly once

@@ -223,4 +223,10 @@ impl Principal {
     pub fn keys(&self) -> &Arc<TenantKeys> {
         &self.keys
     }
+
+    /// The id of the API key making the call.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
 }

@@ -11,6 +11,8 @@
 //! - `user_lookup`: users read and opened, by id or by email (the email index).
 //! - `ids`, `routing`: ids that carry their data group, and the group (and
 //!   region) a tenant or an id routes to.
+//! - `writes`: proposals with their trace ([`By`]: a call or the node), and the
+//!   cluster's wire version that decides whether they carry it.
 //! - `passwords`: the bounded Argon2id pool; `min_time`: minimum response times;
 //!   `clock`: Unix time; `epoch_cache`: caches valid for one `meta` epoch.
 //!
@@ -28,6 +30,7 @@ mod routing;
 mod signing;
 mod tenant_keys;
 mod user_lookup;
+mod writes;
 
 use std::sync::Arc;
 
@@ -49,6 +52,7 @@ pub use routing::region_error;
 pub use signing::{new_signing_key, public_bytes, ACCESS_TOKEN_TTL_SECS};
 pub use tenant_keys::key_error;
 pub use user_lookup::{email_index, normalize_email, user_path, LoadedUser, UserPlain};
+pub use writes::By;
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -73,6 +77,7 @@ struct Inner {
     /// API keys this node authenticated, per `meta` epoch.
     api_keys: credentials::ApiKeyCache,
     passwords: passwords::PasswordPool,
+    wire_version: writes::WireVersionView,
 }
 
 /// What a node's services are built from.
@@ -100,6 +105,7 @@ impl Core {
                 signing: signing::SigningCache::new(signing::SIGNING_CACHE_CAPACITY),
                 api_keys: credentials::ApiKeyCache::new(credentials::API_KEY_CACHE_CAPACITY),
                 passwords: passwords::PasswordPool::new(),
+                wire_version: writes::WireVersionView::default(),
             }),
         }
     }

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::epoch_cache::EpochCache;
 use super::keyring::TenantKeys;
-use super::{unix_now, Core};
+use super::{unix_now, By, Core};
 use crate::error::ServiceError;
 
 /// Access token lifetime (shorter if the session ends sooner); a retired
@@ -146,7 +146,9 @@ impl Core {
     ) -> Result<Arc<TenantSigning>, ServiceError> {
         let mut records = self.read_signing_keys(keys.id()).await?;
         if records.keys.is_empty() {
-            records = self.rotate_signing_key(keys).await?;
+            // A tenant made before signing keys existed gets its first one
+            // lazily: the node's own doing.
+            records = self.rotate_signing_key(By::System, keys).await?;
         }
         let signing = Arc::new(unseal_signing(keys, &records)?);
         self.inner
@@ -171,7 +173,11 @@ impl Core {
     ///
     /// # Errors
     /// `tenant_not_found`, `meta` unavailable.
-    pub async fn rotate_signing_key(&self, keys: &TenantKeys) -> Result<SigningKeys, ServiceError> {
+    pub async fn rotate_signing_key(
+        &self,
+        by: By<'_>,
+        keys: &TenantKeys,
+    ) -> Result<SigningKeys, ServiceError> {
         let key = new_signing_key(keys)?;
         let kid = key.kid.clone();
         let cmd = RotateSigningKey {
@@ -181,7 +187,7 @@ impl Core {
             // Retired keys verify until every token they signed has expired.
             keep_retired_secs: ACCESS_TOKEN_TTL_SECS + 60,
         };
-        match self.inner.raft.write(META_GROUP, cmd).await? {
+        match self.write(by, META_GROUP, cmd).await? {
             RotateSigningKeyOutcome::SigningKeyRotated(k) => {
                 tracing::info!(tenant_id = keys.id(), kid, "signing key rotated");
                 Ok(k)

@@ -188,6 +188,7 @@ impl KvService {
             value: sealed,
             expected_revision,
         };
+        // The data plane: no events, so no trace (`Core::write`).
         let result = self.core.raft().write(group, cmd).await;
         match result.map_err(|e| region_error(&region, e))? {
             PutOutcome::Written { revision } => Ok(KvEntry {

@@ -147,7 +147,7 @@ impl MasterKeyService {
                 at: unix_now(),
                 rewrapped,
             };
-            match self.core.raft().write(META_GROUP, cmd).await? {
+            match self.core.write(call, META_GROUP, cmd).await? {
                 RotateMasterOutcome::MasterRotated(state) => {
                     tracing::info!(
                         fingerprint,

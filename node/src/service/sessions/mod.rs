@@ -254,7 +254,7 @@ impl SessionService {
             tenant: keys.id().to_owned(),
             session: session.clone(),
         };
-        let result = self.core.raft().write(group, cmd).await;
+        let result = self.core.write(call, group, cmd).await;
         match result.map_err(|e| region_error(&region, e))? {
             CreateSessionOutcome::SessionCreated => {}
             // Deleted between the read and the proposal.
@@ -311,7 +311,7 @@ impl SessionService {
                 at: unix_now(),
                 request_id: call.context().request_id.clone(),
             };
-            let result = self.core.raft().write(group, cmd).await;
+            let result = self.core.write(call, group, cmd).await;
             let session = match result.map_err(|e| region_error(&region, e))? {
                 RefreshOutcome::Rotated(s) | RefreshOutcome::Retried(s) => s,
                 RefreshOutcome::Reused => {
@@ -367,7 +367,7 @@ impl SessionService {
             at: unix_now(),
             reason: "revoked".to_owned(),
         };
-        let result = self.core.raft().write(group, cmd).await;
+        let result = self.core.write(call, group, cmd).await;
         match result.map_err(|e| region_error(&region, e))? {
             RevokeSessionOutcome::SessionRevoked { .. } => {
                 tracing::info!(tenant_id = keys.id(), session_id, "session revoked");

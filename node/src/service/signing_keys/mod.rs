@@ -38,7 +38,7 @@ impl SigningKeyService {
             .tenant_keys_by_id(tenant_id)
             .await?
             .ok_or(ServiceError::TenantNotFound)?;
-        let records = self.core.rotate_signing_key(&keys).await?;
+        let records = self.core.rotate_signing_key(call.into(), &keys).await?;
         Ok(jwks_of(&records))
     }
 

@@ -142,6 +142,7 @@ impl TenantService {
     /// if this call created it, the API key (shown once).
     async fn create_tenant_keys(
         &self,
+        call: &Call,
         name: &str,
         region: &str,
         sessions: SessionPolicy,
@@ -197,7 +198,7 @@ impl TenantService {
                 api_key: Some(Box::new(api_record)),
                 signing_key: Some(Box::new(signing_key)),
             };
-            match self.core.raft().write(META_GROUP, cmd).await? {
+            match self.core.write(call, META_GROUP, cmd).await? {
                 CreateOutcome::Created(record) => {
                     tracing::info!(tenant = name, tenant_id = %record.id, region, "tenant created");
                     let master = MasterKeyState {
@@ -261,7 +262,9 @@ impl TenantService {
                     .join(", ")
             )));
         }
-        let (keys, issued) = self.create_tenant_keys(name, &region, sessions).await?;
+        let (keys, issued) = self
+            .create_tenant_keys(call, name, &region, sessions)
+            .await?;
         let Some(issued) = issued else {
             return Err(ServiceError::TenantExists(name.to_owned()));
         };
@@ -313,7 +316,7 @@ impl TenantService {
             idle_timeout_secs: settings.session_idle_timeout_secs,
             absolute_timeout_secs: settings.session_absolute_timeout_secs,
         };
-        match self.core.raft().write(META_GROUP, cmd).await? {
+        match self.core.write(call, META_GROUP, cmd).await? {
             SetSessionPolicyOutcome::TenantUpdated(t) => {
                 tracing::info!(
                     tenant_id,
@@ -377,7 +380,7 @@ impl TenantService {
                 },
                 master_fingerprint: master.current.fingerprint.clone(),
             };
-            match self.core.raft().write(META_GROUP, cmd).await? {
+            match self.core.write(call, META_GROUP, cmd).await? {
                 AddKeyOutcome::KeyAdded(record) => {
                     tracing::info!(tenant = name, tenant_id = %record.id, key_version = next, "tenant data key rotated");
                     self.core.forget_tenant(name);
@@ -407,7 +410,7 @@ impl TenantService {
         let cmd = DeleteTenant {
             tenant_id: tenant_id.to_owned(),
         };
-        let tenant = match self.core.raft().write(META_GROUP, cmd).await? {
+        let tenant = match self.core.write(call, META_GROUP, cmd).await? {
             DeleteTenantOutcome::TenantDeleted(t) => t,
             DeleteTenantOutcome::TenantNotFound => return Err(ServiceError::TenantNotFound),
         };
@@ -426,7 +429,7 @@ impl TenantService {
             let cmd = PurgeTenant {
                 tenant: tenant_id.to_owned(),
             };
-            match self.core.raft().write(group.id, cmd).await {
+            match self.core.write(call, group.id, cmd).await {
                 Ok(Purged { rows }) => {
                     tracing::info!(tenant_id, group = %group.name, rows, "tenant rows purged");
                 }

@@ -21,7 +21,8 @@ use cairn_cluster_config::{GroupId, META_GROUP};
 use cairn_raft::RaftNodeError;
 use cairn_storage::sm::email_index::{ReleaseEmail, ReserveEmail, ReserveEmailOutcome};
 use cairn_storage::sm::users::{
-    CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, UpdateUser, UpdateUserOutcome,
+    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, UpdateUser,
+    UpdateUserOutcome, UserField,
 };
 use cairn_storage::{codec, EmailEntry, UserRecord};
 use zeroize::Zeroizing;
@@ -112,6 +113,7 @@ impl UserService {
     /// Reserves `index` for `user_id` in `meta` (see the module doc on takeover).
     async fn reserve_email(
         &self,
+        call: &Call,
         keys: &TenantKeys,
         index: &[u8],
         user_id: &str,
@@ -129,7 +131,7 @@ impl UserService {
                 },
                 replace: replace.take(),
             };
-            match self.core.raft().write(META_GROUP, cmd).await? {
+            match self.core.write(call, META_GROUP, cmd).await? {
                 ReserveEmailOutcome::EmailReserved => return Ok(()),
                 ReserveEmailOutcome::TenantNotFound => return Err(ServiceError::TenantNotFound),
                 ReserveEmailOutcome::EmailTaken(holder) => {
@@ -152,13 +154,13 @@ impl UserService {
 
     /// Releases `index` if `user_id` holds it; failures are logged (a leftover
     /// reservation only blocks that email until it is taken over as stale).
-    async fn release_email(&self, keys: &TenantKeys, index: &[u8], user_id: &str) {
+    async fn release_email(&self, call: &Call, keys: &TenantKeys, index: &[u8], user_id: &str) {
         let cmd = ReleaseEmail {
             tenant_id: keys.id().to_owned(),
             email_index: index.to_vec(),
             user_id: user_id.to_owned(),
         };
-        if let Err(e) = self.core.raft().write(META_GROUP, cmd).await {
+        if let Err(e) = self.core.write(call, META_GROUP, cmd).await {
             tracing::warn!(tenant_id = keys.id(), user_id, error = %e, "email reservation not released");
         }
     }
@@ -196,7 +198,8 @@ impl UserService {
         };
         let user_id = new_id("usr", group);
         let index = email_index(&keys, &email);
-        self.reserve_email(&keys, &index, &user_id, &region).await?;
+        self.reserve_email(call, &keys, &index, &user_id, &region)
+            .await?;
         let now = unix_now();
         let plain = UserPlain {
             email,
@@ -213,7 +216,7 @@ impl UserService {
             tenant: keys.id().to_owned(),
             user: record,
         };
-        match self.core.raft().write(group, cmd).await {
+        match self.core.write(call, group, cmd).await {
             Ok(CreateUserOutcome::UserCreated) => {
                 tracing::info!(tenant_id = keys.id(), user_id, region, "user created");
                 Ok(UserView {
@@ -229,12 +232,12 @@ impl UserService {
             // written, so the reservation goes.
             Ok(CreateUserOutcome::IdCollision) => {
                 tracing::error!(tenant_id = keys.id(), user_id, "user id collided");
-                self.release_email(&keys, &index, &user_id).await;
+                self.release_email(call, &keys, &index, &user_id).await;
                 Err(ServiceError::Internal)
             }
             Err(e @ RaftNodeError::NoLeader { .. }) => {
                 // Nothing applied: the reservation goes too.
-                self.release_email(&keys, &index, &user_id).await;
+                self.release_email(call, &keys, &index, &user_id).await;
                 Err(region_error(&region, e))
             }
             // The user may exist: keep the reservation (it is taken over as stale
@@ -299,7 +302,7 @@ impl UserService {
                 .cloned();
             let new_index = changed_email.as_ref().map(|e| email_index(&keys, e));
             if let Some(index) = &new_index {
-                self.reserve_email(&keys, index, user_id, &user.region)
+                self.reserve_email(call, &keys, index, user_id, &user.region)
                     .await?;
             }
             let plain = UserPlain {
@@ -317,11 +320,28 @@ impl UserService {
                 sealed: Self::seal_user(&keys, group, user_id, &plain)?,
                 at: unix_now(),
             };
-            let result = self.core.raft().write(group, cmd).await;
+            // Which sealed fields change is known here only: the log records it
+            // (wire version 2) so the events say `password.changed`.
+            let result = if self.core.traced_writes() {
+                let changed = [
+                    changed_email.as_ref().map(|_| UserField::Email),
+                    new_hash.as_ref().map(|_| UserField::Password),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let cmd = ChangeUser {
+                    update: cmd,
+                    changed,
+                };
+                self.core.write(call, group, cmd).await
+            } else {
+                self.core.write(call, group, cmd).await
+            };
             match result.map_err(|e| region_error(&user.region, e))? {
                 UpdateUserOutcome::UserUpdated(record) => {
                     if new_index.is_some() {
-                        self.release_email(&keys, &old_index, user_id).await;
+                        self.release_email(call, &keys, &old_index, user_id).await;
                     }
                     tracing::info!(tenant_id = keys.id(), user_id, "user updated");
                     return Ok(view(&LoadedUser {
@@ -333,7 +353,7 @@ impl UserService {
                 UpdateUserOutcome::UserVersionConflict { .. } => {}
                 UpdateUserOutcome::UserNotFound => {
                     if let Some(index) = &new_index {
-                        self.release_email(&keys, index, user_id).await;
+                        self.release_email(call, &keys, index, user_id).await;
                     }
                     return Err(ServiceError::UserNotFound);
                 }
@@ -366,10 +386,10 @@ impl UserService {
             user_id: user_id.to_owned(),
             at: unix_now(),
         };
-        let result = self.core.raft().write(group, cmd).await;
+        let result = self.core.write(call, group, cmd).await;
         match result.map_err(|e| region_error(&user.region, e))? {
             DeleteUserOutcome::UserDeleted { sessions } => {
-                self.release_email(&keys, &email_index(&keys, &user.plain.email), user_id)
+                self.release_email(call, &keys, &email_index(&keys, &user.plain.email), user_id)
                     .await;
                 tracing::info!(tenant_id = keys.id(), user_id, sessions, "user deleted");
                 Ok(())

@@ -1,8 +1,8 @@
 //! Applying user commands.
 
 use super::{
-    CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, UpdateUser, UpdateUserOutcome,
-    UserRecord,
+    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, UpdateUser,
+    UpdateUserOutcome, UserField, UserRecord,
 };
 use crate::engine::{ApplyBatch, Rows};
 use crate::keyspace::{session_key, user_key, user_sessions_prefix};
@@ -44,11 +44,37 @@ pub fn update(batch: &mut ApplyBatch<'_>, cmd: &UpdateUser) -> Result<Applied<Up
     user.sealed.clone_from(&cmd.sealed);
     batch.put_record("user", key, &user)?;
     // The sealed fields are opaque here: whether the password changed is the
-    // proposing service's to say (issue 19 adds `password.changed` from there).
+    // proposer's to say, in a `ChangeUser`.
     let event = Event::new(Action::UserUpdated, &cmd.tenant)
         .at(cmd.at)
         .user(&cmd.user_id);
     Ok(Applied::with(UpdateUserOutcome::UserUpdated(user), event))
+}
+
+/// Applies a [`ChangeUser`]: the update, then one event per changed field
+/// (`user.updated` for the email, `password.changed` for the password; naming
+/// none is an update of unnamed fields, `user.updated`).
+///
+/// # Errors
+/// As [`update`].
+pub fn change(batch: &mut ApplyBatch<'_>, cmd: &ChangeUser) -> Result<Applied<UpdateUserOutcome>> {
+    let mut applied = update(batch, &cmd.update)?;
+    if applied.events.is_empty() || cmd.changed.is_empty() {
+        return Ok(applied);
+    }
+    let u = &cmd.update;
+    applied.events = cmd
+        .changed
+        .iter()
+        .map(|field| {
+            let action = match field {
+                UserField::Email => Action::UserUpdated,
+                UserField::Password => Action::PasswordChanged,
+            };
+            Event::new(action, &u.tenant).at(u.at).user(&u.user_id)
+        })
+        .collect();
+    Ok(applied)
 }
 
 /// Applies a [`DeleteUser`]: the user's sessions go with it.
@@ -81,4 +107,61 @@ pub fn delete(batch: &mut ApplyBatch<'_>, cmd: &DeleteUser) -> Result<Applied<De
         },
         event,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+
+    #[test]
+    fn a_change_names_its_events_by_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let sm = engine.state(1);
+        let mut b = sm.batch();
+        let user = UserRecord {
+            id: "u".to_owned(),
+            version: 1,
+            created_at: 1,
+            updated_at: 1,
+            sealed: vec![1],
+        };
+        let created = create(
+            &mut b,
+            &CreateUser {
+                tenant: "t".to_owned(),
+                user,
+            },
+        )
+        .expect("create");
+        assert_eq!(created.events[0].action, Action::UserCreated);
+        let change_to = |b: &mut ApplyBatch<'_>, version, changed: &[UserField]| {
+            let cmd = ChangeUser {
+                update: UpdateUser {
+                    tenant: "t".to_owned(),
+                    user_id: "u".to_owned(),
+                    expected_version: version,
+                    sealed: vec![2],
+                    at: 5,
+                },
+                changed: changed.to_vec(),
+            };
+            let applied = change(b, &cmd).expect("change");
+            applied.events.iter().map(|e| e.action).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            change_to(&mut b, 1, &[UserField::Password]),
+            [Action::PasswordChanged]
+        );
+        assert_eq!(
+            change_to(&mut b, 2, &[UserField::Email, UserField::Password]),
+            [Action::UserUpdated, Action::PasswordChanged]
+        );
+        assert_eq!(change_to(&mut b, 3, &[]), [Action::UserUpdated]);
+        assert!(
+            change_to(&mut b, 1, &[UserField::Password]).is_empty(),
+            "a refused change (stale version) emits nothing"
+        );
+    }
 }

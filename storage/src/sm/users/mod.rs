@@ -44,6 +44,23 @@ pub struct UpdateUser {
     pub at: u64,
 }
 
+/// A sealed field of a user, named by [`ChangeUser`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserField {
+    Email,
+    Password,
+}
+
+/// An [`UpdateUser`] that names the sealed fields it changes (wire version 2):
+/// the fields are opaque to the state machine, so the proposer says which, and
+/// the apply emits `user.updated` for the email and `password.changed` for the
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeUser {
+    pub update: UpdateUser,
+    pub changed: Vec<UserField>,
+}
+
 /// Deletes the user and every session of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteUser {
