@@ -18,6 +18,8 @@ mod signing_keys;
 mod tenants;
 mod users;
 
+use std::sync::Arc;
+
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -31,9 +33,11 @@ use crate::service::core::Scope;
 use crate::service::{Access, Services, MAX_BODY_BYTES};
 use problem::Problem;
 
+/// What every handler shares: one `Arc`, so the per-request state clones
+/// (each route layer and extractor takes one) cost one reference count.
 #[derive(Clone)]
 pub struct AppState {
-    pub services: Services,
+    pub services: Arc<Services>,
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -199,7 +203,9 @@ pub fn routes() -> Vec<Route> {
 /// The API's router: [`routes`], problem documents for unknown routes and
 /// methods, the body limit and the common headers.
 pub fn router(services: Services) -> Router {
-    let state = AppState { services };
+    let state = AppState {
+        services: Arc::new(services),
+    };
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| {
