@@ -183,6 +183,7 @@ pub async fn run(
         crate::http::serve::Options {
             header_read_timeout: handshake_timeout,
             request_timeout: Duration::from_millis(limits.http_request_timeout_ms),
+            idle_timeout: Duration::from_millis(limits.http_idle_timeout_ms),
             hsts: tls.is_some(),
         },
         stopped(client_stop_rx),

@@ -244,6 +244,23 @@ fn file_error(path: &Path, detail: impl std::fmt::Display) -> TlsError {
     }
 }
 
+/// A client config for the cluster's client ports (no client certificate),
+/// trusting exactly the CAs of `ca_file`, speaking `alpn`: what the CLI's own
+/// connections use.
+///
+/// # Errors
+/// As [`load_roots`].
+pub fn client_config(ca_file: &Path, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+    let roots = load_roots(ca_file)?;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// The CAs of a PEM bundle (at least one).
 ///
 /// # Errors

@@ -466,7 +466,8 @@ pub async fn run(cfg: &ChaosConfig) -> ChaosReport {
         .map(|id| cluster.url(*id, ""))
         .collect();
     let workload = Arc::new(Workload {
-        client: reqwest::Client::builder()
+        client: cluster
+            .client_builder()
             // Longer than a node's own 5 s request deadline, so most requests end
             // with the node's answer rather than an unknown outcome.
             .timeout(Duration::from_secs(7))

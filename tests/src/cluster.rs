@@ -27,6 +27,10 @@ use crate::proto;
 /// The operator's admin token in every test cluster.
 pub const TOKEN: &str = "test-admin-token-0123456789abcdef0123";
 
+/// The cluster CA of a TLS test cluster, relative to its dir (its key is
+/// `tls/ca-key.pem`, beside it).
+pub const TLS_CA: &str = "tls/ca.pem";
+
 /// How long a node gets to exit after SIGTERM.
 const TERMINATE_GRACE: Duration = Duration::from_secs(15);
 
@@ -82,22 +86,32 @@ pub struct ClusterClient {
     dir: PathBuf,
     config: PathBuf,
     bin: PathBuf,
+    /// The cluster CA (PEM) when its ports speak TLS; `None` in plaintext.
+    ca: Option<Arc<[u8]>>,
     client: reqwest::Client,
     /// Tenants `put` already made sure exist.
     tenants: Mutex<HashSet<String>>,
 }
 
 impl ClusterClient {
-    fn new(nodes: Arc<[NodeAddrs]>, dir: PathBuf, config: PathBuf, bin: PathBuf) -> Self {
+    fn new(
+        nodes: Arc<[NodeAddrs]>,
+        dir: PathBuf,
+        config: PathBuf,
+        bin: PathBuf,
+        ca: Option<Arc<[u8]>>,
+    ) -> Self {
+        let client = http_client_builder(ca.as_deref())
+            .timeout(Duration::from_secs(15))
+            .build()
+            .expect("client");
         Self {
             nodes,
             dir,
             config,
             bin,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(15))
-                .build()
-                .expect("client"),
+            ca,
+            client,
             tenants: Mutex::default(),
         }
     }
@@ -110,20 +124,44 @@ impl ClusterClient {
             self.dir.clone(),
             self.config.clone(),
             self.bin.clone(),
+            self.ca.clone(),
         )
+    }
+
+    /// A `reqwest` builder that trusts this cluster's CA (when it speaks TLS),
+    /// for a test that needs its own client settings.
+    #[must_use]
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        http_client_builder(self.ca.as_deref())
+    }
+
+    /// The cluster CA (PEM), if its ports speak TLS.
+    #[must_use]
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca.as_deref()
+    }
+
+    /// `https` when the cluster speaks TLS, else `http`.
+    #[must_use]
+    pub fn scheme(&self) -> &'static str {
+        if self.ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The API over HTTP, on this client's HTTP client.
     #[must_use]
     pub fn http_api(&self) -> HttpApi {
-        HttpApi::new(self.client.clone(), &self.nodes)
+        HttpApi::new(self.client.clone(), self.scheme(), &self.nodes)
     }
 
     /// The API over gRPC, on new channels (connected on first use). Needs a
     /// runtime: a channel's worker is a task.
     #[must_use]
     pub fn grpc_api(&self) -> GrpcApi {
-        GrpcApi::new(&self.nodes)
+        GrpcApi::new(&self.nodes, self.ca.as_deref())
     }
 
     /// Every node's id and addresses, in config order.
@@ -149,7 +187,7 @@ impl ClusterClient {
 
     #[must_use]
     pub fn url(&self, id: u64, path: &str) -> String {
-        format!("http://{}{path}", self.node(id).http)
+        format!("{}://{}{path}", self.scheme(), self.node(id).http)
     }
 
     #[must_use]
@@ -159,16 +197,13 @@ impl ClusterClient {
 
     /// A gRPC KV client connected to node `id`.
     pub async fn grpc(&self, id: u64) -> proto::kv_client::KvClient<tonic::transport::Channel> {
-        proto::kv_client::KvClient::connect(format!("http://{}", self.node(id).grpc))
-            .await
-            .expect("grpc connect")
+        proto::kv_client::KvClient::new(self.grpc_channel(id).await)
     }
 
     /// A gRPC channel to node `id`, for any `cairn.v1` client (e.g.
     /// `proto::users_client::UsersClient::new(c.grpc_channel(1).await)`).
     pub async fn grpc_channel(&self, id: u64) -> tonic::transport::Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://{}", self.node(id).grpc))
-            .expect("grpc address")
+        grpc_endpoint(&self.node(id).grpc, self.ca.as_deref())
             .connect()
             .await
             .expect("grpc connect")
@@ -395,6 +430,10 @@ pub struct TestCluster {
     /// position in `nodes`.
     processes: Vec<Option<NodeProcess>>,
     bin: PathBuf,
+    /// Whether the nodes speak TLS (the harness's default: every test cluster
+    /// runs with a dev CA of its own, made by `cairn certs init`). A test that
+    /// puts its own `[tls]` table in the extra TOML runs as it says.
+    tls: bool,
     client: ClusterClient,
 }
 
@@ -446,13 +485,16 @@ impl TestCluster {
         write_secret("admin.token", TOKEN.as_bytes());
         let config = dir.path().join("cluster.toml");
         let bin = cairn_bin();
+        let tls = !extra_toml.contains("[tls]");
+        // Placeholder until the config and its certificates exist.
         let client = ClusterClient::new(
             Arc::clone(&nodes),
             dir.path().to_path_buf(),
             config.clone(),
             bin.clone(),
+            None,
         );
-        let cluster = Self {
+        let mut cluster = Self {
             dir,
             config,
             regions: regions
@@ -463,11 +505,31 @@ impl TestCluster {
             nodes,
             node_regions: layout.iter().map(|(_, r)| (*r).to_owned()).collect(),
             bin,
+            tls,
             client,
         };
         let text = cluster.config_text("test", extra_toml);
         std::fs::write(&cluster.config, text).expect("write config");
+        let ca = tls.then(|| {
+            let _ = cluster.cli_ok(&["certs", "init"]);
+            let pem = std::fs::read(cluster.dir.path().join(TLS_CA)).expect("read the CA");
+            Arc::<[u8]>::from(pem)
+        });
+        cluster.client = ClusterClient::new(
+            Arc::clone(&cluster.nodes),
+            cluster.dir.path().to_path_buf(),
+            cluster.config.clone(),
+            cluster.bin.clone(),
+            ca,
+        );
         cluster
+    }
+
+    /// Where node `id`'s certificate and key are (TLS clusters), relative to
+    /// the test dir.
+    #[must_use]
+    pub fn tls_files(id: u64) -> (String, String) {
+        (format!("tls/node-{id}.pem"), format!("tls/node-{id}-key.pem"))
     }
 
     /// The config text for this cluster's nodes, under another cluster name if asked.
@@ -492,12 +554,13 @@ impl TestCluster {
                  grpc_addr = \"{}\"\ndata_dir = \"node-{}\"\n",
                 n.id, n.raft, n.http, n.grpc, n.id
             );
+            if self.tls {
+                let (cert, key) = Self::tls_files(n.id);
+                let _ = writeln!(t, "tls_cert_file = \"{cert}\"\ntls_key_file = \"{key}\"");
+            }
         }
-        // Every address is loopback. TLS clusters for the harness: not yet
-        // (issue 17, half done); until then the config says plaintext in so
-        // many words.
-        if !extra_toml.contains("[tls]") {
-            t.push_str("[tls]\ninsecure_plaintext = true\n");
+        if self.tls {
+            let _ = writeln!(t, "[tls]\nca_file = \"{TLS_CA}\"");
         }
         t
     }
@@ -639,4 +702,41 @@ pub fn open_db(data_dir: &Path) -> rocksdb::DB {
         ["raft_log", "raft_state", "sm", "snapshot", "node"],
     )
     .expect("open a stopped node's db")
+}
+
+/// A `reqwest` builder for a cluster: with `ca` (PEM), HTTPS only, trusting
+/// exactly that CA.
+fn http_client_builder(ca: Option<&[u8]>) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder();
+    let Some(ca) = ca else {
+        return builder;
+    };
+    let builder = builder
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .https_only(true);
+    reqwest::Certificate::from_pem_bundle(ca)
+        .expect("the cluster CA")
+        .into_iter()
+        .fold(builder, reqwest::ClientBuilder::add_root_certificate)
+}
+
+/// A gRPC endpoint for a node's `addr`: over TLS trusting `ca` when given.
+///
+/// # Panics
+/// An address that is not a URI authority.
+#[must_use]
+pub fn grpc_endpoint(addr: &str, ca: Option<&[u8]>) -> tonic::transport::Endpoint {
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+        .expect("grpc address");
+    match ca {
+        Some(ca) => endpoint
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+            )
+            .expect("grpc TLS config"),
+        None => endpoint,
+    }
 }

@@ -122,7 +122,7 @@ impl WorkerResult {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let (cfg, token) = super::load(&args.config)?;
-    let client = reqwest::Client::builder()
+    let client = super::client_builder(&cfg)?
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(10))
         .build()
@@ -134,10 +134,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         cfg.nodes
             .iter()
             .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.id))
-            .map(|n| format!("http://{}", n.http_addr))
+            .map(|n| super::base_url(&cfg, &n.http_addr))
             .collect(),
     );
     let first = urls.first().context("no node to send to")?.clone();
+    // The load's own connections trust the cluster CA, as the client above.
+    let tls = match &cfg.tls {
+        Some(t) => Some(tokio_rustls::TlsConnector::from(
+            cairn_raft::tls::client_config(&t.ca_file, &[b"http/1.1"])
+                .context("the cluster CA")?,
+        )),
+        None => None,
+    };
     let admin = token.expose().to_owned();
     let api_key = Arc::new(tenant_api_key(&client, &first, &admin, &args.tenant).await?);
     let value = "v".repeat(args.value_size);
@@ -193,7 +201,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .nodes
             .iter()
             .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.id))
-            .map(|n| Conn::new(&n.http_addr))
+            .map(|n| Conn::new(&n.http_addr, tls.clone()))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let workload = args.workload;
         tasks.push(tokio::spawn(async move {

@@ -29,8 +29,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("node {id} not in config"))?,
         None => cfg.nodes.iter().min_by_key(|n| n.id).context("no nodes")?,
     };
-    let url = format!("http://{}/v1/cluster/init", node.http_addr);
-    let client = super::http_client(Duration::from_secs(20))?;
+    let url = format!("{}/v1/cluster/init", super::base_url(&cfg, &node.http_addr));
+    let client = super::http_client(&cfg, Duration::from_secs(20))?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     loop {
         let attempt = client.post(&url).bearer_auth(token.expose()).send().await;

@@ -54,11 +54,11 @@ pub struct CompactArgs {
 async fn post(
     client: &reqwest::Client,
     token: &AdminToken,
-    http_addr: &str,
+    base_url: &str,
     path: &str,
     body: &Value,
 ) -> anyhow::Result<Value> {
-    let url = format!("http://{http_addr}{path}");
+    let url = format!("{base_url}{path}");
     let resp = client
         .post(&url)
         .bearer_auth(token.expose())
@@ -88,7 +88,7 @@ async fn post_any(
 ) -> anyhow::Result<Value> {
     let mut last = None;
     for n in &cfg.nodes {
-        match post(client, token, &n.http_addr, path, body).await {
+        match post(client, token, &super::base_url(cfg, &n.http_addr), path, body).await {
             Ok(v) => return Ok(v),
             // A refusal is an answer; only an unreachable node moves on.
             Err(e) if format!("{e:#}").contains("not reachable") => last = Some(e),
@@ -102,7 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         KeysCmd::Rotate { config, tenant } => {
             let (cfg, token) = super::load(&config)?;
-            let client = super::http_client(Duration::from_secs(20))?;
+            let client = super::http_client(&cfg, Duration::from_secs(20))?;
             let v = post_any(
                 &cfg,
                 &client,
@@ -125,10 +125,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         } => rotate_master(&config, new_key_file).await,
         KeysCmd::Status { config, json } => {
             let (cfg, token) = super::load(&config)?;
-            let client = super::http_client(Duration::from_secs(10))?;
+            let client = super::http_client(&cfg, Duration::from_secs(10))?;
             let mut last = None;
             for n in &cfg.nodes {
-                let url = format!("http://{}/v1/admin/keys", n.http_addr);
+                let url = format!("{}/v1/admin/keys", super::base_url(&cfg, &n.http_addr));
                 match client.get(&url).bearer_auth(token.expose()).send().await {
                     Ok(resp) => {
                         let status = resp.status();
@@ -186,7 +186,7 @@ fn print_status(v: &Value, json: bool) -> anyhow::Result<()> {
 /// fingerprint), then switch the cluster to it through the log.
 async fn rotate_master(config: &std::path::Path, new_key_file: PathBuf) -> anyhow::Result<()> {
     let (cfg, token) = super::load(config)?;
-    let client = super::http_client(Duration::from_secs(20))?;
+    let client = super::http_client(&cfg, Duration::from_secs(20))?;
     let path = if new_key_file.is_absolute() {
         new_key_file
     } else {
@@ -200,14 +200,14 @@ async fn rotate_master(config: &std::path::Path, new_key_file: PathBuf) -> anyho
         .to_owned();
     let body = json!({"key_file": path});
     let staged = join_all(cfg.nodes.iter().map(|n| {
-        let (client, token, body) = (&client, &token, &body);
+        let (client, token, body, cfg) = (&client, &token, &body, &cfg);
         async move {
             (
                 n.id,
                 post(
                     client,
                     token,
-                    &n.http_addr,
+                    &super::base_url(cfg, &n.http_addr),
                     "/v1/admin/keys/master/stage",
                     body,
                 )
@@ -257,16 +257,16 @@ async fn rotate_master(config: &std::path::Path, new_key_file: PathBuf) -> anyho
 
 pub async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     let (cfg, token) = super::load(&args.config)?;
-    let client = super::http_client(Duration::from_secs(30))?;
+    let client = super::http_client(&cfg, Duration::from_secs(30))?;
     let results = join_all(cfg.nodes.iter().map(|n| {
-        let (client, token) = (&client, &token);
+        let (client, token, cfg) = (&client, &token, &cfg);
         async move {
             (
                 n.id,
                 post(
                     client,
                     token,
-                    &n.http_addr,
+                    &super::base_url(cfg, &n.http_addr),
                     "/v1/cluster/compact",
                     &json!({}),
                 )

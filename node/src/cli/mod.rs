@@ -20,8 +20,51 @@ pub(crate) fn load(config: &Path) -> anyhow::Result<(ClusterConfig, AdminToken)>
     Ok((cfg, token))
 }
 
-pub(crate) fn http_client(timeout: std::time::Duration) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// The base URL of a node's HTTP port: `https://` unless the cluster runs in
+/// (loopback-only) plaintext.
+pub(crate) fn base_url(cfg: &ClusterConfig, http_addr: &str) -> String {
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{http_addr}")
+}
+
+/// An HTTP client builder that speaks to the cluster's nodes: with TLS on, it
+/// trusts exactly the CAs of the config's `tls.ca_file` (no system roots) and
+/// verifies each node by its address, and it refuses plaintext.
+///
+/// # Errors
+/// The CA bundle cannot be read or holds no certificate.
+pub(crate) fn client_builder(cfg: &ClusterConfig) -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(tls) = &cfg.tls {
+        let pem = std::fs::read(&tls.ca_file)
+            .with_context(|| format!("reading the CA bundle {}", tls.ca_file.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{}: not a PEM certificate bundle", tls.ca_file.display()))?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "{}: holds no certificate",
+            tls.ca_file.display()
+        );
+        builder = builder
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .https_only(true);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
+}
+
+/// A client for operator commands (see [`client_builder`]).
+///
+/// # Errors
+/// As [`client_builder`].
+pub(crate) fn http_client(
+    cfg: &ClusterConfig,
+    timeout: std::time::Duration,
+) -> anyhow::Result<reqwest::Client> {
+    client_builder(cfg)?
         .timeout(timeout)
         .connect_timeout(std::time::Duration::from_secs(1))
         .build()

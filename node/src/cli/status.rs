@@ -18,10 +18,10 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let (cfg, token) = super::load(&args.config)?;
-    let client = super::http_client(Duration::from_secs(3))?;
+    let client = super::http_client(&cfg, Duration::from_secs(3))?;
     let calls = cfg.nodes.iter().map(|n| {
         let client = client.clone();
-        let url = format!("http://{}/v1/cluster/status", n.http_addr);
+        let url = format!("{}/v1/cluster/status", super::base_url(&cfg, &n.http_addr));
         let token = token.expose().to_owned();
         async move {
             let result = async {

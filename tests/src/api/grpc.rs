@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use super::{
@@ -14,7 +14,7 @@ use super::{
     Session, SignInResponse, Tenant, Transport, UpdateTenantRequest, UpdateUserRequest, User,
     USER_AGENT,
 };
-use crate::cluster::NodeAddrs;
+use crate::cluster::{grpc_endpoint, NodeAddrs};
 use crate::proto;
 use crate::proto::kv_client::KvClient;
 use crate::proto::sessions_client::SessionsClient;
@@ -68,14 +68,12 @@ impl GrpcApi {
     /// Channels to every node, connected on first use (this needs a runtime: a
     /// channel's worker is a task of it).
     #[must_use]
-    pub fn new(nodes: &[NodeAddrs]) -> Self {
+    pub fn new(nodes: &[NodeAddrs], ca: Option<&[u8]>) -> Self {
         Self {
             channels: nodes
                 .iter()
                 .map(|n| {
-                    let ch = Endpoint::from_shared(format!("http://{}", n.grpc))
-                        .expect("grpc address")
-                        .connect_lazy();
+                    let ch = grpc_endpoint(&n.grpc, ca).connect_lazy();
                     (n.id, ch)
                 })
                 .collect(),

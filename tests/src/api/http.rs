@@ -166,18 +166,18 @@ fn encode_path(s: &str, keep_slash: bool) -> String {
 #[derive(Clone)]
 pub struct HttpApi {
     client: reqwest::Client,
-    /// `(id, http://addr)` of each node.
+    /// `(id, base URL)` of each node.
     nodes: Vec<(u64, String)>,
 }
 
 impl HttpApi {
     #[must_use]
-    pub fn new(client: reqwest::Client, nodes: &[NodeAddrs]) -> Self {
+    pub fn new(client: reqwest::Client, scheme: &str, nodes: &[NodeAddrs]) -> Self {
         Self {
             client,
             nodes: nodes
                 .iter()
-                .map(|n| (n.id, format!("http://{}", n.http)))
+                .map(|n| (n.id, format!("{scheme}://{}", n.http)))
                 .collect(),
         }
     }

@@ -303,7 +303,8 @@ async fn refresh_chains_survive_a_leader_kill() {
         sessions.push(s);
     }
     // Longer than any server-side deadline, so no request outlives its client.
-    let client = reqwest::Client::builder()
+    let client = c
+        .client_builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");

@@ -21,7 +21,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use cairn_raft::listener::Io;
+use futures::FutureExt as _;
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 
 /// Longest one request may take before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,7 +47,10 @@ pub(super) struct Answer {
 /// error (its state is then unknown) or when the node asked to close it.
 pub(super) struct Conn {
     addr: String,
-    stream: Option<TcpStream>,
+    /// With TLS: the connector (trusting the cluster CA) and the name the
+    /// node's certificate must carry (its address's host).
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    stream: Option<Box<dyn Io>>,
     /// Bytes read and not yet consumed.
     buf: BytesMut,
     /// The request being sent (its allocation reused).
@@ -51,14 +58,23 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// A connection to `addr`, which is also its requests' `Host`.
-    pub(super) fn new(addr: &str) -> anyhow::Result<Self> {
+    /// A connection to `addr`, which is also its requests' `Host`, over TLS
+    /// when `tls` is given.
+    pub(super) fn new(addr: &str, tls: Option<TlsConnector>) -> anyhow::Result<Self> {
         anyhow::ensure!(
             is_token(addr),
             "node address {addr:?} cannot be a Host header"
         );
+        let tls = match tls {
+            Some(connector) => {
+                let name = cairn_raft::tls::server_name(addr).map_err(|e| anyhow!(e))?;
+                Some((connector, name))
+            }
+            None => None,
+        };
         Ok(Self {
             addr: addr.to_owned(),
+            tls,
             stream: None,
             buf: BytesMut::with_capacity(8192),
             req: Vec::with_capacity(512),
@@ -93,20 +109,28 @@ impl Conn {
         authorization: &str,
         body: Option<&[u8]>,
     ) -> anyhow::Result<Answer> {
-        if let Some(stream) = &self.stream {
+        if let Some(stream) = &mut self.stream {
             // Between answers a kept-alive connection must be silent: a close
             // means reconnect; bytes nobody asked for would pass for the next
-            // request's answer.
-            match stream.try_read_buf(&mut self.buf) {
-                Ok(0) => self.stream = None,
-                Ok(_) => bail!("the node sent bytes between answers"),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
+            // request's answer. (One poll: nothing ready is the usual case.)
+            match stream.read_buf(&mut self.buf).now_or_never() {
+                None => {}
+                Some(Ok(0)) => self.stream = None,
+                Some(Ok(_)) => bail!("the node sent bytes between answers"),
+                Some(Err(e)) => return Err(e.into()),
             }
         }
         if self.stream.is_none() {
-            let stream = TcpStream::connect(&self.addr).await?;
-            stream.set_nodelay(true)?;
+            let tcp = TcpStream::connect(&self.addr).await?;
+            tcp.set_nodelay(true)?;
+            let stream: Box<dyn Io> = match &self.tls {
+                Some((connector, name)) => {
+                    Box::new(connector.connect(name.clone(), tcp).await.with_context(|| {
+                        format!("TLS handshake with {}", self.addr)
+                    })?)
+                }
+                None => Box::new(tcp),
+            };
             self.stream = Some(stream);
             self.buf.clear();
         }
@@ -340,7 +364,7 @@ mod tests {
             assert!(write_request(&mut out, "GET", path, "h", auth, None).is_err());
         }
         for addr in ["", "127.0.0.1:1\r\nX: y", "127.0.0.1 :1"] {
-            assert!(Conn::new(addr).is_err(), "accepted {addr:?}");
+            assert!(Conn::new(addr, None).is_err(), "accepted {addr:?}");
         }
     }
 
@@ -391,7 +415,7 @@ mod tests {
             }
             accepted
         });
-        let mut conn = Conn::new(&addr).expect("conn");
+        let mut conn = Conn::new(&addr, None).expect("conn");
         for _ in 0..2 {
             let a = conn
                 .send("GET", "/x", "Bearer k", None)
@@ -415,7 +439,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb",
         ])
         .await;
-        let mut conn = Conn::new(&addr).expect("conn");
+        let mut conn = Conn::new(&addr, None).expect("conn");
         let a = conn
             .send("GET", "/x", "Bearer k", None)
             .await
@@ -433,7 +457,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_cut_short_is_an_error() {
         let addr = node_sending(&[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
-        let mut conn = Conn::new(&addr).expect("conn");
+        let mut conn = Conn::new(&addr, None).expect("conn");
         let err = conn
             .send("GET", "/x", "Bearer k", None)
             .await
