@@ -127,6 +127,8 @@ pub(crate) async fn serve(
 /// What one connection is doing, as its I/O and its requests report it.
 struct Watch {
     state: Mutex<WatchState>,
+    /// Wakes [`Watch::expired`] when a head starts (its deadline is nearer).
+    head_started: tokio::sync::Notify,
 }
 
 struct WatchState {
@@ -146,6 +148,7 @@ impl Watch {
                 head_since: None,
                 last_activity: Instant::now(),
             }),
+            head_started: tokio::sync::Notify::new(),
         }
     }
 
@@ -160,6 +163,8 @@ impl Watch {
         s.last_activity = now;
         if s.in_flight == 0 && s.head_since.is_none() {
             s.head_since = Some(now);
+            drop(s);
+            self.head_started.notify_one();
         }
     }
 
@@ -189,7 +194,10 @@ impl Watch {
                     s.last_activity + idle
                 }
             };
-            tokio::time::sleep_until(next).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                () = self.head_started.notified() => {}
+            }
         }
     }
 }
