@@ -130,7 +130,6 @@ impl ClusterClient {
 
     /// A `reqwest` builder that trusts this cluster's CA (when it speaks TLS),
     /// for a test that needs its own client settings.
-    #[must_use]
     pub fn client_builder(&self) -> reqwest::ClientBuilder {
         http_client_builder(self.ca.as_deref())
     }

@@ -90,10 +90,10 @@ async fn node_versions(
     token: &AdminToken,
     deadline: Instant,
 ) -> anyhow::Result<Vec<(u64, Versions)>> {
-    let client = super::http_client(&cfg, Duration::from_secs(5))?;
+    let client = super::http_client(cfg, Duration::from_secs(5))?;
     let mut out = Vec::with_capacity(cfg.nodes.len());
     for n in &cfg.nodes {
-        let url = format!("{}/v1/cluster/status", super::base_url(&cfg, &n.http_addr));
+        let url = format!("{}/v1/cluster/status", super::base_url(cfg, &n.http_addr));
         loop {
             let attempt = async {
                 let resp = client.get(&url).bearer_auth(token.expose()).send().await?;
@@ -147,8 +147,8 @@ async fn raise(
     deadline: Instant,
 ) -> anyhow::Result<u32> {
     let node = cfg.nodes.iter().min_by_key(|n| n.id).context("no nodes")?;
-    let url = format!("{}/v1/cluster/wire-version", super::base_url(&cfg, &node.http_addr));
-    let client = super::http_client(&cfg, Duration::from_secs(20))?;
+    let url = format!("{}/v1/cluster/wire-version", super::base_url(cfg, &node.http_addr));
+    let client = super::http_client(cfg, Duration::from_secs(20))?;
     let resp = client
         .post(&url)
         .bearer_auth(token.expose())
