@@ -4,6 +4,7 @@
 #   sealed      the normal build
 #   no-sealing  a benchmark-only build (feature `insecure-no-sealing`) that stores
 #               key names and values in the clear; it is never installed anywhere.
+# Both run with TLS on every port, as deployed (scripts/lib/bench-cluster.sh).
 # The two alternate for --rounds rounds (default 3) so drift on a shared machine
 # hits both alike; the summary gives each variant's median.
 # Usage: scripts/bench-sealing.sh [--concurrency 64] [--duration 10] [--rounds 3]
@@ -12,6 +13,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 source scripts/env.sh
+source scripts/lib/bench-cluster.sh
 
 concurrency=64
 duration=10
@@ -44,27 +46,8 @@ trap cleanup EXIT
 run() {
   local variant="$1" bin="$bins/cairn-$1"
   work="$(mktemp -d)"
-  (umask 077; head -c 32 /dev/urandom >"$work/master.key"; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin.token")
-  {
-    printf 'cluster_name = "bench"\nreplication_factor = 3\nmaster_key_file = "master.key"\nadmin_token_file = "admin.token"\n[tls]\ninsecure_plaintext = true\n'
-    printf '[[regions]]\nname = "local"\nresidency = "hard"\n'
-    for id in 1 2 3; do
-      printf '[[nodes]]\nid = %s\nregion = "local"\nraft_addr = "127.0.0.1:%s"\nhttp_addr = "127.0.0.1:%s"\ngrpc_addr = "127.0.0.1:%s"\ndata_dir = "node-%s"\n' \
-        "$id" "$((7400 + id))" "$((8400 + id))" "$((9400 + id))" "$id"
-    done
-  } >"$work/cluster.toml"
   pids=()
-  for id in 1 2 3; do
-    "$bin" node --config "$work/cluster.toml" --id "$id" >"$work/node-$id.log" 2>&1 &
-    pids+=("$!")
-  done
-  "$bin" init --config "$work/cluster.toml" >/dev/null
-  for id in 1 2 3; do
-    for _ in $(seq 1 100); do
-      curl -fsS "http://127.0.0.1:$((8400 + id))/readyz" >/dev/null 2>&1 && break
-      sleep 0.1
-    done
-  done
+  bench_cluster_start "$work" 7400
   echo "== $variant: kv-put, $concurrency connections, ${duration}s"
   "$bin" bench --config "$work/cluster.toml" --workload kv-put \
     --concurrency "$concurrency" --duration-secs "$duration" | tee "$work/bench.out"

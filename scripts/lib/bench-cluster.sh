@@ -13,22 +13,44 @@ bench_build() {
   bin="$CARGO_TARGET_DIR/release/cairn"
 }
 
-# bench_cluster_start DIR PORT_BASE: writes DIR/cluster.toml (a master key and an
-# admin token beside it), starts the three nodes (their pids are appended to the
-# caller's `pids` and `cairn_pids` arrays), runs `cairn init` and waits until
-# every node is ready. Node i listens on PORT_BASE+i (raft), +1000+i (HTTP),
-# +2000+i (gRPC).
+# bench_cluster_start DIR PORT_BASE [tls|plaintext]: writes DIR/cluster.toml (a
+# master key and an admin token beside it), starts the three nodes (their pids
+# are appended to the caller's `pids` and `cairn_pids` arrays), runs `cairn init`
+# and waits until every node is ready. Node i listens on PORT_BASE+i (raft),
+# +1000+i (HTTP), +2000+i (gRPC).
+#   tls        (the default, as deployed) TLS on every port, mutual TLS between
+#              the nodes, a dev CA of the cluster's own (`cairn certs init`:
+#              DIR/tls/ca.pem, a certificate and key per node)
+#   plaintext  `[tls] insecure_plaintext = true` (loopback only): what TLS costs
+# Sets `bench_scheme` (https or http) and `bench_curl_tls` (curl's arguments
+# to trust the cluster CA; empty in plaintext) for the caller's own requests.
 bench_cluster_start() {
-  local dir="$1" base="$2" id
+  local dir="$1" base="$2" transport="${3:-tls}" id
+  case "$transport" in
+    tls) bench_scheme=https; bench_curl_tls=(--cacert "$dir/tls/ca.pem") ;;
+    plaintext) bench_scheme=http; bench_curl_tls=() ;;
+    *) echo "bench_cluster_start: transport is tls or plaintext, not $transport" >&2; return 2 ;;
+  esac
   (umask 077; head -c 32 /dev/urandom >"$dir/master.key"; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/admin.token")
   {
-    printf 'cluster_name = "bench"\nreplication_factor = 3\nmaster_key_file = "master.key"\nadmin_token_file = "admin.token"\n[tls]\ninsecure_plaintext = true\n'
+    printf 'cluster_name = "bench"\nreplication_factor = 3\nmaster_key_file = "master.key"\nadmin_token_file = "admin.token"\n'
+    if [ "$transport" = tls ]; then
+      printf '[tls]\nca_file = "tls/ca.pem"\n'
+    else
+      printf '[tls]\ninsecure_plaintext = true\n'
+    fi
     printf '[[regions]]\nname = "local"\nresidency = "hard"\n'
     for id in 1 2 3; do
       printf '[[nodes]]\nid = %s\nregion = "local"\nraft_addr = "127.0.0.1:%s"\nhttp_addr = "127.0.0.1:%s"\ngrpc_addr = "127.0.0.1:%s"\ndata_dir = "node-%s"\n' \
         "$id" "$((base + id))" "$((base + 1000 + id))" "$((base + 2000 + id))" "$id"
+      if [ "$transport" = tls ]; then
+        printf 'tls_cert_file = "tls/node-%s.pem"\ntls_key_file = "tls/node-%s-key.pem"\n' "$id" "$id"
+      fi
     done
   } >"$dir/cluster.toml"
+  if [ "$transport" = tls ]; then
+    "$bin" certs init --config "$dir/cluster.toml" >/dev/null
+  fi
   for id in 1 2 3; do
     "$bin" node --config "$dir/cluster.toml" --id "$id" >"$dir/node-$id.log" 2>&1 &
     pids+=("$!")
@@ -37,7 +59,7 @@ bench_cluster_start() {
   "$bin" init --config "$dir/cluster.toml" >/dev/null
   for id in 1 2 3; do
     for _ in $(seq 1 100); do
-      curl -fsS "http://127.0.0.1:$((base + 1000 + id))/readyz" >/dev/null 2>&1 && break
+      curl -fsS "${bench_curl_tls[@]}" "$bench_scheme://127.0.0.1:$((base + 1000 + id))/readyz" >/dev/null 2>&1 && break
       sleep 0.1
     done
   done
