@@ -8,6 +8,8 @@
 //! - [`api`] — the [`api::Api`] trait over HTTP and gRPC, so a scenario runs over
 //!   both transports.
 //! - [`jwt`] — token helpers (verify against a JWKS, forge, refresh generations).
+//! - [`peer`] — an attacker's client of a node's peer port (raw TLS, any
+//!   certificate, any `from`) and the certificates it forges.
 //! - [`chaos`], [`linearizability`] — the chaos run and its checker.
 //!
 //! The `cairn` binary is found via `CAIRN_BIN`, or next to the test executable's
@@ -19,6 +21,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod jwt;
 pub mod linearizability;
+pub mod peer;
 mod process;
 pub mod shared;
 

@@ -12,6 +12,7 @@ mod encryption;
 mod failover;
 mod leases;
 mod legacy_fixture;
+mod peer_attacks;
 mod readiness;
 mod regions;
 mod restarts;
