@@ -528,7 +528,10 @@ impl TestCluster {
     /// the test dir.
     #[must_use]
     pub fn tls_files(id: u64) -> (String, String) {
-        (format!("tls/node-{id}.pem"), format!("tls/node-{id}-key.pem"))
+        (
+            format!("tls/node-{id}.pem"),
+            format!("tls/node-{id}-key.pem"),
+        )
     }
 
     /// The config text for this cluster's nodes, under another cluster name if asked.

@@ -141,8 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The load's own connections trust the cluster CA, as the client above.
     let tls = match &cfg.tls {
         Some(t) => Some(tokio_rustls::TlsConnector::from(
-            cairn_raft::tls::client_config(&t.ca_file, &[b"http/1.1"])
-                .context("the cluster CA")?,
+            cairn_raft::tls::client_config(&t.ca_file, &[b"http/1.1"]).context("the cluster CA")?,
         )),
         None => None,
     };

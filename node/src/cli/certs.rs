@@ -59,6 +59,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         ca_key_file.display()
                     );
                 }
+                // Certificates of an earlier CA would not verify under a new one,
+                // and nothing is overwritten without --force.
+                if let Some(stale) = cfg
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.tls.as_ref())
+                    .flat_map(|f| [&f.cert_file, &f.key_file])
+                    .find(|f| !force && f.exists())
+                {
+                    bail!(
+                        "no CA at {}, but {} exists (issued by another CA); remove the node \
+                         files or pass --force to make a new CA and reissue every node's",
+                        tls.ca_file.display(),
+                        stale.display()
+                    );
+                }
                 let key = KeyPair::generate().context("generating the CA key")?;
                 let cert = ca_params(&cfg.cluster_name)
                     .self_signed(&key)

@@ -88,7 +88,15 @@ async fn post_any(
 ) -> anyhow::Result<Value> {
     let mut last = None;
     for n in &cfg.nodes {
-        match post(client, token, &super::base_url(cfg, &n.http_addr), path, body).await {
+        match post(
+            client,
+            token,
+            &super::base_url(cfg, &n.http_addr),
+            path,
+            body,
+        )
+        .await
+        {
             Ok(v) => return Ok(v),
             // A refusal is an answer; only an unreachable node moves on.
             Err(e) if format!("{e:#}").contains("not reachable") => last = Some(e),

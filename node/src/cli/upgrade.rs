@@ -147,7 +147,10 @@ async fn raise(
     deadline: Instant,
 ) -> anyhow::Result<u32> {
     let node = cfg.nodes.iter().min_by_key(|n| n.id).context("no nodes")?;
-    let url = format!("{}/v1/cluster/wire-version", super::base_url(cfg, &node.http_addr));
+    let url = format!(
+        "{}/v1/cluster/wire-version",
+        super::base_url(cfg, &node.http_addr)
+    );
     let client = super::http_client(cfg, Duration::from_secs(20))?;
     let resp = client
         .post(&url)

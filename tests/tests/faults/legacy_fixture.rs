@@ -131,8 +131,9 @@ impl Legacy {
             .unwrap_or("fixture")
             .to_owned();
         // The harness picks free ports and writes a config and secrets of its own;
-        // the archive's files replace them.
-        let c = TestCluster::new(3, "");
+        // the archive's files replace them. The fixture's config predates TLS, so
+        // the cluster runs (and the harness talks to it) in loopback plaintext.
+        let c = TestCluster::new(3, "[tls]\ninsecure_plaintext = true\n");
         let dir = c.dir.path().to_path_buf();
         let status = Command::new("tar")
             .arg("-xzf")

@@ -16,3 +16,4 @@ mod peer_attacks;
 mod readiness;
 mod regions;
 mod restarts;
+mod transport;

@@ -96,7 +96,10 @@ async fn tls_on_every_client_port_and_plaintext_refused_cleanly() {
     c.boot().await;
     assert_eq!(c.scheme(), "https");
     c.put_ok(2, "t", "k", "v").await;
-    assert_eq!(c.get_value(3, "t", "k").await.expect("present")["value"], "v");
+    assert_eq!(
+        c.get_value(3, "t", "k").await.expect("present")["value"],
+        "v"
+    );
 
     let r = c
         .client()
@@ -113,7 +116,9 @@ async fn tls_on_every_client_port_and_plaintext_refused_cleanly() {
 
     // gRPC over TLS: the KV service answers.
     let mut kv = c.grpc(1).await;
-    let mut req = tonic::Request::new(cairn_tests::proto::GetRequest { key: "k".to_owned() });
+    let mut req = tonic::Request::new(cairn_tests::proto::GetRequest {
+        key: "k".to_owned(),
+    });
     req.metadata_mut().insert(
         "authorization",
         format!("Bearer {TOKEN}").parse().expect("header"),
@@ -171,13 +176,18 @@ async fn certificate_rotation_on_sighup_keeps_the_leader() {
 
     let http1 = addr_of(&c.url(1, ""));
     let served = |conn: &TlsStream<TcpStream>| {
-        conn.get_ref().1.peer_certificates().expect("server certificate")[0]
+        conn.get_ref()
+            .1
+            .peer_certificates()
+            .expect("server certificate")[0]
             .as_ref()
             .to_vec()
     };
     let before = served(&tls_connect(&ca, &http1).await);
     let mut kept = tls_connect(&ca, &http1).await;
-    assert!(request(&mut kept, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(request(&mut kept, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
 
     // A new certificate for node 1 from the same CA, then SIGHUP.
     let (cert, key) = TestCluster::tls_files(1);
@@ -196,17 +206,26 @@ async fn certificate_rotation_on_sighup_keeps_the_leader() {
         if served(&tls_connect(&ca, &http1).await) == on_disk {
             break;
         }
-        assert!(Instant::now() < deadline, "node 1 never served its new certificate");
+        assert!(
+            Instant::now() < deadline,
+            "node 1 never served its new certificate"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The connection opened before the reload still works; so do the peers
     // (node 1's new certificate towards them) and every port.
-    assert!(request(&mut kept, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(request(&mut kept, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
     for i in 0..10 {
         c.put_ok(1 + i % 3, "t", &format!("after-{i}"), "v").await;
     }
     let meta = c.group_status(meta_leader, "meta").await;
-    assert_eq!(meta["leader"].as_u64(), Some(meta_leader), "meta kept its leader");
+    assert_eq!(
+        meta["leader"].as_u64(),
+        Some(meta_leader),
+        "meta kept its leader"
+    );
     assert_eq!(term(&meta), meta_term, "no election: {meta}");
     assert!(c.log(1).contains("reloaded"), "the reload is logged");
 }
@@ -225,7 +244,8 @@ async fn a_slow_client_is_cut_off_at_the_header_timeout() {
     let mut slow = tls_connect(&ca, &http1).await;
     let started = Instant::now();
     let closed_after = loop {
-        let byte = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"[(started.elapsed().as_secs() as usize) % 30];
+        let byte =
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"[(started.elapsed().as_secs() as usize) % 30];
         if slow.write_all(&[byte]).await.is_err() || slow.flush().await.is_err() {
             break started.elapsed();
         }
@@ -248,24 +268,27 @@ async fn a_slow_client_is_cut_off_at_the_header_timeout() {
     // A keep-alive connection that sits idle between requests is no slow
     // client: it outlives the header timeout.
     let mut idle = tls_connect(&ca, &http1).await;
-    assert!(request(&mut idle, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(request(&mut idle, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    assert!(request(&mut idle, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(request(&mut idle, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_past_the_cap_changes_no_leader() {
-    let mut c = TestCluster::new(
-        3,
-        "[limits]\nhttp_max_connections = 64\n",
-    );
+    let mut c = TestCluster::new(3, "[limits]\nhttp_max_connections = 64\n");
     c.boot().await;
     let ca = c.ca_pem().expect("TLS cluster").to_vec();
     let http1 = addr_of(&c.url(1, ""));
     let before = leaders(&c).await;
 
     let mut kept = tls_connect(&ca, &http1).await;
-    assert!(request(&mut kept, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(request(&mut kept, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
 
     // Twice the cap: raw TCP connections that never handshake, held open.
     let mut flood = Vec::new();
@@ -287,7 +310,9 @@ async fn a_connection_flood_past_the_cap_changes_no_leader() {
 
     // The connection opened before the flood still answers, the node still
     // writes, and no group changed its leader.
-    assert!(request(&mut kept, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(request(&mut kept, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
     drop(flood);
     c.put_ok(2, "t", "after-flood", "v").await;
     assert_eq!(leaders(&c).await, before);

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use cairn_raft::listener::Io;
 use futures::FutureExt as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
@@ -124,11 +124,12 @@ impl Conn {
             let tcp = TcpStream::connect(&self.addr).await?;
             tcp.set_nodelay(true)?;
             let stream: Box<dyn Io> = match &self.tls {
-                Some((connector, name)) => {
-                    Box::new(connector.connect(name.clone(), tcp).await.with_context(|| {
-                        format!("TLS handshake with {}", self.addr)
-                    })?)
-                }
+                Some((connector, name)) => Box::new(
+                    connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .with_context(|| format!("TLS handshake with {}", self.addr))?,
+                ),
                 None => Box::new(tcp),
             };
             self.stream = Some(stream);
