@@ -7,6 +7,8 @@
 //! - [`jwt`]: access-token verification and signing (`crypto/src/jwt.rs`).
 //! - [`sealed_value`]: opening sealed values and unwrapping data keys
 //!   (`crypto/src/envelope.rs`, `crypto/src/keywrap.rs`).
+//! - [`peer_certificate`]: the node id a peer's certificate names
+//!   (`raft/src/tls.rs`).
 //! - [`records`]: `codec` decoding of every stored record, log entry, wire enum
 //!   and peer message.
 //! - [`request_body`]: every HTTP route's JSON request body, through the node's
@@ -26,6 +28,7 @@
 pub mod api_key;
 pub mod input;
 pub mod jwt;
+pub mod peer_certificate;
 pub mod records;
 pub mod refresh_token;
 pub mod request_body;
@@ -86,6 +89,12 @@ pub const TARGETS: &[Target] = &[
         dict: no_words,
     },
     Target {
+        name: "peer_certificate",
+        run: peer_certificate::run,
+        seeds: peer_certificate::seeds,
+        dict: no_words,
+    },
+    Target {
         name: "request_body",
         run: request_body::run,
         seeds: request_body::seeds,
@@ -115,7 +124,13 @@ mod tests {
     /// libFuzzer's `crash-<sha1>`).
     #[test]
     fn saved_crashes_stay_fixed() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+        // The runtime value (cargo sets it for test runs), as in the golden tests.
+        let root = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(
+                || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+                std::path::PathBuf::from,
+            )
+            .join("regressions");
         for target in TARGETS {
             let Ok(dir) = std::fs::read_dir(root.join(target.name)) else {
                 continue;

@@ -97,7 +97,17 @@ mod tests {
 
     use super::*;
 
-    const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    /// `docs/openapi.json` of this checkout: the runtime `CARGO_MANIFEST_DIR`
+    /// (cargo sets it for test runs), so a binary built from another checkout
+    /// sharing the target dir still reads this one.
+    fn checked_in() -> std::path::PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(
+                || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+                std::path::PathBuf::from,
+            )
+            .join("../docs/openapi.json")
+    }
 
     /// `docs/openapi.json` is what the code generates. After a change to the
     /// API, regenerate it with `CAIRN_OPENAPI_BLESS=1 cargo test --workspace
@@ -107,10 +117,10 @@ mod tests {
         let generated = openapi_json();
         assert!(generated.contains("\"openapi\": \"3.1.0\""), "{generated}");
         if std::env::var_os("CAIRN_OPENAPI_BLESS").is_some_and(|v| v == "1") {
-            std::fs::write(CHECKED_IN, &generated).expect("write docs/openapi.json");
+            std::fs::write(checked_in(), &generated).expect("write docs/openapi.json");
             return;
         }
-        let checked_in = std::fs::read_to_string(CHECKED_IN).unwrap_or_default();
+        let checked_in = std::fs::read_to_string(checked_in()).unwrap_or_default();
         assert!(
             checked_in == generated,
             "docs/openapi.json differs from the generated document: regenerate it with \

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::PathBuf;
 
 /// Set to `1` to rewrite the golden files from the current encodings.
 pub const BLESS_VAR: &str = "CAIRN_GOLDEN_BLESS";
@@ -36,7 +36,10 @@ impl Golden {
     /// test and panics with a report naming each value whose bytes changed, or
     /// rewrites that file when [`BLESS_VAR`] is `1`.
     pub fn check(&self, file: &str, title: &str) {
-        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The runtime value (cargo sets it for test runs): a binary built from
+        // another checkout sharing the target dir must still read this one's files.
+        let crate_dir = &std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
         let path = crate_dir.join("tests/golden").join(format!("{file}.hex"));
         // As seen from the workspace root (`storage/tests/golden/…`).
         let shown = match crate_dir.file_name() {

@@ -24,7 +24,10 @@ use tokio::time::Instant;
 /// The fixtures, oldest name first (`CARGO_MANIFEST_DIR` is the `tests` crate,
 /// whichever test binary this file is compiled into).
 fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    // The runtime value (cargo sets it for test runs), as in the golden tests.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("fixtures");
     let entries =
         std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
     let mut found: Vec<PathBuf> = entries
