@@ -302,8 +302,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// # Errors
 /// The host is neither an IP address nor a DNS name.
 pub fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = cairn_cluster_config::host_of(addr);
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(ServerName::IpAddress(ip.into()));
     }

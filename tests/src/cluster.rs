@@ -609,6 +609,12 @@ impl TestCluster {
     /// Starts every node, initialises the cluster and waits until all are ready.
     pub async fn boot(&mut self) {
         self.start_all();
+        self.init_ready().await;
+    }
+
+    /// Runs `cairn init` (asserting it succeeds) and waits until every node is
+    /// ready.
+    pub async fn init_ready(&self) {
         let out = self.init();
         assert!(
             out.status.success(),
@@ -709,18 +715,10 @@ pub fn open_db(data_dir: &Path) -> rocksdb::DB {
 /// A `reqwest` builder for a cluster: with `ca` (PEM), HTTPS only, trusting
 /// exactly that CA.
 fn http_client_builder(ca: Option<&[u8]>) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder();
-    let Some(ca) = ca else {
-        return builder;
-    };
-    let builder = builder
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .https_only(true);
-    reqwest::Certificate::from_pem_bundle(ca)
-        .expect("the cluster CA")
-        .into_iter()
-        .fold(builder, reqwest::ClientBuilder::add_root_certificate)
+    match ca {
+        Some(ca) => cairn_node::cli::https_client_builder(ca).expect("the cluster CA"),
+        None => reqwest::Client::builder(),
+    }
 }
 
 /// A gRPC endpoint for a node's `addr`: over TLS trusting `ca` when given.

@@ -15,12 +15,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_node::cli::certs::{ca_params, node_cert_params};
 use cairn_raft::proto::peer_client::PeerClient;
 use cairn_raft::proto::GroupMessage;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::{Issuer, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tonic::transport::{Channel, Endpoint};
@@ -78,22 +76,8 @@ impl Identity {
         host: IpAddr,
         validity: Validity,
     ) -> Self {
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("cairn {cluster} node {id}"));
-        params.distinguished_name = dn;
-        let spiffe = format!("spiffe://{cluster}/node/{id}");
-        params
-            .subject_alt_names
-            .push(SanType::URI(spiffe.try_into().expect("SPIFFE id")));
-        params.subject_alt_names.push(SanType::IpAddress(host));
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
+        let mut params = node_cert_params(cluster, id, &[&host.to_string()])
+            .expect("node certificate parameters");
         if validity == Validity::Expired {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2021, 1, 1);
@@ -107,23 +91,6 @@ impl Identity {
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         }
     }
-}
-
-/// The parameters of the dev CA `cairn certs init` makes for `cluster` (as
-/// `node/src/cli/certs.rs`'s `ca_params`: a certificate signed with the CA's
-/// key names the CA's subject as its issuer, so the two must agree).
-fn ca_params(cluster: &str) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, format!("Cairn dev CA ({cluster})"));
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params
 }
 
 /// The cluster's own CA, from its key in a TLS test cluster's dir
@@ -196,7 +163,7 @@ impl RawPeer {
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
         let config = Arc::new(config);
-        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_owned();
+        let host = cairn_cluster_config::host_of(addr).to_owned();
         let target = addr.to_owned();
         let connector = tower::service_fn(move |_: tonic::transport::Uri| {
             let config = Arc::clone(&config);

@@ -9,7 +9,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use cairn_cluster_config::{ClusterConfig, NodeConfig, TlsConfig};
+use cairn_cluster_config::{host_of, ClusterConfig, NodeConfig, TlsConfig};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -167,27 +167,34 @@ pub fn ca_params(cluster: &str) -> CertificateParams {
 /// # Errors
 /// A host that is not a valid DNS name.
 pub fn node_params(cluster: &str, node: &NodeConfig) -> anyhow::Result<CertificateParams> {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(
-        DnType::CommonName,
-        format!("cairn {cluster} node {}", node.id),
-    );
-    params.distinguished_name = dn;
-    let spiffe = format!("spiffe://{cluster}/node/{}", node.id);
-    params
-        .subject_alt_names
-        .push(SanType::URI(spiffe.try_into().context("SPIFFE id")?));
     let mut hosts: Vec<&str> = [&node.http_addr, &node.grpc_addr, &node.raft_addr]
-        .iter()
-        .map(|a| {
-            let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
-            host.trim_start_matches('[').trim_end_matches(']')
-        })
+        .into_iter()
+        .map(|a| host_of(a))
         .collect();
     hosts.sort_unstable();
     hosts.dedup();
-    for host in hosts {
+    node_cert_params(cluster, node.id, &hosts)
+}
+
+/// The parameters of node `id`'s certificate, naming `hosts` (IP addresses or
+/// DNS names, each once): what [`node_params`] makes of a node's addresses.
+///
+/// # Errors
+/// A host that is not a valid DNS name.
+pub fn node_cert_params(
+    cluster: &str,
+    id: u64,
+    hosts: &[&str],
+) -> anyhow::Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("cairn {cluster} node {id}"));
+    params.distinguished_name = dn;
+    let spiffe = format!("spiffe://{cluster}/node/{id}");
+    params
+        .subject_alt_names
+        .push(SanType::URI(spiffe.try_into().context("SPIFFE id")?));
+    for &host in hosts {
         params.subject_alt_names.push(match host.parse() {
             Ok(ip) => SanType::IpAddress(ip),
             Err(_) => SanType::DnsName(

@@ -34,26 +34,30 @@ pub(crate) fn base_url(cfg: &ClusterConfig, http_addr: &str) -> String {
 /// # Errors
 /// The CA bundle cannot be read or holds no certificate.
 pub(crate) fn client_builder(cfg: &ClusterConfig) -> anyhow::Result<reqwest::ClientBuilder> {
-    let mut builder = reqwest::Client::builder();
-    if let Some(tls) = &cfg.tls {
-        let pem = std::fs::read(&tls.ca_file)
-            .with_context(|| format!("reading the CA bundle {}", tls.ca_file.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{}: not a PEM certificate bundle", tls.ca_file.display()))?;
-        anyhow::ensure!(
-            !certs.is_empty(),
-            "{}: holds no certificate",
-            tls.ca_file.display()
-        );
-        builder = builder
+    let Some(tls) = &cfg.tls else {
+        return Ok(reqwest::Client::builder());
+    };
+    let pem = std::fs::read(&tls.ca_file)
+        .with_context(|| format!("reading the CA bundle {}", tls.ca_file.display()))?;
+    https_client_builder(&pem).with_context(|| tls.ca_file.display().to_string())
+}
+
+/// An HTTPS-only client builder that trusts exactly the CAs of the PEM bundle
+/// `ca_pem` (no system roots), verifying each node by its address.
+///
+/// # Errors
+/// The bundle is not PEM or holds no certificate.
+pub fn https_client_builder(ca_pem: &[u8]) -> anyhow::Result<reqwest::ClientBuilder> {
+    let certs =
+        reqwest::Certificate::from_pem_bundle(ca_pem).context("not a PEM certificate bundle")?;
+    anyhow::ensure!(!certs.is_empty(), "holds no certificate");
+    Ok(certs.into_iter().fold(
+        reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
-            .https_only(true);
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    Ok(builder)
+            .https_only(true),
+        reqwest::ClientBuilder::add_root_certificate,
+    ))
 }
 
 /// A client for operator commands (see [`client_builder`]).

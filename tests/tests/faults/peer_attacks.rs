@@ -98,6 +98,37 @@ async fn meta_view(c: &TestCluster, id: u64) -> (Option<u64>, u64) {
 /// Asserts that an attack's call failed (`Err`) and, when the connection got
 /// as far as a message, that it was refused for its identity.
 #[track_caller]
+/// The identities the peer port refuses in the handshake, whatever the message
+/// (each calling itself node 2): what it is, the certificate (or none), and the
+/// word of the refusal the node logs.
+fn strangers(dir: &std::path::Path) -> [(&'static str, Option<Identity>, &'static str); 3] {
+    [
+        ("no certificate", None, "peer sent no certificates"),
+        (
+            "a certificate of another CA",
+            Some(Identity::forged(
+                &rogue_ca(CLUSTER),
+                CLUSTER,
+                2,
+                LOOPBACK,
+                Validity::Current,
+            )),
+            "invalid peer certificate",
+        ),
+        (
+            "an expired certificate of the cluster CA",
+            Some(Identity::forged(
+                &cluster_ca(dir, CLUSTER),
+                CLUSTER,
+                2,
+                LOOPBACK,
+                Validity::Expired,
+            )),
+            "certificate expired",
+        ),
+    ]
+}
+
 fn refused(what: &str, r: &Result<Vec<u8>, tonic::Status>, identity_refusal: bool) {
     let Err(status) = r else {
         panic!("{what}: the peer port answered a forged call");
@@ -178,33 +209,7 @@ async fn forged_forward_batch_and_vote_are_refused_logged_and_never_applied() {
     ));
 
     // 1-3: refused in the handshake, whatever the message.
-    let ours = cluster_ca(&dir, CLUSTER);
-    let rogue = rogue_ca(CLUSTER);
-    let no_certificate: (&str, Option<Identity>, &str) =
-        ("no certificate", None, "peer sent no certificates");
-    let another_ca = (
-        "a certificate of another CA",
-        Some(Identity::forged(
-            &rogue,
-            CLUSTER,
-            2,
-            LOOPBACK,
-            Validity::Current,
-        )),
-        "invalid peer certificate",
-    );
-    let expired = (
-        "an expired certificate of the cluster CA",
-        Some(Identity::forged(
-            &ours,
-            CLUSTER,
-            2,
-            LOOPBACK,
-            Validity::Expired,
-        )),
-        "certificate expired",
-    );
-    for (what, identity, reason) in [no_certificate, another_ca, expired] {
+    for (what, identity, reason) in strangers(&dir) {
         for (target, rpc, from, payload) in [
             (1, Rpc::ForwardBatch, 2, &mint),
             (leader, Rpc::Vote, voter, &depose),
@@ -269,7 +274,13 @@ async fn forged_forward_batch_and_vote_are_refused_logged_and_never_applied() {
 
     // Controls. A certificate signed like the expired one, valid today, is
     // accepted: the expired one was refused for its dates.
-    let fresh = Identity::forged(&ours, CLUSTER, 2, LOOPBACK, Validity::Current);
+    let fresh = Identity::forged(
+        &cluster_ca(&dir, CLUSTER),
+        CLUSTER,
+        2,
+        LOOPBACK,
+        Validity::Current,
+    );
     let reply = RawPeer::connect(&raft_addr(&c, 1), &ca, Some(&fresh))
         .call(Rpc::GroupState, META, 2, encode(&()))
         .await
@@ -348,46 +359,18 @@ async fn admit_before_init_is_refused_and_init_still_works() {
 
     let admission = "peer-attack-admission".to_owned();
     let admit = encode(&admission);
-    let ours = cluster_ca(&dir, CLUSTER);
-    let rogue = rogue_ca(CLUSTER);
-    let attacks: [(&str, Option<Identity>, u64, &[&str]); 4] = [
-        (
-            "no certificate",
-            None,
-            2,
-            &["peer connection refused", "peer sent no certificates"],
-        ),
-        (
-            "a certificate of another CA",
-            Some(Identity::forged(
-                &rogue,
-                CLUSTER,
-                2,
-                LOOPBACK,
-                Validity::Current,
-            )),
-            2,
-            &["peer connection refused", "invalid peer certificate"],
-        ),
-        (
-            "an expired certificate of the cluster CA",
-            Some(Identity::forged(
-                &ours,
-                CLUSTER,
-                2,
-                LOOPBACK,
-                Validity::Expired,
-            )),
-            2,
-            &["peer connection refused", "certificate expired"],
-        ),
-        (
-            "node 2's certificate, from = 3",
-            Some(Identity::member(&dir, 2)),
-            3,
-            &["peer message refused", "Admit", "claimed_from=3"],
-        ),
-    ];
+    let mut attacks: Vec<(&str, Option<Identity>, u64, Vec<&str>)> = strangers(&dir)
+        .into_iter()
+        .map(|(what, identity, reason)| {
+            (what, identity, 2, vec!["peer connection refused", reason])
+        })
+        .collect();
+    attacks.push((
+        "node 2's certificate, from = 3",
+        Some(Identity::member(&dir, 2)),
+        3,
+        vec!["peer message refused", "Admit", "claimed_from=3"],
+    ));
     for (what, identity, from, warning) in &attacks {
         let mark = c.log(1).len();
         let r = RawPeer::connect(&raft_addr(&c, 1), &ca, identity.as_ref())
@@ -418,15 +401,8 @@ async fn admit_before_init_is_refused_and_init_still_works() {
     assert_eq!(c.status(1).await["admitted"], true);
 
     // Init works as ever, and the cluster serves.
-    let out = c.init();
-    assert!(
-        out.status.success(),
-        "cairn init after the attacks: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.init_ready().await;
     for id in c.ids() {
-        c.wait_ready(id).await;
         assert_eq!(c.status(id).await["admitted"], true, "node {id}");
     }
     c.put_ok(2, "t", "k", "v").await;

@@ -4,10 +4,9 @@
 //! connection cap), and the key-file mode check at start.
 
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_tests::cluster::{ClusterClient, TestCluster, TOKEN};
+use cairn_tests::cluster::{ClusterClient, TestCluster, TLS_CA, TOKEN};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,30 +15,19 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-/// A TLS client of the cluster's client ports, trusting only its CA.
-fn connector(ca_pem: &[u8]) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(cert.expect("CA pem")).expect("CA");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
+/// A TLS client of the cluster's HTTP ports, trusting only its CA (the config
+/// the CLI's own connections use).
+fn connector(c: &TestCluster) -> TlsConnector {
+    let config = cairn_raft::tls::client_config(&c.dir.path().join(TLS_CA), &[b"http/1.1"])
+        .expect("the cluster CA");
+    TlsConnector::from(config)
 }
 
 /// A TLS connection to `addr` (`127.0.0.1:port`), verified against the CA.
-async fn tls_connect(ca_pem: &[u8], addr: &str) -> TlsStream<TcpStream> {
+async fn tls_connect(tls: &TlsConnector, addr: &str) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.expect("tcp connect");
     let name = ServerName::try_from("127.0.0.1").expect("name");
-    connector(ca_pem)
-        .connect(name, tcp)
-        .await
-        .expect("TLS handshake")
+    tls.connect(name, tcp).await.expect("TLS handshake")
 }
 
 /// Sends one HTTP/1.1 request on `conn` and reads its whole answer (the API
@@ -82,12 +70,6 @@ async fn leaders(c: &ClusterClient) -> Vec<(Option<u64>, Option<u64>)> {
         .iter()
         .map(|g| (g["leader"].as_u64(), g["term"].as_u64()))
         .collect()
-}
-
-fn addr_of(url: &str) -> String {
-    url.trim_start_matches("https://")
-        .trim_end_matches('/')
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,12 +151,12 @@ async fn tls_on_every_client_port_and_plaintext_refused_cleanly() {
 async fn certificate_rotation_on_sighup_keeps_the_leader() {
     let mut c = TestCluster::new(3, "");
     c.boot().await;
-    let ca = c.ca_pem().expect("TLS cluster").to_vec();
+    let tls = connector(&c);
     let meta_leader = c.leader(1, "meta").await;
     let term = |s: &serde_json::Value| s["term"].as_u64().expect("term");
     let meta_term = term(&c.group_status(meta_leader, "meta").await);
 
-    let http1 = addr_of(&c.url(1, ""));
+    let http1 = c.nodes()[0].http.clone();
     let served = |conn: &TlsStream<TcpStream>| {
         conn.get_ref()
             .1
@@ -183,8 +165,8 @@ async fn certificate_rotation_on_sighup_keeps_the_leader() {
             .as_ref()
             .to_vec()
     };
-    let before = served(&tls_connect(&ca, &http1).await);
-    let mut kept = tls_connect(&ca, &http1).await;
+    let before = served(&tls_connect(&tls, &http1).await);
+    let mut kept = tls_connect(&tls, &http1).await;
     assert!(request(&mut kept, "/healthz")
         .await
         .starts_with("HTTP/1.1 200"));
@@ -203,7 +185,7 @@ async fn certificate_rotation_on_sighup_keeps_the_leader() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if served(&tls_connect(&ca, &http1).await) == on_disk {
+        if served(&tls_connect(&tls, &http1).await) == on_disk {
             break;
         }
         assert!(
@@ -237,11 +219,11 @@ async fn a_slow_client_is_cut_off_at_the_header_timeout() {
         "[limits]\nhttp_header_read_timeout_ms = 1500\nhttp_idle_timeout_ms = 60000\n",
     );
     c.boot().await;
-    let ca = c.ca_pem().expect("TLS cluster").to_vec();
-    let http1 = addr_of(&c.url(1, ""));
+    let tls = connector(&c);
+    let http1 = c.nodes()[0].http.clone();
 
     // One header byte a second: the head never completes in 1.5 s.
-    let mut slow = tls_connect(&ca, &http1).await;
+    let mut slow = tls_connect(&tls, &http1).await;
     let started = Instant::now();
     let closed_after = loop {
         let byte =
@@ -267,7 +249,7 @@ async fn a_slow_client_is_cut_off_at_the_header_timeout() {
 
     // A keep-alive connection that sits idle between requests is no slow
     // client: it outlives the header timeout.
-    let mut idle = tls_connect(&ca, &http1).await;
+    let mut idle = tls_connect(&tls, &http1).await;
     assert!(request(&mut idle, "/healthz")
         .await
         .starts_with("HTTP/1.1 200"));
@@ -281,11 +263,11 @@ async fn a_slow_client_is_cut_off_at_the_header_timeout() {
 async fn a_connection_flood_past_the_cap_changes_no_leader() {
     let mut c = TestCluster::new(3, "[limits]\nhttp_max_connections = 64\n");
     c.boot().await;
-    let ca = c.ca_pem().expect("TLS cluster").to_vec();
-    let http1 = addr_of(&c.url(1, ""));
+    let tls = connector(&c);
+    let http1 = c.nodes()[0].http.clone();
     let before = leaders(&c).await;
 
-    let mut kept = tls_connect(&ca, &http1).await;
+    let mut kept = tls_connect(&tls, &http1).await;
     assert!(request(&mut kept, "/healthz")
         .await
         .starts_with("HTTP/1.1 200"));
