@@ -59,6 +59,11 @@ pub enum ServiceError {
     /// An operation that does not exist here (as if its route did not).
     #[error("no such route")]
     NoSuchRoute,
+    /// The operation needs a group hard-pinned to a region this node is outside
+    /// of, and nothing was changed: the request is to be served by the region's
+    /// nodes (see `crate::relay`).
+    #[error("this request is served only by the nodes of region {region}")]
+    Relay { group: u64, region: String },
     #[error("internal error")]
     Internal,
 }
@@ -95,6 +100,7 @@ impl ServiceError {
             Self::NodeUnreachable(_) => (503, "node_unreachable"),
             Self::InitFailed(_) => (500, "init_failed"),
             Self::NoSuchRoute => (404, "not_found"),
+            Self::Relay { .. } => (503, "region_unavailable"),
             Self::Internal => (500, "internal"),
         }
     }
@@ -106,6 +112,7 @@ impl From<RaftNodeError> for ServiceError {
             RaftNodeError::NoLeader { .. }
             | RaftNodeError::OutcomeUnknown { .. }
             | RaftNodeError::ShuttingDown => Self::Unavailable(e.to_string()),
+            RaftNodeError::PinnedAway { group, region } => Self::Relay { group, region },
             RaftNodeError::UnknownGroup(_) | RaftNodeError::Internal(_) => {
                 tracing::error!(error = %e, "raft request failed");
                 Self::Internal

@@ -12,6 +12,7 @@ pub mod cli;
 mod error;
 mod grpc;
 mod http;
+mod relay;
 mod server;
 mod service;
 

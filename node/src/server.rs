@@ -149,6 +149,16 @@ pub async fn run(
     );
     let (client_stop_tx, client_stop_rx) = watch::channel(false);
     let max_message = limits.grpc_max_message_bytes;
+    let grpc_routes = grpc_routes(&services, max_message);
+    // Requests other nodes relay here (for a hard region this node is in) are
+    // served by the same routers, without their relay layers.
+    crate::relay::serve_relays(
+        &raft,
+        crate::relay::RelayServer {
+            http: crate::http::relayed_router(services.clone()),
+            grpc: grpc_routes.clone(),
+        },
+    );
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -159,15 +169,9 @@ pub async fn run(
             .http2_keepalive_timeout(Some(Duration::from_millis(
                 limits.grpc_keepalive_timeout_ms,
             )))
-            .add_service(KvRpc::server(services.clone()).max_decoding_message_size(max_message))
-            .add_service(
-                TenantAdminRpc::server(services.clone()).max_decoding_message_size(max_message),
-            )
-            .add_service(UsersRpc::server(services.clone()).max_decoding_message_size(max_message))
-            .add_service(
-                SessionsRpc::server(services.clone()).max_decoding_message_size(max_message),
-            )
-            .add_service(TokensRpc::server(services.clone()).max_decoding_message_size(max_message))
+            // A message and its 5-byte frame header.
+            .layer(crate::grpc::relay::RelayLayer::new(&raft, max_message + 5))
+            .add_routes(grpc_routes)
             .serve_with_incoming_shutdown(
                 listener::into_stream(accept(
                     grpc_listener,
@@ -209,6 +213,17 @@ pub async fn run(
     engine.flush().context("flushing the database")?;
     tracing::info!(node = id, "stopped");
     Ok(())
+}
+
+/// The client gRPC services, each decoding messages up to `max_message` bytes.
+fn grpc_routes(services: &Services, max_message: usize) -> tonic::service::Routes {
+    tonic::service::Routes::new(
+        KvRpc::server(services.clone()).max_decoding_message_size(max_message),
+    )
+    .add_service(TenantAdminRpc::server(services.clone()).max_decoding_message_size(max_message))
+    .add_service(UsersRpc::server(services.clone()).max_decoding_message_size(max_message))
+    .add_service(SessionsRpc::server(services.clone()).max_decoding_message_size(max_message))
+    .add_service(TokensRpc::server(services.clone()).max_decoding_message_size(max_message))
 }
 
 /// Adds the master keys staged by rotations (their paths are recorded in the

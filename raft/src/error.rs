@@ -20,6 +20,11 @@ pub enum RaftNodeError {
     ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The group is hard-pinned to a region this node is outside of: nothing of
+    /// it may be read here, so the request must be served by the region's nodes
+    /// (relayed whole, see [`crate::relay`]). Nothing was applied.
+    #[error("group {group} is pinned to region {region}, which this node is outside of")]
+    PinnedAway { group: u64, region: String },
 }
 
 impl RaftNodeError {

@@ -15,6 +15,8 @@
 //!   peer admission by certificate).
 //! - [`node`]: [`RaftNode`], which owns the groups and gives the rest of the node
 //!   leader-transparent writes, linearizable reads, init and status.
+//! - [`relay`]: client requests relayed whole to a hard-pinned group's
+//!   members by a node outside its region.
 //! - `read_batch`: concurrent linearizable reads share leadership confirmations.
 //! - `propose_batch`: concurrent writes to a group share a Raft entry.
 
@@ -32,6 +34,7 @@ pub mod network;
 pub mod node;
 mod propose_batch;
 mod read_batch;
+pub mod relay;
 pub mod server;
 pub mod state_machine;
 pub mod status;

@@ -33,6 +33,7 @@ pub enum Rpc {
     InstallSnapshot,
     ForwardBatch,
     Query,
+    Relay,
     InitGroup,
     GroupState,
     Admit,
@@ -197,6 +198,7 @@ impl Peers {
             Rpc::InstallSnapshot => client.install_snapshot(request).await,
             Rpc::ForwardBatch => client.forward_batch(request).await,
             Rpc::Query => client.query(request).await,
+            Rpc::Relay => client.relay(request).await,
             Rpc::InitGroup => client.init_group(request).await,
             Rpc::GroupState => client.group_state(request).await,
             Rpc::Admit => client.admit(request).await,
@@ -551,6 +553,7 @@ mod tests {
             Rpc::Vote,
             Rpc::ForwardBatch,
             Rpc::Query,
+            Rpc::Relay,
         ] {
             let r: Result<(), PeerCallError> = peers
                 .call(4, rpc, 1, 0, &(), Duration::from_millis(100))

@@ -86,6 +86,8 @@ pub struct RaftNode {
     /// Set when [`RaftNode::shutdown`] begins: streams peers keep open to this
     /// node end, so the peer server can drain.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Serves the client requests peers relay here (see [`crate::relay`]).
+    relay_handler: std::sync::OnceLock<Arc<dyn crate::relay::RelayHandler>>,
 }
 
 impl RaftNode {
@@ -198,6 +200,7 @@ impl RaftNode {
             started: Instant::now(),
             vote_hold,
             stopping: tokio::sync::watch::Sender::new(false),
+            relay_handler: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&node);
         let hold_ends = node.started + vote_hold;
@@ -363,12 +366,21 @@ impl RaftNode {
 
     /// A member of `group` to relay through, for a node that is not one.
     fn pick_member(&self, group: GroupId) -> Result<NodeId, RaftNodeError> {
-        let spec = self.spec(group)?;
-        let n = self.next_member.fetch_add(1, Ordering::Relaxed);
-        spec.voters
-            .get(n % spec.voters.len().max(1))
+        let voters = self.spec_voters(group)?;
+        voters
+            .get(self.next_member() % voters.len().max(1))
             .copied()
             .ok_or(RaftNodeError::NoLeader { group: group.0 })
+    }
+
+    /// The voters of `group`, as the config places them.
+    fn spec_voters(&self, group: GroupId) -> Result<&[NodeId], RaftNodeError> {
+        Ok(&self.spec(group)?.voters)
+    }
+
+    /// The next value of the round-robin cursor over a group's members.
+    fn next_member(&self) -> usize {
+        self.next_member.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Applies `op` to `group` through its leader, wherever that is, retrying while
@@ -510,6 +522,7 @@ impl RaftNode {
                         RaftNodeError::UnknownGroup(_)
                             | RaftNodeError::ShuttingDown
                             | RaftNodeError::Internal(_)
+                            | RaftNodeError::PinnedAway { .. }
                     ) && Instant::now() + pause < deadline =>
                 {
                     tokio::time::sleep(pause).await;
@@ -533,6 +546,14 @@ impl RaftNode {
         since: Instant,
     ) -> Result<Answer, RaftNodeError> {
         let Some(g) = self.groups.get(&group) else {
+            if let Some(region) = self.pinned_away(group) {
+                // Its members refuse this node's queries: the request that
+                // needs them is served by them instead (`crate::relay`).
+                return Err(RaftNodeError::PinnedAway {
+                    group: group.0,
+                    region: region.to_owned(),
+                });
+            }
             if hops >= MAX_HOPS {
                 return Err(RaftNodeError::NoLeader { group: group.0 });
             }
@@ -947,4 +968,77 @@ fn execute(state: &GroupState, query: &Query) -> Result<Answer, RaftNodeError> {
         tracing::error!(error = %e, group = state.group(), "state machine read failed");
         RaftNodeError::Internal("storage read failed".to_owned())
     })
+}
+
+/// Request relaying for hard-pinned groups (see [`crate::relay`]).
+impl RaftNode {
+    /// Serves relayed requests with `handler` from now on (set once, at start;
+    /// until then, relayed requests are refused).
+    pub fn serve_relays(&self, handler: Arc<dyn crate::relay::RelayHandler>) {
+        if self.relay_handler.set(handler).is_err() {
+            tracing::warn!("a relay handler was already set; the first one stays");
+        }
+    }
+
+    /// The handler for relayed requests, if set.
+    pub(crate) fn relay_handler(&self) -> Option<&Arc<dyn crate::relay::RelayHandler>> {
+        self.relay_handler.get()
+    }
+
+    /// The region `group` is hard-pinned to, if this node is outside it: then
+    /// nothing of `group` is read here, and requests that need it are relayed.
+    #[must_use]
+    pub fn pinned_away(&self, group: GroupId) -> Option<&str> {
+        self.pinned_away_from(group.0, self.id())
+    }
+
+    /// Whether some group is hard-pinned to a region this node is outside of
+    /// (only then can a request of this node's clients need relaying).
+    #[must_use]
+    pub fn relays_any(&self) -> bool {
+        self.specs.iter().any(|s| self.pinned_away(s.id).is_some())
+    }
+
+    /// Relays the encoded client request `payload` to a member of `group` (a
+    /// group hard-pinned away from this node) and returns its encoded answer.
+    /// Members are tried in turn while a call certainly did not reach one.
+    ///
+    /// # Errors
+    /// [`RaftNodeError::NoLeader`] when no member could be reached (nothing
+    /// was served); [`RaftNodeError::OutcomeUnknown`] when a member may have
+    /// served it but its answer was lost; the member's own refusal.
+    pub async fn relay(&self, group: GroupId, payload: Vec<u8>) -> Result<Vec<u8>, RaftNodeError> {
+        let voters = self.spec_voters(group)?;
+        let start = self.next_member();
+        let mut last = None;
+        for i in 0..voters.len() {
+            let member = voters[(start + i) % voters.len()];
+            if member == self.id() {
+                continue;
+            }
+            let answer = self
+                .peers
+                .call::<_, Result<Vec<u8>, RaftNodeError>>(
+                    member,
+                    Rpc::Relay,
+                    group.0,
+                    0,
+                    &payload,
+                    crate::relay::RELAY_TIMEOUT,
+                )
+                .await;
+            match answer {
+                Ok(answer) => return answer,
+                Err(e @ crate::network::PeerCallError::NotSent { .. }) => last = Some(e),
+                Err(e) => {
+                    return Err(RaftNodeError::OutcomeUnknown {
+                        group: group.0,
+                        detail: format!("relayed request: {e}"),
+                    })
+                }
+            }
+        }
+        tracing::debug!(group = group.0, error = ?last, "no member reachable to relay to");
+        Err(RaftNodeError::NoLeader { group: group.0 })
+    }
 }

@@ -237,11 +237,9 @@ impl Peer for PeerService {
     }
 
     async fn query(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
-        // Not region-checked: a node outside a hard region relays its clients'
-        // reads of that region here (SPEC §2: any node accepts any request), and
-        // holds nothing of the answer afterwards. See ARCHITECTURE.md, "Hard
-        // residency on the peer port".
-        let msg = self.receive("Query", req)?;
+        // A node outside a hard region reads nothing of it: its clients'
+        // requests for the region are relayed whole instead (`relay`).
+        let msg = self.receive_in_region("Query", req)?;
         let query: Query = decode(&msg)?;
         reply(
             &self
@@ -256,6 +254,28 @@ impl Peer for PeerService {
                 )
                 .await,
         )
+    }
+
+    /// A client request relayed whole by another member of the cluster (see
+    /// `crate::relay`), served here as this node's own client's: only for a
+    /// group this node hosts, so a relay ends at its first hop.
+    async fn relay(&self, req: Request<GroupMessage>) -> Result<Response<Reply>, Status> {
+        let msg = self.receive("Relay", req)?;
+        self.raft(msg.group)?;
+        let Some(handler) = self.node.relay_handler() else {
+            return Err(Status::unavailable(
+                "this node does not serve relayed requests yet",
+            ));
+        };
+        let payload: Vec<u8> = decode(&msg)?;
+        let answer = handler
+            .serve(msg.from, GroupId(msg.group), payload)
+            .await
+            .map_err(|e| {
+                tracing::warn!(from = msg.from, group = msg.group, error = %e, "relayed request refused");
+                RaftNodeError::Internal(format!("relayed request refused: {e}"))
+            });
+        reply(&answer)
     }
 
     type ReadIndexStream =

@@ -209,6 +209,7 @@ async fn sent(rpc: Rpc, msg: GroupMessage) -> Call {
         Rpc::InitGroup => client.init_group(msg).await.err(),
         Rpc::GroupState => client.group_state(msg).await.err(),
         Rpc::Admit => client.admit(msg).await.err(),
+        Rpc::Relay => client.relay(msg).await.err(),
     };
     assert!(refused.is_some(), "{rpc:?}: the recorder answers an error");
     only_call(&recorder)
@@ -250,6 +251,7 @@ fn rpc_name(rpc: Rpc) -> &'static str {
         Rpc::InitGroup => "init_group",
         Rpc::GroupState => "group_state",
         Rpc::Admit => "admit",
+        Rpc::Relay => "relay",
     }
 }
 
@@ -261,6 +263,9 @@ fn reply(g: &mut Golden, name: String, payload: Vec<u8>) {
     g.add(format!("{name}.frame"), frame.encode_to_vec());
     g.add(name, payload);
 }
+
+/// How many of `node_errors()` the `forward_batch.reply` sample carries.
+const FORWARD_BATCH_REPLY_ERRORS: usize = 5;
 
 /// The sender's node id in every message.
 const FROM: u64 = 2;
@@ -285,6 +290,8 @@ async fn golden_peer_messages() {
         request(Rpc::InitGroup, 1, 0, &members()),
         request(Rpc::GroupState, 1, 0, &()),
         request(Rpc::Admit, 0, 0, &"18c0ffee-2".to_owned()),
+        // A relayed client request: opaque bytes here (the node crate's).
+        request(Rpc::Relay, 1, 0, &b"relayed client request".to_vec()),
     ];
     for r in requests {
         let name = rpc_name(r.rpc);
@@ -332,9 +339,13 @@ async fn golden_peer_messages() {
     type Answer = Result<CommandResult, RaftNodeError>;
     let written: Answer = Ok(CommandResult::Kv(KvOutcome::Written { revision: 1025 }));
     let mut answers = vec![written];
-    for (name, e) in node_errors() {
+    for (i, (name, e)) in node_errors().into_iter().enumerate() {
         g.add(format!("node_error.{name}"), enc(&e));
-        answers.push(Err(e));
+        // The reply sample holds the errors it was recorded with (each later
+        // variant has its own line above).
+        if i < FORWARD_BATCH_REPLY_ERRORS {
+            answers.push(Err(e));
+        }
     }
     reply(&mut g, "forward_batch.reply".to_owned(), enc(&answers));
     let found: Result<QueryResult, RaftNodeError> = Ok(query_results()[0].1.clone());

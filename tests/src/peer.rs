@@ -126,6 +126,7 @@ pub fn rogue_ca(cluster: &str) -> Issuer<'static, KeyPair> {
 pub enum Rpc {
     Vote,
     ForwardBatch,
+    Query,
     GroupState,
     Admit,
 }
@@ -213,6 +214,7 @@ impl RawPeer {
             match rpc {
                 Rpc::Vote => client.vote(request).await,
                 Rpc::ForwardBatch => client.forward_batch(request).await,
+                Rpc::Query => client.query(request).await,
                 Rpc::GroupState => client.group_state(request).await,
                 Rpc::Admit => client.admit(request).await,
             }

@@ -25,6 +25,7 @@ macro_rules! redacted_debug {
 
 mod api_keys;
 mod kv;
+pub(crate) mod relay;
 mod sessions;
 mod signing_keys;
 mod tenants;
@@ -100,6 +101,7 @@ fn request_id(md: &MetadataMap) -> Option<String> {
 /// The gRPC status for a service error: the code follows the HTTP status (one
 /// mapping to keep true), the stable problem code rides in `cairn-code`.
 pub(crate) fn status(e: &ServiceError) -> Status {
+    relay::note(e);
     let (http, code) = e.status_and_code();
     let grpc = match (http, e) {
         (_, ServiceError::DecryptionFailed) => tonic::Code::DataLoss,

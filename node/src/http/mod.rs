@@ -12,6 +12,7 @@ mod kv;
 mod master_key;
 pub mod openapi;
 pub mod problem;
+mod relay;
 pub(crate) mod serve;
 mod sessions;
 mod signing_keys;
@@ -201,19 +202,42 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The API's router: [`routes`], problem documents for unknown routes and
-/// methods, the body limit and the common headers.
+/// methods, the body limit and the common headers; on a node outside some hard
+/// region, the relay layer (see `crate::relay`) too.
 pub fn router(services: Services) -> Router {
+    let raft = services
+        .raft()
+        .relays_any()
+        .then(|| Arc::clone(services.raft()));
+    build(services, raft)
+}
+
+/// [`router`] as it serves requests relayed to this node: without the relay
+/// layer, so a relay ends at its first hop.
+pub fn relayed_router(services: Services) -> Router {
+    build(services, None)
+}
+
+fn build(services: Services, relay: Option<Arc<cairn_raft::RaftNode>>) -> Router {
     let state = AppState {
         services: Arc::new(services),
     };
-    routes()
+    let router = routes()
         .into_iter()
         .fold(Router::new(), |router, r| {
             router.route(r.path, r.method_router(&state))
         })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let router = match relay {
+        Some(raft) => router.layer(axum::middleware::from_fn_with_state(
+            raft,
+            relay::relay_pinned,
+        )),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn(common_headers))
         .with_state(state)
 }

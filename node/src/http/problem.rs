@@ -67,6 +67,13 @@ impl From<ServiceError> for Problem {
 
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
-        Problem::from(self).into_response()
+        let relay = crate::relay::RelayTo::of(&self);
+        let mut resp = Problem::from(self).into_response();
+        if let Some(to) = relay {
+            // For the relay layer, where there is one (see `crate::relay`);
+            // elsewhere the client gets the problem.
+            resp.extensions_mut().insert(to);
+        }
+        resp
     }
 }

@@ -65,6 +65,12 @@ impl Services {
         }
     }
 
+    /// This node's Raft groups.
+    #[must_use]
+    pub fn raft(&self) -> &std::sync::Arc<cairn_raft::RaftNode> {
+        self.core.raft()
+    }
+
     /// Who presents `authorization` (an `Authorization` value) on a request
     /// that arrived at `since` for an operation that needs `access`: what an
     /// adapter builds its [`Call`] from.

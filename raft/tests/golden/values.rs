@@ -481,6 +481,10 @@ pub fn node_errors() -> Vec<(String, RaftNodeError)> {
         },
         RaftNodeError::ShuttingDown,
         RaftNodeError::Internal("internal".to_owned()),
+        RaftNodeError::PinnedAway {
+            group: 1,
+            region: "eu".to_owned(),
+        },
     ];
     all.into_iter()
         .map(|e| {
@@ -490,6 +494,7 @@ pub fn node_errors() -> Vec<(String, RaftNodeError)> {
                 RaftNodeError::OutcomeUnknown { .. } => "outcome_unknown",
                 RaftNodeError::ShuttingDown => "shutting_down",
                 RaftNodeError::Internal(_) => "internal",
+                RaftNodeError::PinnedAway { .. } => "pinned_away",
             };
             (name.to_owned(), e)
         })

@@ -5,11 +5,21 @@
 
 use std::time::Duration;
 
+use cairn_raft::RaftNodeError;
+use cairn_storage::codec;
+use cairn_storage::sm::users::GetUser;
+use cairn_storage::sm::{Answer, Query};
+use cairn_tests::api::{
+    bearer, fails, Api, Auth, CreateTenantRequest, CreateTenantResponse, CreateUserRequest,
+    USER_AGENT,
+};
+use cairn_tests::peer::{Identity, RawPeer, Rpc};
 use cairn_tests::{open_db, TestCluster, TOKEN};
 use serde_json::{json, Value};
 
 const EU_GROUP: u64 = 1;
 const US_GROUP: u64 = 2;
+const PASSWORD: &str = "correct horse battery";
 
 fn two_regions(extra_toml: &str) -> TestCluster {
     TestCluster::with_regions(
@@ -181,4 +191,252 @@ async fn region_outage_fails_only_that_regions_requests() {
         c.get_value(5, "eu-tenant", "k2").await.expect("present")["value"],
         "one-down"
     );
+}
+
+/// Tenant `name` in `region`, created through node `via`, and an API key of
+/// every scope for it, issued through node `key_via`.
+async fn tenant_with_key<A: Api>(
+    api: &A,
+    via: u64,
+    key_via: u64,
+    name: &str,
+    region: &str,
+) -> (CreateTenantResponse, String) {
+    let request = CreateTenantRequest {
+        name: name.to_owned(),
+        region: Some(region.to_owned()),
+        ..CreateTenantRequest::default()
+    };
+    let tenant = api
+        .create_tenant(via, Auth::OPERATOR, request)
+        .await
+        .expect("create tenant");
+    let scopes = ["read", "write", "manage", "delete"];
+    let key = api
+        .create_api_key(key_via, Auth::OPERATOR, &tenant.id, &scopes)
+        .await
+        .expect("api key")
+        .api_key;
+    (tenant, key)
+}
+
+/// The auth API and KV of a tenant homed in the hard region, and of a user of a
+/// best-effort tenant pinned to it, all through the two nodes outside it, over
+/// `api`'s transport: each request is served by the region's own nodes
+/// (relayed whole, since they refuse the outside nodes' queries).
+async fn serve_the_hard_region_through_outside_nodes<A: Api>(api: &A, tag: &str) {
+    let (tenant, key) = tenant_with_key(api, 4, 5, &format!("eu-{tag}"), "eu").await;
+    let k = bearer(&key);
+    let email = format!("alice-{tag}@example.com");
+    let user = api
+        .create_user(
+            4,
+            k,
+            CreateUserRequest {
+                email: email.clone(),
+                password: Some(PASSWORD.to_owned()),
+                region: None,
+            },
+        )
+        .await
+        .expect("create user through node 4");
+    assert_eq!(user.region, "eu");
+    assert_eq!(
+        api.get_user(5, k, &user.id).await.expect("get").email,
+        email
+    );
+    let s = api.sign_in(5, k, &email, PASSWORD).await.expect("sign in");
+    assert_eq!(s.user_id, user.id);
+    fails(
+        api.sign_in(4, k, &email, "wrong password!").await,
+        401,
+        "invalid_credentials",
+    );
+    let r = api.refresh(4, k, &s.refresh_token).await.expect("refresh");
+    let active = api
+        .introspect(5, k, &r.access_token, None)
+        .await
+        .expect("introspect");
+    assert!(active.active, "{active:?}");
+    let sessions = api.list_sessions(4, k, &user.id).await.expect("list");
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(
+        sessions[0]
+            .user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.starts_with(USER_AGENT)),
+        "the client's user agent, carried by the relay: {sessions:?}"
+    );
+    assert!(sessions[0].ip.is_some(), "{sessions:?}");
+    api.kv_put(4, k, "relayed", "v1", None)
+        .await
+        .expect("kv put");
+    assert_eq!(
+        api.kv_get(5, k, "relayed").await.expect("kv get").value,
+        "v1"
+    );
+    // The operator's KV for the tenant (`x-tenant`) goes the same way.
+    let as_operator = Auth::operator_for(&tenant.name);
+    assert_eq!(
+        api.kv_get(4, as_operator, "relayed")
+            .await
+            .expect("operator kv")
+            .value,
+        "v1"
+    );
+    api.revoke_session(5, k, &s.session_id)
+        .await
+        .expect("revoke");
+    fails(
+        api.refresh(4, k, &r.refresh_token).await,
+        401,
+        "session_revoked",
+    );
+    // A refusal answered by the region is the client's answer, unchanged.
+    fails(api.kv_get(4, k, "absent").await, 404, "key_not_found");
+    fails(
+        api.get_user(5, bearer("ck_not.a-key"), &user.id).await,
+        401,
+        "unauthorized",
+    );
+
+    // A best-effort tenant's user pinned to the hard region: the tenant is
+    // served anywhere, the user only by the region's nodes.
+    let (_, us_key) = tenant_with_key(api, 5, 4, &format!("us-{tag}"), "us").await;
+    let uk = bearer(&us_key);
+    let bob_email = format!("bob-{tag}@example.com");
+    let bob = api
+        .create_user(
+            5,
+            uk,
+            CreateUserRequest {
+                email: bob_email.clone(),
+                password: Some(PASSWORD.to_owned()),
+                region: Some("eu".to_owned()),
+            },
+        )
+        .await
+        .expect("create an eu user of a us tenant");
+    assert_eq!(bob.region, "eu");
+    let bs = api
+        .sign_in(4, uk, &bob_email, PASSWORD)
+        .await
+        .expect("sign in");
+    let br = api
+        .refresh(5, uk, &bs.refresh_token)
+        .await
+        .expect("refresh");
+    assert!(
+        api.introspect(4, uk, &br.access_token, None)
+            .await
+            .expect("introspect")
+            .active
+    );
+    assert_eq!(
+        api.list_sessions(5, uk, &bob.id).await.expect("list").len(),
+        1
+    );
+    api.delete_user(4, uk, &bob.id).await.expect("delete");
+    fails(api.get_user(5, uk, &bob.id).await, 404, "user_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn region_hard_pinned_requests_through_outside_nodes_are_served_by_the_region() {
+    let mut c = two_regions("");
+    c.boot().await;
+    serve_the_hard_region_through_outside_nodes(&c.http_api(), "http").await;
+    serve_the_hard_region_through_outside_nodes(&c.grpc_api(), "grpc").await;
+    // The region's nodes never answered a query of an outside node: they
+    // would have refused it, and logged the refusal.
+    for id in 1..=3 {
+        let log = c.log(id);
+        assert!(
+            !log.contains("peer message refused"),
+            "node {id} refused a peer message: {log}"
+        );
+    }
+    for id in c.ids() {
+        assert!(c.terminate(id), "node {id} exits cleanly");
+    }
+    for id in 4..=5 {
+        assert_eq!(
+            rows_of_group(&c, id, EU_GROUP),
+            0,
+            "node {id} (us) holds nothing of the eu group"
+        );
+    }
+}
+
+/// What a `Query` for `group` from node `from` (its own certificate) gets from
+/// node 1.
+async fn query_as(
+    c: &TestCluster,
+    from: u64,
+    group: u64,
+    tenant: &str,
+) -> Result<Vec<u8>, tonic::Status> {
+    let ca = c.ca_pem().expect("a TLS cluster").to_vec();
+    let peer_addr = c
+        .nodes()
+        .iter()
+        .find(|n| n.id == 1)
+        .expect("node 1")
+        .raft
+        .clone();
+    let peer = RawPeer::connect(&peer_addr, &ca, Some(&Identity::member(c.dir.path(), from)));
+    let query: Query = GetUser {
+        tenant: tenant.to_owned(),
+        user_id: format!("usr_{group}_{}", "0".repeat(32)),
+    }
+    .into();
+    let payload = codec::encode("query", &query).expect("encode");
+    peer.call(Rpc::Query, group, from, payload).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn region_hard_pinned_group_refuses_queries_from_outside_nodes() {
+    let mut c = two_regions("");
+    c.boot().await;
+    let eu = create_tenant(&c, 1, "eu-tenant", "eu").await;
+    let us = create_tenant(&c, 1, "us-tenant", "us").await;
+
+    // Node 4, with its own valid certificate, asks node 1 for eu's data.
+    let mark = c.log(1).len();
+    let refused = query_as(&c, 4, EU_GROUP, &eu).await;
+    let status = refused.expect_err("a query of the hard group from outside it is refused");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("pinned to region eu"),
+        "{status:?}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = c.log(1);
+        if log[mark..]
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("Query") && l.contains("hard-pinned"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 1 logged no refusal: {}",
+            &log[mark..]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Positive controls: the same query from an eu node is answered, and so is
+    // node 4's query of the best-effort group node 1 also holds.
+    let answered: Result<Answer, RaftNodeError> = codec::decode(
+        "reply",
+        &query_as(&c, 2, EU_GROUP, &eu).await.expect("eu member"),
+    )
+    .expect("reply");
+    assert!(answered.is_ok(), "{answered:?}");
+    let answered: Result<Answer, RaftNodeError> = codec::decode(
+        "reply",
+        &query_as(&c, 4, US_GROUP, &us).await.expect("us group"),
+    )
+    .expect("reply");
+    assert!(answered.is_ok(), "{answered:?}");
 }

@@ -112,10 +112,14 @@ impl Call {
     /// Refuses the call unless a tenant API key makes it, whatever its scopes.
     ///
     /// # Errors
-    /// [`ServiceError::Unauthorized`].
+    /// [`ServiceError::Unauthorized`]; [`ServiceError::Relay`] for a tenant
+    /// homed in a hard region this node is outside of.
     pub fn any_api_key(&self) -> Result<&Principal, ServiceError> {
         match &self.caller {
-            Caller::ApiKey(p) => Ok(p),
+            Caller::ApiKey(p) => {
+                p.served_here()?;
+                Ok(p)
+            }
             Caller::Operator | Caller::Public => Err(ServiceError::Unauthorized),
         }
     }
@@ -135,11 +139,13 @@ impl Call {
     ///
     /// # Errors
     /// [`ServiceError::Unauthorized`] for anyone but a tenant API key;
-    /// [`ServiceError::InsufficientScope`] for a key without `scope`.
+    /// [`ServiceError::InsufficientScope`] for a key without `scope`;
+    /// [`ServiceError::Relay`] as [`Self::any_api_key`].
     pub fn api_key(&self, scope: Scope) -> Result<&Principal, ServiceError> {
         match &self.caller {
             Caller::ApiKey(p) => {
                 p.require(scope)?;
+                p.served_here()?;
                 Ok(p)
             }
             Caller::Operator | Caller::Public => Err(ServiceError::Unauthorized),
@@ -189,6 +195,9 @@ pub struct Principal {
     /// The tenant's session lifetimes as read with the key (the cached keys may
     /// hold an older copy of the tenant record).
     pub(super) sessions: SessionPolicy,
+    /// The (group, region) of the tenant's home, if it is hard-pinned to a
+    /// region this node is outside of: then the key's calls are relayed there.
+    pub(super) relay: Option<(u64, String)>,
 }
 
 impl std::fmt::Debug for Principal {
@@ -211,6 +220,20 @@ impl Principal {
             Ok(())
         } else {
             Err(ServiceError::InsufficientScope(scope.as_str()))
+        }
+    }
+
+    /// Refuses a call to be served by the tenant's home region's nodes.
+    ///
+    /// # Errors
+    /// [`ServiceError::Relay`].
+    fn served_here(&self) -> Result<(), ServiceError> {
+        match &self.relay {
+            Some((group, region)) => Err(ServiceError::Relay {
+                group: *group,
+                region: region.clone(),
+            }),
+            None => Ok(()),
         }
     }
 

@@ -136,11 +136,18 @@ impl Core {
         let name = view.tenant.name.clone();
         let sessions = view.tenant.sessions;
         let keys = self.install_keys(&name, epoch, view.tenant, master.as_ref())?;
+        // A tenant homed in a hard region this node is outside of: every call
+        // of its keys is served by that region's nodes (`Call::api_key`).
+        let relay = match self.serve_here(self.region_group(&keys.record().region)?) {
+            Err(ServiceError::Relay { group, region }) => Some((group, region)),
+            _ => None,
+        };
         let principal = Principal {
             keys,
             scopes,
             key_id: view.key.id,
             sessions,
+            relay,
         };
         self.inner.api_keys.insert(
             key.id(),

@@ -24,6 +24,24 @@ impl Core {
             })
     }
 
+    /// Refuses, before anything is changed, an operation on `group` when this
+    /// node is outside the region `group` is hard-pinned to: the adapter then
+    /// relays the request to the region's nodes (`crate::relay`). Reads of such
+    /// a group refuse the same way by themselves (`RaftNodeError::PinnedAway`);
+    /// an operation that writes it before reading it calls this first.
+    ///
+    /// # Errors
+    /// [`ServiceError::Relay`].
+    pub fn serve_here(&self, group: GroupId) -> Result<(), ServiceError> {
+        match self.inner.raft.pinned_away(group) {
+            Some(region) => Err(ServiceError::Relay {
+                group: group.0,
+                region: region.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The data group and region an id (`<prefix>_<group>_<hex>`) routes to.
     #[must_use]
     pub fn id_group(&self, id: &str, prefix: &str) -> Option<(GroupId, String)> {

@@ -115,8 +115,8 @@ impl KvService {
         x_tenant: Option<&str>,
         scope: Scope,
     ) -> Result<Arc<TenantKeys>, ServiceError> {
-        match call.caller() {
-            Caller::ApiKey(_) => Ok(Arc::clone(call.api_key(scope)?.keys())),
+        let keys = match call.caller() {
+            Caller::ApiKey(_) => Arc::clone(call.api_key(scope)?.keys()),
             Caller::Operator => {
                 let name = x_tenant.ok_or(ServiceError::MissingTenant)?;
                 validate_tenant(name)?;
@@ -131,10 +131,14 @@ impl KvService {
                 self.core
                     .tenant_keys(name)
                     .await?
-                    .ok_or(ServiceError::TenantNotFound)
+                    .ok_or(ServiceError::TenantNotFound)?
             }
-            Caller::Public => Err(ServiceError::Unauthorized),
-        }
+            Caller::Public => return Err(ServiceError::Unauthorized),
+        };
+        // A tenant homed in a hard region another node is in: served there.
+        let group = self.core.region_group(&keys.record().region)?;
+        self.core.serve_here(group)?;
+        Ok(keys)
     }
 
     /// Refuses a call that [`Self::put`], [`Self::get`] or [`Self::delete`]

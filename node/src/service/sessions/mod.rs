@@ -295,6 +295,7 @@ impl SessionService {
             .core
             .id_group(token.session_id(), "ses")
             .ok_or(ServiceError::InvalidRefreshToken)?;
+        self.core.serve_here(group)?;
         let key = keys.token_key();
         let successor = token.next(key);
         let kid = self.current_kid(keys).await?;
@@ -361,6 +362,7 @@ impl SessionService {
             .core
             .id_group(session_id, "ses")
             .ok_or(ServiceError::SessionNotFound)?;
+        self.core.serve_here(group)?;
         let cmd = RevokeSession {
             tenant: keys.id().to_owned(),
             session_id: session_id.to_owned(),

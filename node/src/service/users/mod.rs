@@ -192,6 +192,8 @@ impl UserService {
             None => keys.record().region.clone(),
         };
         let group = self.core.region_group(&region)?;
+        // Before the email is reserved: a relayed request starts afresh.
+        self.core.serve_here(group)?;
         let password_hash = match password {
             Some(p) => Some(self.core.hash_password(p).await?),
             None => None,
