@@ -86,8 +86,10 @@ pub struct RaftNode {
     /// Set when [`RaftNode::shutdown`] begins: streams peers keep open to this
     /// node end, so the peer server can drain.
     stopping: tokio::sync::watch::Sender<bool>,
-    /// Serves the client requests peers relay here (see [`crate::relay`]).
-    relay_handler: std::sync::OnceLock<Arc<dyn crate::relay::RelayHandler>>,
+    /// Serves the client requests peers relay here (see [`crate::relay`]);
+    /// taken out at shutdown, since it holds the node's services, which hold
+    /// this node.
+    relay_handler: std::sync::RwLock<Option<Arc<dyn crate::relay::RelayHandler>>>,
 }
 
 impl RaftNode {
@@ -200,7 +202,7 @@ impl RaftNode {
             started: Instant::now(),
             vote_hold,
             stopping: tokio::sync::watch::Sender::new(false),
-            relay_handler: std::sync::OnceLock::new(),
+            relay_handler: std::sync::RwLock::new(None),
         });
         let weak = Arc::downgrade(&node);
         let hold_ends = node.started + vote_hold;
@@ -905,6 +907,12 @@ impl RaftNode {
     /// Stops every group's Raft instance.
     pub async fn shutdown(&self) {
         self.stopping.send_replace(true);
+        // The handler holds this node (through the services): drop it, so the
+        // node, and the database it holds, can be dropped.
+        self.relay_handler
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         for g in self.groups.values() {
             if let Err(e) = g.raft.shutdown().await {
                 tracing::warn!(group = %g.spec.name, error = %e, "raft shutdown");
@@ -972,17 +980,21 @@ fn execute(state: &GroupState, query: &Query) -> Result<Answer, RaftNodeError> {
 
 /// Request relaying for hard-pinned groups (see [`crate::relay`]).
 impl RaftNode {
-    /// Serves relayed requests with `handler` from now on (set once, at start;
-    /// until then, relayed requests are refused).
+    /// Serves relayed requests with `handler` from now on, until
+    /// [`Self::shutdown`] (before it is set, relayed requests are refused).
     pub fn serve_relays(&self, handler: Arc<dyn crate::relay::RelayHandler>) {
-        if self.relay_handler.set(handler).is_err() {
-            tracing::warn!("a relay handler was already set; the first one stays");
-        }
+        *self
+            .relay_handler
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handler);
     }
 
     /// The handler for relayed requests, if set.
-    pub(crate) fn relay_handler(&self) -> Option<&Arc<dyn crate::relay::RelayHandler>> {
-        self.relay_handler.get()
+    pub(crate) fn relay_handler(&self) -> Option<Arc<dyn crate::relay::RelayHandler>> {
+        self.relay_handler
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The region `group` is hard-pinned to, if this node is outside it: then
