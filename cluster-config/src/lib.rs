@@ -17,7 +17,7 @@ mod placement;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    host_of, is_loopback, ClusterConfig, DebugConfig, Limits, NodeConfig, NodeTls, RaftTuning,
-    RawConfig, RawNode, RawRegion, RawTls, RegionConfig, Residency, TlsConfig,
+    host_of, is_loopback, ClusterConfig, DebugConfig, HttpConfig, Limits, NodeConfig, NodeTls,
+    RaftTuning, RawConfig, RawNode, RawRegion, RawTls, RegionConfig, Residency, TlsConfig,
 };
 pub use placement::{GroupId, GroupKind, GroupSpec, META_GROUP};

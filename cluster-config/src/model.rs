@@ -134,6 +134,22 @@ impl Default for Limits {
     }
 }
 
+/// `[http]`: how the client ports read a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// How many reverse proxies in front of the nodes append to
+    /// `X-Forwarded-For`: the client's address is the one that many hops before
+    /// the connection's peer. 0 (the default): the header is ignored, since
+    /// anyone can send it.
+    pub trusted_proxy_hops: u32,
+}
+
+impl HttpConfig {
+    /// The most proxy hops a config may trust.
+    pub const MAX_TRUSTED_PROXY_HOPS: u32 = 16;
+}
+
 /// `[debug]`: switches for tests. Never enable them in production.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +179,8 @@ pub struct RawConfig {
     pub tls: RawTls,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Test-only switches (`[debug]`); all off by default.
     #[serde(default)]
     pub debug: DebugConfig,
@@ -227,6 +245,7 @@ pub struct ClusterConfig {
     /// `None`: plaintext (every address is loopback and the config said so).
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
+    pub http: HttpConfig,
     pub debug: DebugConfig,
     pub regions: Vec<RegionConfig>,
     pub nodes: Vec<NodeConfig>,
@@ -596,6 +615,17 @@ impl RawConfig {
             }
         }
 
+        if self.http.trusted_proxy_hops > HttpConfig::MAX_TRUSTED_PROXY_HOPS {
+            errs.push(ConfigError::new(
+                "http.trusted_proxy_hops",
+                format!(
+                    "{} hops; at most {}",
+                    self.http.trusted_proxy_hops,
+                    HttpConfig::MAX_TRUSTED_PROXY_HOPS
+                ),
+            ));
+        }
+
         let default_region = match &self.default_region {
             Some(name) if !region_index.contains_key(name.as_str()) => {
                 errs.push(ConfigError::new(
@@ -661,6 +691,7 @@ impl RawConfig {
                 _ => None,
             },
             limits: self.limits,
+            http: self.http,
             debug: self.debug,
             regions,
             nodes,

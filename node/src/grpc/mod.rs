@@ -66,10 +66,15 @@ async fn call<T>(services: &Services, req: &Request<T>, access: Access) -> Resul
     let context = RequestContext {
         request_id: request_id(md),
         // The gRPC port's own accept loop records the peer address.
-        client_ip: req
-            .extensions()
-            .get::<cairn_raft::listener::ConnInfo>()
-            .map(|info| info.remote.ip()),
+        client_ip: RequestContext::client_address(
+            req.extensions()
+                .get::<cairn_raft::listener::ConnInfo>()
+                .map(|info| info.remote.ip()),
+            md.get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+            services.trusted_proxy_hops(),
+        ),
         user_agent: md
             .get("user-agent")
             .and_then(|v| v.to_str().ok())
@@ -82,6 +87,14 @@ async fn call<T>(services: &Services, req: &Request<T>, access: Access) -> Resul
         .await
         .map_err(|e| status(&e))?;
     Ok(Call::new(caller, context))
+}
+
+/// The end user `client` names, as the service takes it.
+fn client_info(client: Option<proto::ClientInfo>) -> Option<crate::service::core::ClientInfo> {
+    client.map(|c| crate::service::core::ClientInfo {
+        ip: c.ip,
+        user_agent: c.user_agent,
+    })
 }
 
 /// The `x-request-id` metadata, recorded with a refresh token reuse; only a
@@ -147,6 +160,10 @@ mod tests {
                 proto::SignInRequest {
                     email: "alice@example.com".into(),
                     password: "hunter2-secret".into(),
+                    client: Some(proto::ClientInfo {
+                        ip: Some("203.0.113.7".into()),
+                        user_agent: Some("secret-agent".into()),
+                    }),
                 }
             ),
             format!(
@@ -155,6 +172,7 @@ mod tests {
                     email: "alice@example.com".into(),
                     password: Some("hunter2-secret".into()),
                     region: None,
+                    client: None,
                 }
             ),
             format!(
@@ -179,7 +197,7 @@ mod tests {
         ];
         for p in printed {
             assert!(
-                !p.contains("secret") && !p.contains("alice"),
+                !p.contains("secret") && !p.contains("alice") && !p.contains("203.0.113"),
                 "{p} leaks a secret"
             );
         }

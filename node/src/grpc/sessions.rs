@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::proto::sessions_server::{Sessions, SessionsServer};
 use super::proto::tokens_server::{Tokens, TokensServer};
-use super::{answer, call, proto, Rpc};
+use super::{answer, call, client_info, proto, status, Rpc};
 use crate::service::sessions::{Introspection, IssuedSession, RefreshedSession, SessionView};
 use crate::service::{Access, Services, MAX_BODY_BYTES};
 
@@ -94,7 +94,10 @@ impl SessionsRpc {
 impl Sessions for SessionsRpc {
     async fn sign_in(&self, req: Request<proto::SignInRequest>) -> Rpc<proto::SignInResponse> {
         let call = call(&self.services, &req, Access::ApiKey).await?;
-        let r = req.into_inner();
+        let mut r = req.into_inner();
+        let call = call
+            .on_behalf_of(client_info(r.client.take()))
+            .map_err(|e| status(&e))?;
         let password = Zeroizing::new(r.password);
         let session = self
             .services
@@ -106,7 +109,11 @@ impl Sessions for SessionsRpc {
 
     async fn refresh(&self, req: Request<proto::RefreshRequest>) -> Rpc<proto::RefreshResponse> {
         let call = call(&self.services, &req, Access::ApiKey).await?;
-        let token = Zeroizing::new(req.into_inner().refresh_token);
+        let r = req.into_inner();
+        let call = call
+            .on_behalf_of(client_info(r.client))
+            .map_err(|e| status(&e))?;
+        let token = Zeroizing::new(r.refresh_token);
         answer(
             self.services.sessions.refresh(&call, &token).await,
             Into::into,

@@ -5,7 +5,7 @@ use tonic::Request;
 use zeroize::Zeroizing;
 
 use super::proto::users_server::{Users, UsersServer};
-use super::{answer, call, proto, sessions, Rpc};
+use super::{answer, call, client_info, proto, sessions, status, Rpc};
 use crate::service::users::{UserPatch, UserView};
 use crate::service::{Access, Services, MAX_BODY_BYTES};
 
@@ -37,7 +37,10 @@ impl From<UserView> for proto::User {
 impl Users for UsersRpc {
     async fn create_user(&self, req: Request<proto::CreateUserRequest>) -> Rpc<proto::User> {
         let call = call(&self.services, &req, Access::ApiKey).await?;
-        let r = req.into_inner();
+        let mut r = req.into_inner();
+        let call = call
+            .on_behalf_of(client_info(r.client.take()))
+            .map_err(|e| status(&e))?;
         let created = self
             .services
             .users

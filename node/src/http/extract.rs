@@ -13,10 +13,13 @@ use axum::http::{header, HeaderMap, HeaderName};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use tokio::time::Instant;
+use utoipa::ToSchema;
 
 use super::{AppState, REQUEST_ID};
 use crate::error::ServiceError;
+use crate::service::core::ClientInfo;
 use crate::service::{Access, Call, RequestContext, MAX_BODY_BYTES};
 
 /// Builds the [`Call`] of a request to a route that needs `access` (the one
@@ -58,10 +61,16 @@ async fn call(state: &AppState, access: Access, req: &mut Request) -> Result<Cal
         .await?;
     let context = RequestContext {
         request_id: text(&REQUEST_ID).map(str::to_owned),
-        client_ip: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip()),
+        client_ip: RequestContext::client_address(
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.ip()),
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+            state.services.trusted_proxy_hops(),
+        ),
         user_agent: text(&header::USER_AGENT).map(RequestContext::user_agent_of),
         arrival,
     };
@@ -108,6 +117,28 @@ impl FromRequestParts<AppState> for Call {
             tracing::error!(uri = %parts.uri, "a handler takes a Call on a route without `admit`");
             ServiceError::Internal
         })
+    }
+}
+
+/// The end user an app makes a call for (`client` in a request body; scope
+/// `client_info`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientBody {
+    /// The end user's IP address.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The end user's `user-agent` (kept to 512 characters).
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+impl From<ClientBody> for ClientInfo {
+    fn from(c: ClientBody) -> Self {
+        Self {
+            ip: c.ip,
+            user_agent: c.user_agent,
+        }
     }
 }
 

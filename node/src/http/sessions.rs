@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::extract::{path, StrictJson};
+use super::extract::{path, ClientBody, StrictJson};
 use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
@@ -55,6 +55,9 @@ pub struct SignInBody {
     pub email: String,
     #[schema(value_type = String)]
     pub password: Zeroizing<String>,
+    /// The end user signing in (scope `client_info`): the session records it.
+    #[serde(default)]
+    pub client: Option<ClientBody>,
 }
 
 /// A new session and its tokens (shown once).
@@ -89,6 +92,9 @@ impl From<IssuedSession> for SignedIn {
 pub struct RefreshBody {
     #[schema(value_type = String)]
     pub refresh_token: Zeroizing<String>,
+    /// The end user refreshing (scope `client_info`).
+    #[serde(default)]
+    pub client: Option<ClientBody>,
 }
 
 /// The rotated pair: the presented refresh token is spent.
@@ -187,6 +193,7 @@ pub async fn sign_in(
     body: Result<StrictJson<SignInBody>, ServiceError>,
 ) -> Result<(StatusCode, Json<SignedIn>), ServiceError> {
     let StrictJson(body) = body?;
+    let call = call.on_behalf_of(body.client.map(Into::into))?;
     let session = state
         .services
         .sessions
@@ -217,6 +224,7 @@ pub async fn refresh(
     body: Result<StrictJson<RefreshBody>, ServiceError>,
 ) -> Result<Json<Refreshed>, ServiceError> {
     let StrictJson(body) = body?;
+    let call = call.on_behalf_of(body.client.map(Into::into))?;
     let pair = state
         .services
         .sessions

@@ -63,7 +63,7 @@ pub struct CreateTenantBody {
     pub session_absolute_timeout_secs: Option<u64>,
 }
 
-/// A new tenant and its first API key (every scope), shown once.
+/// A new tenant and its first API key (every scope but `client_info`), shown once.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedTenantBody {
     pub id: String,

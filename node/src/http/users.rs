@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::extract::{path, StrictJson};
+use super::extract::{path, ClientBody, StrictJson};
 use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
@@ -50,6 +50,9 @@ pub struct CreateUserBody {
     /// Default: the tenant's home region.
     #[serde(default)]
     pub region: Option<String>,
+    /// The end user signing up (scope `client_info`).
+    #[serde(default)]
+    pub client: Option<ClientBody>,
 }
 
 /// The email and/or the password to change (at least one).
@@ -85,6 +88,7 @@ pub async fn create(
     body: Result<StrictJson<CreateUserBody>, ServiceError>,
 ) -> Result<(StatusCode, Json<User>), ServiceError> {
     let StrictJson(body) = body?;
+    let call = call.on_behalf_of(body.client.map(Into::into))?;
     let user = state
         .services
         .users

@@ -71,6 +71,12 @@ impl Services {
         self.core.raft()
     }
 
+    /// How many proxies' `X-Forwarded-For` entries the client ports trust.
+    #[must_use]
+    pub fn trusted_proxy_hops(&self) -> u32 {
+        self.core.config().http.trusted_proxy_hops
+    }
+
     /// Who presents `authorization` (an `Authorization` value) on a request
     /// that arrived at `since` for an operation that needs `access`: what an
     /// adapter builds its [`Call`] from.

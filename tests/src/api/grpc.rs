@@ -9,10 +9,10 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use super::{
-    Api, ApiError, Auth, CreateApiKeyResponse, CreateTenantRequest, CreateTenantResponse,
-    CreateUserRequest, ErrorStatus, IntrospectResponse, Jwks, KvEntry, RefreshResponse, Reply,
-    Session, SignInResponse, Tenant, Transport, UpdateTenantRequest, UpdateUserRequest, User,
-    USER_AGENT,
+    Api, ApiError, Auth, ClientInfo, CreateApiKeyResponse, CreateTenantRequest,
+    CreateTenantResponse, CreateUserRequest, ErrorStatus, IntrospectResponse, Jwks, KvEntry,
+    RefreshResponse, Reply, Session, SignInResponse, Tenant, Transport, UpdateTenantRequest,
+    UpdateUserRequest, User, USER_AGENT,
 };
 use crate::cluster::{grpc_endpoint, NodeAddrs};
 use crate::proto;
@@ -121,6 +121,45 @@ impl GrpcApi {
 fn reply<T>(rpc: &str, via: u64, r: Result<tonic::Response<T>, Status>) -> Reply<T> {
     r.map(tonic::Response::into_inner)
         .map_err(|s| error(format!("{rpc} via node {via}"), &s))
+}
+
+impl GrpcApi {
+    async fn sign_in_with(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        email: &str,
+        password: &str,
+        client: Option<ClientInfo>,
+    ) -> Reply<SignInResponse> {
+        let mut r = req(
+            proto::SignInRequest {
+                email: email.to_owned(),
+                password: password.to_owned(),
+                client,
+            },
+            auth,
+        );
+        r.metadata_mut()
+            .insert("user-agent", MetadataValue::from_static(USER_AGENT));
+        let answer = self.sessions(via).sign_in(r).await;
+        reply("Sessions.SignIn", via, answer)
+    }
+
+    async fn refresh_with(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        refresh_token: &str,
+        client: Option<ClientInfo>,
+    ) -> Reply<RefreshResponse> {
+        let msg = proto::RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+            client,
+        };
+        let answer = self.sessions(via).refresh(req(msg, auth)).await;
+        reply("Sessions.Refresh", via, answer)
+    }
 }
 
 impl Api for GrpcApi {
@@ -259,17 +298,7 @@ impl Api for GrpcApi {
         email: &str,
         password: &str,
     ) -> Reply<SignInResponse> {
-        let mut r = req(
-            proto::SignInRequest {
-                email: email.to_owned(),
-                password: password.to_owned(),
-            },
-            auth,
-        );
-        r.metadata_mut()
-            .insert("user-agent", MetadataValue::from_static(USER_AGENT));
-        let answer = self.sessions(via).sign_in(r).await;
-        reply("Sessions.SignIn", via, answer)
+        self.sign_in_with(via, auth, email, password, None).await
     }
 
     async fn refresh(
@@ -278,11 +307,30 @@ impl Api for GrpcApi {
         auth: Auth<'_>,
         refresh_token: &str,
     ) -> Reply<RefreshResponse> {
-        let msg = proto::RefreshRequest {
-            refresh_token: refresh_token.to_owned(),
-        };
-        let answer = self.sessions(via).refresh(req(msg, auth)).await;
-        reply("Sessions.Refresh", via, answer)
+        self.refresh_with(via, auth, refresh_token, None).await
+    }
+
+    async fn sign_in_for(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        email: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> Reply<SignInResponse> {
+        self.sign_in_with(via, auth, email, password, Some(client))
+            .await
+    }
+
+    async fn refresh_for(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        refresh_token: &str,
+        client: ClientInfo,
+    ) -> Reply<RefreshResponse> {
+        self.refresh_with(via, auth, refresh_token, Some(client))
+            .await
     }
 
     async fn revoke_session(&self, via: u64, auth: Auth<'_>, session_id: &str) -> Reply<()> {

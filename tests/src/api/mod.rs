@@ -20,7 +20,7 @@ pub use grpc::GrpcApi;
 pub use http::{HttpApi, Resp};
 
 pub use crate::proto::{
-    CreateApiKeyResponse, CreateTenantRequest, CreateTenantResponse, CreateUserRequest,
+    ClientInfo, CreateApiKeyResponse, CreateTenantRequest, CreateTenantResponse, CreateUserRequest,
     IntrospectResponse, Jwk, Jwks, KvEntry, RefreshResponse, Session, SignInResponse, Tenant,
     UpdateTenantRequest, UpdateUserRequest, User,
 };
@@ -296,6 +296,23 @@ pub trait Api: Clone + Send + Sync + 'static {
         via: u64,
         auth: Auth<'_>,
         refresh_token: &str,
+    ) -> impl Future<Output = Reply<RefreshResponse>> + Send;
+    /// [`Api::sign_in`] for the end user `client` (the body's `client`).
+    fn sign_in_for(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        email: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> impl Future<Output = Reply<SignInResponse>> + Send;
+    /// [`Api::refresh`] for the end user `client`.
+    fn refresh_for(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        refresh_token: &str,
+        client: ClientInfo,
     ) -> impl Future<Output = Reply<RefreshResponse>> + Send;
     fn revoke_session(
         &self,

@@ -150,6 +150,7 @@ pub fn user_request(email: &str, password: Option<&str>) -> CreateUserRequest {
         email: email.to_owned(),
         password: password.map(str::to_owned),
         region: None,
+        client: None,
     }
 }
 

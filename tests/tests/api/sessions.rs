@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_tests::api::{
-    bearer, fails, unauthorized, Api, Auth, CreateTenantRequest, Transport, UpdateTenantRequest,
-    USER_AGENT,
+    bearer, fails, unauthorized, Api, Auth, ClientInfo, CreateTenantRequest, Transport,
+    UpdateTenantRequest, USER_AGENT,
 };
 use cairn_tests::jwt::{b64, forged_refresh, generation, jwt_parts, kid, sign_jwt, verify_jwt};
 use cairn_tests::shared::unique;
@@ -34,6 +34,7 @@ over_both_transports!(
     another_tenant_cannot_revoke_refresh_or_introspect_a_session,
     a_session_ends_when_idle_and_at_its_absolute_lifetime,
     a_lifetime_change_applies_to_sessions_signed_in_after_it,
+    an_app_names_its_end_user_only_with_the_client_info_scope,
 );
 
 async fn sign_in_issues_tokens_that_verify_and_introspect_on_every_node<A: Api>(cx: &Cx<A>) {
@@ -961,4 +962,133 @@ async fn http_session_bodies_are_strict_and_listings_show_no_token() {
     ] {
         assert!(!r.text.contains(secret.as_str()), "no token in the list");
     }
+}
+
+/// An app names its end user (`client`) only with a key of scope
+/// `client_info`, which a tenant's first key lacks; the session then records
+/// that user's address and user agent, never the app's. `X-Forwarded-For` is
+/// ignored while `[http] trusted_proxy_hops` is 0.
+async fn an_app_names_its_end_user_only_with_the_client_info_scope<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "client-info").await;
+    let first = bearer(&t.api_key);
+    new_user(api, 2, &t.api_key, "carol@example.com", Some(PASSWORD)).await;
+    let browser = ClientInfo {
+        ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some("Browser/1.0".to_owned()),
+    };
+    fails(
+        api.sign_in_for(1, first, "carol@example.com", PASSWORD, browser.clone())
+            .await,
+        403,
+        "insufficient_scope",
+    );
+    let mut request = crate::user_request("dave@example.com", Some(PASSWORD));
+    request.client = Some(browser.clone());
+    fails(
+        api.create_user(2, first, request.clone()).await,
+        403,
+        "insufficient_scope",
+    );
+    // Refused before anything else: not created.
+    fails(
+        api.sign_in(3, first, "dave@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    );
+
+    let app = crate::new_api_key(api, 1, &t.id, &["read", "write", "client_info"]).await;
+    let k = bearer(&app.api_key);
+    api.create_user(3, k, request)
+        .await
+        .expect("create with client");
+    let s = api
+        .sign_in_for(2, k, "carol@example.com", PASSWORD, browser.clone())
+        .await
+        .expect("sign in for the browser");
+    let r = api
+        .refresh_for(3, k, &s.refresh_token, browser.clone())
+        .await
+        .expect("refresh for the browser");
+    assert_eq!(r.session_id, s.session_id);
+    let user_id = s.user_id.clone();
+    let sessions = api.list_sessions(1, k, &user_id).await.expect("list");
+    let session = sessions
+        .iter()
+        .find(|x| x.id == s.session_id)
+        .expect("listed");
+    assert_eq!(session.ip.as_deref(), Some("203.0.113.7"), "{session:?}");
+    assert_eq!(
+        session.user_agent.as_deref(),
+        Some("Browser/1.0"),
+        "{session:?}"
+    );
+
+    let v6 = api
+        .sign_in_for(
+            1,
+            k,
+            "carol@example.com",
+            PASSWORD,
+            ClientInfo {
+                ip: Some("2001:db8::1".to_owned()),
+                user_agent: None,
+            },
+        )
+        .await
+        .expect("an IPv6 end user");
+    let sessions = api.list_sessions(1, k, &user_id).await.expect("list");
+    let session = sessions
+        .iter()
+        .find(|x| x.id == v6.session_id)
+        .expect("listed");
+    assert_eq!(session.ip.as_deref(), Some("2001:db8::1"), "{session:?}");
+    assert!(
+        session
+            .user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.starts_with(USER_AGENT)),
+        "without a client user agent, the request's: {session:?}"
+    );
+    fails(
+        api.sign_in_for(
+            2,
+            k,
+            "carol@example.com",
+            PASSWORD,
+            ClientInfo {
+                ip: Some("not-an-ip".to_owned()),
+                user_agent: None,
+            },
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_x_forwarded_for_is_ignored_without_trusted_proxies() {
+    let cx = Cx::http();
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "xff").await;
+    new_user(api, 2, &t.api_key, "erin@example.com", Some(PASSWORD)).await;
+    let r = cx
+        .cluster
+        .client()
+        .post(cx.cluster.url(3, "/v1/sessions"))
+        .bearer_auth(&t.api_key)
+        .header("x-forwarded-for", "198.51.100.9")
+        .json(&json!({"email": "erin@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 201);
+    let s: Value = r.json().await.expect("json");
+    let user_id = s["user_id"].as_str().expect("user id");
+    let sessions = api
+        .list_sessions(1, bearer(&t.api_key), user_id)
+        .await
+        .expect("list");
+    assert_eq!(sessions[0].ip.as_deref(), Some("127.0.0.1"), "{sessions:?}");
 }

@@ -34,6 +34,7 @@ fn in_region(email: &str, region: &str) -> CreateUserRequest {
         email: email.to_owned(),
         password: None,
         region: Some(region.to_owned()),
+        client: None,
     }
 }
 

@@ -290,6 +290,7 @@ async fn refresh_chains_survive_a_leader_kill() {
                     email: email.clone(),
                     password: Some(PASSWORD.to_owned()),
                     region: None,
+                    client: None,
                 },
             )
             .await

@@ -236,6 +236,7 @@ async fn serve_the_hard_region_through_outside_nodes<A: Api>(api: &A, tag: &str)
                 email: email.clone(),
                 password: Some(PASSWORD.to_owned()),
                 region: None,
+                client: None,
             },
         )
         .await
@@ -313,6 +314,7 @@ async fn serve_the_hard_region_through_outside_nodes<A: Api>(api: &A, tag: &str)
                 email: bob_email.clone(),
                 password: Some(PASSWORD.to_owned()),
                 region: Some("eu".to_owned()),
+                client: None,
             },
         )
         .await

@@ -31,7 +31,7 @@ impl std::fmt::Debug for IssuedApiKey {
 pub fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ServiceError> {
     if names.is_empty() {
         return Err(ServiceError::InvalidRequest(
-            "scopes must name at least one of read, write, manage, delete".to_owned(),
+            "scopes must name at least one of read, write, manage, delete, client_info".to_owned(),
         ));
     }
     let mut scopes = names
@@ -39,7 +39,7 @@ pub fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ServiceError> {
         .map(|n| {
             Scope::parse(n).ok_or_else(|| {
                 ServiceError::InvalidRequest(format!(
-                    "unknown scope {n:?}; scopes are read, write, manage, delete"
+                    "unknown scope {n:?}; scopes are read, write, manage, delete, client_info"
                 ))
             })
         })

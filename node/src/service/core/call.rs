@@ -49,15 +49,66 @@ pub struct RequestContext {
     pub arrival: Instant,
 }
 
+/// The end user an app makes a call for (the request body's `client`).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 impl RequestContext {
     /// The longest `user-agent` kept.
     pub const MAX_USER_AGENT_CHARS: usize = 512;
+
+    /// The client's address: the connection's `peer`, or with `trusted_hops`
+    /// proxies in front of the node, the address that many hops before it in
+    /// `X-Forwarded-For` (each proxy appends the address it was called from;
+    /// `forwarded` are the header's values, in order). A chain shorter than
+    /// the proxies gives its first address. `None`: the address there is not
+    /// one.
+    #[must_use]
+    pub fn client_address<'a>(
+        peer: Option<IpAddr>,
+        forwarded: impl Iterator<Item = &'a str>,
+        trusted_hops: u32,
+    ) -> Option<IpAddr> {
+        if trusted_hops == 0 {
+            return peer;
+        }
+        let chain: Vec<&str> = forwarded
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect();
+        let hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
+        // `chain` then the peer: the client is `hops` back from the peer.
+        let Some(back) = hops.checked_sub(1) else {
+            return peer;
+        };
+        let entry = chain
+            .len()
+            .checked_sub(1 + back)
+            .map_or(chain.first(), |i| chain.get(i));
+        match entry {
+            Some(entry) => parse_forwarded(entry),
+            None => peer,
+        }
+    }
 
     /// A `user-agent` value as kept: at most [`Self::MAX_USER_AGENT_CHARS`].
     #[must_use]
     pub fn user_agent_of(value: &str) -> String {
         value.chars().take(Self::MAX_USER_AGENT_CHARS).collect()
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, with or without a port
+/// (`192.0.2.1:443`, `[2001:db8::1]:443`).
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// What an operation needs of its caller: which credentials are worth
@@ -107,6 +158,33 @@ impl Call {
     #[must_use]
     pub fn context(&self) -> &RequestContext {
         &self.context
+    }
+
+    /// The call as made for the end user `client` names (an app's user, whose
+    /// address the app passes on), or unchanged without one.
+    ///
+    /// # Errors
+    /// [`ServiceError::InsufficientScope`] unless a key with `client_info`
+    /// makes the call; [`ServiceError::InvalidRequest`] for an `ip` that is
+    /// not an IP address.
+    pub fn on_behalf_of(mut self, client: Option<ClientInfo>) -> Result<Self, ServiceError> {
+        let Some(client) = client else {
+            return Ok(self);
+        };
+        match &self.caller {
+            Caller::ApiKey(p) => p.require(Scope::ClientInfo)?,
+            Caller::Operator | Caller::Public => return Err(ServiceError::Unauthorized),
+        }
+        if let Some(ip) = client.ip {
+            let ip: IpAddr = ip.trim().parse().map_err(|_| {
+                ServiceError::InvalidRequest("client.ip is not an IP address".to_owned())
+            })?;
+            self.context.client_ip = Some(ip);
+        }
+        if let Some(ua) = client.user_agent {
+            self.context.user_agent = Some(RequestContext::user_agent_of(&ua));
+        }
+        Ok(self)
     }
 
     /// Refuses the call unless a tenant API key makes it, whatever its scopes.
@@ -165,10 +243,23 @@ pub enum Scope {
     Manage,
     /// Deletes: users, KV keys.
     Delete,
+    /// Naming the end user a call is made for (`client`: IP and user agent),
+    /// which sessions, audit events and rate limits then use. Never given to
+    /// a tenant's first key: an app that forwards its users' addresses asks
+    /// for a key that may.
+    ClientInfo,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Manage, Scope::Delete];
+    pub const ALL: [Scope; 5] = [
+        Scope::Read,
+        Scope::Write,
+        Scope::Manage,
+        Scope::Delete,
+        Scope::ClientInfo,
+    ];
+    /// The scopes of a tenant's first key.
+    pub const FIRST_KEY: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Manage, Scope::Delete];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -177,6 +268,7 @@ impl Scope {
             Scope::Write => "write",
             Scope::Manage => "manage",
             Scope::Delete => "delete",
+            Scope::ClientInfo => "client_info",
         }
     }
 
@@ -251,5 +343,41 @@ impl Principal {
     #[must_use]
     pub fn key_id(&self) -> &str {
         &self.key_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_proxies_are_trusted() {
+        let peer = Some(ip("10.0.0.5"));
+        let xff = ["198.51.100.9, 192.0.2.1"];
+        let at = |hops| RequestContext::client_address(peer, xff.iter().copied(), hops);
+        // No trusted proxy: the header is anyone's to send.
+        assert_eq!(at(0), peer);
+        // One proxy (the peer): the address it appended.
+        assert_eq!(at(1), Some(ip("192.0.2.1")));
+        assert_eq!(at(2), Some(ip("198.51.100.9")));
+        // A chain shorter than the proxies: its first address.
+        assert_eq!(at(5), Some(ip("198.51.100.9")));
+        // Several header lines are one list; ports are dropped.
+        let lines = ["203.0.113.7:4433", "[2001:db8::1]:443"];
+        let got = RequestContext::client_address(peer, lines.iter().copied(), 2);
+        assert_eq!(got, Some(ip("203.0.113.7")));
+        let got = RequestContext::client_address(peer, lines.iter().copied(), 1);
+        assert_eq!(got, Some(ip("2001:db8::1")));
+        // No header: the peer; garbage where the client should be: none.
+        assert_eq!(
+            RequestContext::client_address(peer, std::iter::empty(), 1),
+            peer
+        );
+        let got = RequestContext::client_address(peer, ["nonsense"].into_iter(), 1);
+        assert_eq!(got, None);
     }
 }

@@ -42,7 +42,7 @@ use cairn_storage::Engine;
 use crate::error::ServiceError;
 use keyring::{MasterKeys, TenantCache};
 
-pub use call::{Access, Call, Caller, Principal, RequestContext, Scope};
+pub use call::{Access, Call, Caller, ClientInfo, Principal, RequestContext, Scope};
 pub use clock::unix_now;
 pub use credentials::new_api_key;
 pub use ids::new_id;

@@ -90,7 +90,7 @@ impl TenantSettings {
     }
 }
 
-/// A new tenant and its first API key (all scopes), shown once.
+/// A new tenant and its first API key (every scope but `client_info`), shown once.
 pub struct CreatedTenant {
     pub tenant: TenantView,
     pub api_key: String,
@@ -138,7 +138,7 @@ impl TenantService {
     }
 
     /// Creates tenant `name` homed in `region` unless it exists, with its first
-    /// data key, token signing key and API key (all scopes); returns its keys and,
+    /// data key, token signing key and API key (every scope but `client_info`); returns its keys and,
     /// if this call created it, the API key (shown once).
     async fn create_tenant_keys(
         &self,
@@ -187,7 +187,7 @@ impl TenantService {
             let keys = TenantKeys::unwrap(record.clone(), &fingerprint, self.core.masters())
                 .map_err(|e| key_error(&e))?;
             let signing_key = new_signing_key(&keys)?;
-            let (api_key, api_record) = new_api_key(&record.id, &Scope::ALL);
+            let (api_key, api_record) = new_api_key(&record.id, &Scope::FIRST_KEY);
             let issued = FirstApiKey {
                 id: api_key.id().to_owned(),
                 api_key: api_key.encode().to_string(),
