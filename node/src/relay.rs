@@ -14,7 +14,6 @@
 //! it sees only what the client sent and what the client is answered.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -271,9 +270,4 @@ impl RelayHandler for RelayServer {
             payload,
         ))
     }
-}
-
-/// Installs `server` as `raft`'s handler of relayed requests.
-pub fn serve_relays(raft: &RaftNode, server: RelayServer) {
-    raft.serve_relays(Arc::new(server));
 }

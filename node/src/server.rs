@@ -152,13 +152,10 @@ pub async fn run(
     let grpc_routes = grpc_routes(&services, max_message);
     // Requests other nodes relay here (for a hard region this node is in) are
     // served by the same routers, without their relay layers.
-    crate::relay::serve_relays(
-        &raft,
-        crate::relay::RelayServer {
-            http: crate::http::relayed_router(services.clone()),
-            grpc: grpc_routes.clone(),
-        },
-    );
+    raft.serve_relays(Arc::new(crate::relay::RelayServer {
+        http: crate::http::relayed_router(services.clone()),
+        grpc: grpc_routes.clone(),
+    }));
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -170,7 +167,9 @@ pub async fn run(
                 limits.grpc_keepalive_timeout_ms,
             )))
             // A message and its 5-byte frame header.
-            .layer(crate::grpc::relay::RelayLayer::new(&raft, max_message + 5))
+            .layer(tower::util::option_layer(
+                crate::grpc::relay::RelayLayer::new(&raft, max_message + 5),
+            ))
             .add_routes(grpc_routes)
             .serve_with_incoming_shutdown(
                 listener::into_stream(accept(

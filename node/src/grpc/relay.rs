@@ -34,23 +34,23 @@ pub fn note(e: &ServiceError) {
     }
 }
 
-/// Relays the calls that need a group this node is outside of; a pass-through
-/// when `raft` is `None` (no group is pinned away from this node).
+/// Relays the calls that need a group this node is outside of.
 #[derive(Clone)]
 pub struct RelayLayer {
-    raft: Option<Arc<RaftNode>>,
+    raft: Arc<RaftNode>,
     max_body: usize,
 }
 
 impl RelayLayer {
-    /// A layer relaying through `raft` if it is outside some hard region;
-    /// request bodies over `max_body` bytes are refused on such a node.
+    /// A layer relaying through `raft`, if it is outside some hard region
+    /// (else no call can need relaying, and there is no layer); request bodies
+    /// over `max_body` bytes are refused on such a node.
     #[must_use]
-    pub fn new(raft: &Arc<RaftNode>, max_body: usize) -> Self {
-        Self {
-            raft: raft.relays_any().then(|| Arc::clone(raft)),
+    pub fn new(raft: &Arc<RaftNode>, max_body: usize) -> Option<Self> {
+        raft.relays_any().then(|| Self {
+            raft: Arc::clone(raft),
             max_body,
-        }
+        })
     }
 }
 
@@ -60,7 +60,7 @@ impl<S> Layer<S> for RelayLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Relaying {
             inner,
-            raft: self.raft.clone(),
+            raft: Arc::clone(&self.raft),
             max_body: self.max_body,
         }
     }
@@ -69,7 +69,7 @@ impl<S> Layer<S> for RelayLayer {
 #[derive(Clone)]
 pub struct Relaying<S> {
     inner: S,
-    raft: Option<Arc<RaftNode>>,
+    raft: Arc<RaftNode>,
     max_body: usize,
 }
 
@@ -88,9 +88,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let Some(raft) = self.raft.clone() else {
-            return Box::pin(self.inner.call(req));
-        };
+        let raft = Arc::clone(&self.raft);
         // The clone that was made ready serves this call (tower's rule).
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);

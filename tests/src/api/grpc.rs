@@ -123,45 +123,6 @@ fn reply<T>(rpc: &str, via: u64, r: Result<tonic::Response<T>, Status>) -> Reply
         .map_err(|s| error(format!("{rpc} via node {via}"), &s))
 }
 
-impl GrpcApi {
-    async fn sign_in_with(
-        &self,
-        via: u64,
-        auth: Auth<'_>,
-        email: &str,
-        password: &str,
-        client: Option<ClientInfo>,
-    ) -> Reply<SignInResponse> {
-        let mut r = req(
-            proto::SignInRequest {
-                email: email.to_owned(),
-                password: password.to_owned(),
-                client,
-            },
-            auth,
-        );
-        r.metadata_mut()
-            .insert("user-agent", MetadataValue::from_static(USER_AGENT));
-        let answer = self.sessions(via).sign_in(r).await;
-        reply("Sessions.SignIn", via, answer)
-    }
-
-    async fn refresh_with(
-        &self,
-        via: u64,
-        auth: Auth<'_>,
-        refresh_token: &str,
-        client: Option<ClientInfo>,
-    ) -> Reply<RefreshResponse> {
-        let msg = proto::RefreshRequest {
-            refresh_token: refresh_token.to_owned(),
-            client,
-        };
-        let answer = self.sessions(via).refresh(req(msg, auth)).await;
-        reply("Sessions.Refresh", via, answer)
-    }
-}
-
 impl Api for GrpcApi {
     fn transport(&self) -> Transport {
         Transport::Grpc
@@ -291,35 +252,26 @@ impl Api for GrpcApi {
         reply("Users.ListSessions", via, answer).map(|l| l.sessions)
     }
 
-    async fn sign_in(
-        &self,
-        via: u64,
-        auth: Auth<'_>,
-        email: &str,
-        password: &str,
-    ) -> Reply<SignInResponse> {
-        self.sign_in_with(via, auth, email, password, None).await
-    }
-
-    async fn refresh(
-        &self,
-        via: u64,
-        auth: Auth<'_>,
-        refresh_token: &str,
-    ) -> Reply<RefreshResponse> {
-        self.refresh_with(via, auth, refresh_token, None).await
-    }
-
     async fn sign_in_for(
         &self,
         via: u64,
         auth: Auth<'_>,
         email: &str,
         password: &str,
-        client: ClientInfo,
+        client: Option<ClientInfo>,
     ) -> Reply<SignInResponse> {
-        self.sign_in_with(via, auth, email, password, Some(client))
-            .await
+        let mut r = req(
+            proto::SignInRequest {
+                email: email.to_owned(),
+                password: password.to_owned(),
+                client,
+            },
+            auth,
+        );
+        r.metadata_mut()
+            .insert("user-agent", MetadataValue::from_static(USER_AGENT));
+        let answer = self.sessions(via).sign_in(r).await;
+        reply("Sessions.SignIn", via, answer)
     }
 
     async fn refresh_for(
@@ -327,10 +279,14 @@ impl Api for GrpcApi {
         via: u64,
         auth: Auth<'_>,
         refresh_token: &str,
-        client: ClientInfo,
+        client: Option<ClientInfo>,
     ) -> Reply<RefreshResponse> {
-        self.refresh_with(via, auth, refresh_token, Some(client))
-            .await
+        let msg = proto::RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+            client,
+        };
+        let answer = self.sessions(via).refresh(req(msg, auth)).await;
+        reply("Sessions.Refresh", via, answer)
     }
 
     async fn revoke_session(&self, via: u64, auth: Auth<'_>, session_id: &str) -> Reply<()> {

@@ -477,62 +477,6 @@ fn assert_no_store(r: &Resp) {
     assert_eq!(r.header("cache-control"), "no-store", "{}", r.what);
 }
 
-impl HttpApi {
-    async fn sign_in_with(&self, via: u64, auth: Auth<'_>, body: &Value) -> Reply<SignInResponse> {
-        let rb = self
-            .request(via, Method::POST, "/v1/sessions", auth)
-            .header("user-agent", USER_AGENT)
-            .json(body);
-        let r = self
-            .exec(rb, format!("POST /v1/sessions via node {via}"))
-            .await;
-        let b = r.ok(201)?;
-        assert_fields(
-            b,
-            &[
-                "session_id",
-                "user_id",
-                "access_token",
-                "token_type",
-                "expires_in",
-                "refresh_token",
-            ],
-        );
-        assert_no_store(&r);
-        Ok(SignInResponse {
-            session_id: string(b, "session_id"),
-            user_id: string(b, "user_id"),
-            access_token: string(b, "access_token"),
-            token_type: string(b, "token_type"),
-            expires_in: number(b, "expires_in"),
-            refresh_token: string(b, "refresh_token"),
-        })
-    }
-
-    async fn refresh_with(&self, via: u64, auth: Auth<'_>, body: &Value) -> Reply<RefreshResponse> {
-        let r = self.post(via, "/v1/sessions/refresh", auth, body).await;
-        let b = r.ok(200)?;
-        assert_fields(
-            b,
-            &[
-                "session_id",
-                "access_token",
-                "token_type",
-                "expires_in",
-                "refresh_token",
-            ],
-        );
-        assert_no_store(&r);
-        Ok(RefreshResponse {
-            session_id: string(b, "session_id"),
-            access_token: string(b, "access_token"),
-            token_type: string(b, "token_type"),
-            expires_in: number(b, "expires_in"),
-            refresh_token: string(b, "refresh_token"),
-        })
-    }
-}
-
 /// `client` as a request body holds it.
 fn client_json(c: &ClientInfo) -> Value {
     let mut v = json!({});
@@ -769,37 +713,46 @@ impl Api for HttpApi {
             .collect())
     }
 
-    async fn sign_in(
-        &self,
-        via: u64,
-        auth: Auth<'_>,
-        email: &str,
-        password: &str,
-    ) -> Reply<SignInResponse> {
-        let body = json!({ "email": email, "password": password });
-        self.sign_in_with(via, auth, &body).await
-    }
-
-    async fn refresh(
-        &self,
-        via: u64,
-        auth: Auth<'_>,
-        refresh_token: &str,
-    ) -> Reply<RefreshResponse> {
-        let body = json!({ "refresh_token": refresh_token });
-        self.refresh_with(via, auth, &body).await
-    }
-
     async fn sign_in_for(
         &self,
         via: u64,
         auth: Auth<'_>,
         email: &str,
         password: &str,
-        client: ClientInfo,
+        client: Option<ClientInfo>,
     ) -> Reply<SignInResponse> {
-        let body = json!({ "email": email, "password": password, "client": client_json(&client) });
-        self.sign_in_with(via, auth, &body).await
+        let mut body = json!({ "email": email, "password": password });
+        if let Some(c) = &client {
+            body["client"] = client_json(c);
+        }
+        let rb = self
+            .request(via, Method::POST, "/v1/sessions", auth)
+            .header("user-agent", USER_AGENT)
+            .json(&body);
+        let r = self
+            .exec(rb, format!("POST /v1/sessions via node {via}"))
+            .await;
+        let b = r.ok(201)?;
+        assert_fields(
+            b,
+            &[
+                "session_id",
+                "user_id",
+                "access_token",
+                "token_type",
+                "expires_in",
+                "refresh_token",
+            ],
+        );
+        assert_no_store(&r);
+        Ok(SignInResponse {
+            session_id: string(b, "session_id"),
+            user_id: string(b, "user_id"),
+            access_token: string(b, "access_token"),
+            token_type: string(b, "token_type"),
+            expires_in: number(b, "expires_in"),
+            refresh_token: string(b, "refresh_token"),
+        })
     }
 
     async fn refresh_for(
@@ -807,10 +760,32 @@ impl Api for HttpApi {
         via: u64,
         auth: Auth<'_>,
         refresh_token: &str,
-        client: ClientInfo,
+        client: Option<ClientInfo>,
     ) -> Reply<RefreshResponse> {
-        let body = json!({ "refresh_token": refresh_token, "client": client_json(&client) });
-        self.refresh_with(via, auth, &body).await
+        let mut body = json!({ "refresh_token": refresh_token });
+        if let Some(c) = &client {
+            body["client"] = client_json(c);
+        }
+        let r = self.post(via, "/v1/sessions/refresh", auth, &body).await;
+        let b = r.ok(200)?;
+        assert_fields(
+            b,
+            &[
+                "session_id",
+                "access_token",
+                "token_type",
+                "expires_in",
+                "refresh_token",
+            ],
+        );
+        assert_no_store(&r);
+        Ok(RefreshResponse {
+            session_id: string(b, "session_id"),
+            access_token: string(b, "access_token"),
+            token_type: string(b, "token_type"),
+            expires_in: number(b, "expires_in"),
+            refresh_token: string(b, "refresh_token"),
+        })
     }
 
     async fn revoke_session(&self, via: u64, auth: Auth<'_>, session_id: &str) -> Reply<()> {

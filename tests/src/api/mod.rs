@@ -29,6 +29,18 @@ use crate::TOKEN;
 /// The `user-agent` every sign-in sends (gRPC appends its own after it).
 pub const USER_AGENT: &str = "cairn-api-test/1.0";
 
+/// A user-creation request for `email` (with `password`), in the tenant's home
+/// region, for no named end user.
+#[must_use]
+pub fn user_request(email: &str, password: Option<&str>) -> CreateUserRequest {
+    CreateUserRequest {
+        email: email.to_owned(),
+        password: password.map(str::to_owned),
+        region: None,
+        client: None,
+    }
+}
+
 /// Which transport an [`Api`] speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -290,29 +302,34 @@ pub trait Api: Clone + Send + Sync + 'static {
         auth: Auth<'_>,
         email: &str,
         password: &str,
-    ) -> impl Future<Output = Reply<SignInResponse>> + Send;
+    ) -> impl Future<Output = Reply<SignInResponse>> + Send {
+        self.sign_in_for(via, auth, email, password, None)
+    }
     fn refresh(
         &self,
         via: u64,
         auth: Auth<'_>,
         refresh_token: &str,
-    ) -> impl Future<Output = Reply<RefreshResponse>> + Send;
-    /// [`Api::sign_in`] for the end user `client` (the body's `client`).
+    ) -> impl Future<Output = Reply<RefreshResponse>> + Send {
+        self.refresh_for(via, auth, refresh_token, None)
+    }
+    /// [`Api::sign_in`], for the end user `client` if given (the body's
+    /// `client`).
     fn sign_in_for(
         &self,
         via: u64,
         auth: Auth<'_>,
         email: &str,
         password: &str,
-        client: ClientInfo,
+        client: Option<ClientInfo>,
     ) -> impl Future<Output = Reply<SignInResponse>> + Send;
-    /// [`Api::refresh`] for the end user `client`.
+    /// [`Api::refresh`], for the end user `client` if given.
     fn refresh_for(
         &self,
         via: u64,
         auth: Auth<'_>,
         refresh_token: &str,
-        client: ClientInfo,
+        client: Option<ClientInfo>,
     ) -> impl Future<Output = Reply<RefreshResponse>> + Send;
     fn revoke_session(
         &self,

@@ -13,9 +13,10 @@
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use cairn_tests::api::user_request;
 use cairn_tests::api::{
-    bearer, Api, Auth, CreateApiKeyResponse, CreateTenantRequest, CreateTenantResponse,
-    CreateUserRequest, GrpcApi, HttpApi, IntrospectResponse, Jwks, SignInResponse,
+    bearer, Api, Auth, CreateApiKeyResponse, CreateTenantRequest, CreateTenantResponse, GrpcApi,
+    HttpApi, IntrospectResponse, Jwks, SignInResponse,
 };
 use cairn_tests::shared::{shared, unique};
 use cairn_tests::ClusterClient;
@@ -142,16 +143,6 @@ pub async fn new_api_key<A: Api>(
     let got: HashSet<&str> = k.scopes.iter().map(String::as_str).collect();
     assert_eq!(got, scopes.iter().copied().collect::<HashSet<_>>());
     k
-}
-
-/// A user-creation request.
-pub fn user_request(email: &str, password: Option<&str>) -> CreateUserRequest {
-    CreateUserRequest {
-        email: email.to_owned(),
-        password: password.map(str::to_owned),
-        region: None,
-        client: None,
-    }
 }
 
 /// Creates a user with API key `key`.

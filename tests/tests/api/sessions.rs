@@ -964,6 +964,14 @@ async fn http_session_bodies_are_strict_and_listings_show_no_token() {
     }
 }
 
+/// The end user at `ip` (with `user_agent`) an app names.
+fn end_user(ip: &str, user_agent: Option<&str>) -> ClientInfo {
+    ClientInfo {
+        ip: Some(ip.to_owned()),
+        user_agent: user_agent.map(str::to_owned),
+    }
+}
+
 /// An app names its end user (`client`) only with a key of scope
 /// `client_info`, which a tenant's first key lacks; the session then records
 /// that user's address and user agent, never the app's. `X-Forwarded-For` is
@@ -973,10 +981,7 @@ async fn an_app_names_its_end_user_only_with_the_client_info_scope<A: Api>(cx: &
     let t = new_tenant(api, 1, "client-info").await;
     let first = bearer(&t.api_key);
     new_user(api, 2, &t.api_key, "carol@example.com", Some(PASSWORD)).await;
-    let browser = ClientInfo {
-        ip: Some("203.0.113.7".to_owned()),
-        user_agent: Some("Browser/1.0".to_owned()),
-    };
+    let browser = Some(end_user("203.0.113.7", Some("Browser/1.0")));
     fails(
         api.sign_in_for(1, first, "carol@example.com", PASSWORD, browser.clone())
             .await,
@@ -984,7 +989,7 @@ async fn an_app_names_its_end_user_only_with_the_client_info_scope<A: Api>(cx: &
         "insufficient_scope",
     );
     let mut request = crate::user_request("dave@example.com", Some(PASSWORD));
-    request.client = Some(browser.clone());
+    request.client.clone_from(&browser);
     fails(
         api.create_user(2, first, request.clone()).await,
         403,
@@ -1030,10 +1035,7 @@ async fn an_app_names_its_end_user_only_with_the_client_info_scope<A: Api>(cx: &
             k,
             "carol@example.com",
             PASSWORD,
-            ClientInfo {
-                ip: Some("2001:db8::1".to_owned()),
-                user_agent: None,
-            },
+            Some(end_user("2001:db8::1", None)),
         )
         .await
         .expect("an IPv6 end user");
@@ -1056,10 +1058,7 @@ async fn an_app_names_its_end_user_only_with_the_client_info_scope<A: Api>(cx: &
             k,
             "carol@example.com",
             PASSWORD,
-            ClientInfo {
-                ip: Some("not-an-ip".to_owned()),
-                user_agent: None,
-            },
+            Some(end_user("not-an-ip", None)),
         )
         .await,
         400,

@@ -31,10 +31,8 @@ fn change(id: &str, email: Option<&str>, password: Option<&str>) -> UpdateUserRe
 
 fn in_region(email: &str, region: &str) -> CreateUserRequest {
     CreateUserRequest {
-        email: email.to_owned(),
-        password: None,
         region: Some(region.to_owned()),
-        client: None,
+        ..user_request(email, None)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_tests::api::{bearer, Api, Auth, CreateTenantRequest, CreateUserRequest, HttpApi};
+use cairn_tests::api::{bearer, user_request, Api, Auth, CreateTenantRequest, HttpApi};
 use cairn_tests::jwt::generation;
 use cairn_tests::TestCluster;
 use serde_json::{json, Value};
@@ -283,18 +283,9 @@ async fn refresh_chains_survive_a_leader_kill() {
     for i in 0..CHAINS {
         let email = format!("storm{}@example.com", i % 3);
         if i < 3 {
-            api.create_user(
-                node(i),
-                bearer(&key),
-                CreateUserRequest {
-                    email: email.clone(),
-                    password: Some(PASSWORD.to_owned()),
-                    region: None,
-                    client: None,
-                },
-            )
-            .await
-            .expect("create user");
+            api.create_user(node(i), bearer(&key), user_request(&email, Some(PASSWORD)))
+                .await
+                .expect("create user");
         }
         let s = api
             .sign_in(node(i + 1), bearer(&key), &email, PASSWORD)

@@ -10,8 +10,8 @@ use cairn_storage::codec;
 use cairn_storage::sm::users::GetUser;
 use cairn_storage::sm::{Answer, Query};
 use cairn_tests::api::{
-    bearer, fails, Api, Auth, CreateTenantRequest, CreateTenantResponse, CreateUserRequest,
-    USER_AGENT,
+    bearer, fails, user_request, Api, Auth, CreateTenantRequest, CreateTenantResponse,
+    CreateUserRequest, USER_AGENT,
 };
 use cairn_tests::peer::{Identity, RawPeer, Rpc};
 use cairn_tests::{open_db, TestCluster, TOKEN};
@@ -229,16 +229,7 @@ async fn serve_the_hard_region_through_outside_nodes<A: Api>(api: &A, tag: &str)
     let k = bearer(&key);
     let email = format!("alice-{tag}@example.com");
     let user = api
-        .create_user(
-            4,
-            k,
-            CreateUserRequest {
-                email: email.clone(),
-                password: Some(PASSWORD.to_owned()),
-                region: None,
-                client: None,
-            },
-        )
+        .create_user(4, k, user_request(&email, Some(PASSWORD)))
         .await
         .expect("create user through node 4");
     assert_eq!(user.region, "eu");
@@ -311,10 +302,8 @@ async fn serve_the_hard_region_through_outside_nodes<A: Api>(api: &A, tag: &str)
             5,
             uk,
             CreateUserRequest {
-                email: bob_email.clone(),
-                password: Some(PASSWORD.to_owned()),
                 region: Some("eu".to_owned()),
-                client: None,
+                ..user_request(&bob_email, Some(PASSWORD))
             },
         )
         .await

@@ -81,13 +81,11 @@ impl RequestContext {
             .filter(|a| !a.is_empty())
             .collect();
         let hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
-        // `chain` then the peer: the client is `hops` back from the peer.
-        let Some(back) = hops.checked_sub(1) else {
-            return peer;
-        };
+        // `chain` then the peer: the client is `hops` back from the peer, the
+        // chain's last entry one back.
         let entry = chain
             .len()
-            .checked_sub(1 + back)
+            .checked_sub(hops)
             .map_or(chain.first(), |i| chain.get(i));
         match entry {
             Some(entry) => parse_forwarded(entry),

@@ -138,10 +138,12 @@ impl Core {
         let keys = self.install_keys(&name, epoch, view.tenant, master.as_ref())?;
         // A tenant homed in a hard region this node is outside of: every call
         // of its keys is served by that region's nodes (`Call::api_key`).
-        let relay = match self.serve_here(self.region_group(&keys.record().region)?) {
-            Err(ServiceError::Relay { group, region }) => Some((group, region)),
-            _ => None,
-        };
+        let home = self.region_group(&keys.record().region)?;
+        let relay = self
+            .inner
+            .raft
+            .pinned_away(home)
+            .map(|region| (home.0, region.to_owned()));
         let principal = Principal {
             keys,
             scopes,
