@@ -17,11 +17,15 @@
 //!               [group u64][0x25][t][email blind index]     -> EmailEntry (meta)
 //!               [group u64][0x26][t]                        -> SigningKeys (meta)
 //!               [group u64][0x27]                           -> cluster wire version u32 (meta)
+//!               [group u64][0x28][tenant id]                -> TenantSettings (meta, wire v3)
 //!               [group u64][0x30][t][user id]               -> UserRecord (data)
 //!               [group u64][0x31][t][session id]            -> SessionRecord (data)
 //!               [group u64][0x32][t][user id][session id]   -> () user's sessions (data)
 //!               [group u64][0x33][t][sequence u64][n u32]   -> AuditEvent (data, wire v1)
 //!               [group u64][0x34][t][sequence u64][n u32]   -> EventRecord (meta + data, wire v2)
+//!               [group u64][0x35][t][bucket kind u8][id]    -> rate limit state u64 (data, wire v3)
+//!               [group u64][0x36][expires u64][0x35 row]    -> () rate limit expiry (data, wire v3)
+//!               [group u64][0x37][t][user id]               -> FailedSignIns (data, wire v3)
 //!   where [t] = [len u16][tenant id], and every part but the last is length-prefixed
 //! cf snapshot   [group u64]                                 -> current snapshot (meta + data)
 //! cf node       "identity"                                  -> NodeIdentity (bincode)
@@ -65,6 +69,14 @@ pub const SM_EMAIL: u8 = 0x25;
 pub const SM_SIGNING: u8 = 0x26;
 /// `meta` group: the wire version the cluster speaks (absent: 1).
 pub const SM_WIRE_VERSION: u8 = 0x27;
+/// `meta` group: tenant id -> its settings (beyond session lifetimes).
+pub const SM_TENANT_SETTINGS: u8 = 0x28;
+/// Data groups: (tenant, bucket kind, bucket id) -> the bucket's state, 8 bytes.
+pub const SM_RATE: u8 = 0x35;
+/// Data groups: (expiry, rate row) -> () — rate rows in the order they expire.
+pub const SM_RATE_EXPIRY: u8 = 0x36;
+/// Data groups: (tenant, user id) -> the user's failed sign-ins.
+pub const SM_FAILED_SIGN_IN: u8 = 0x37;
 /// Data groups: (tenant, user id) -> user record.
 pub const SM_USER: u8 = 0x30;
 /// Data groups: (tenant, session id) -> session record.
@@ -330,6 +342,39 @@ pub fn event_key(group: u64, tenant: &str, seq: u64, n: u32) -> Vec<u8> {
     key
 }
 
+/// `meta` group: a tenant's settings.
+#[must_use]
+pub fn tenant_settings_key(group: u64, tenant_id: &str) -> Vec<u8> {
+    row_key(group, SM_TENANT_SETTINGS, tenant_id.as_bytes())
+}
+
+/// Data groups: a rate limit row of `tenant`: bucket `kind`, bucket `id`.
+#[must_use]
+pub fn rate_key(group: u64, tenant: &str, kind: u8, id: &[u8]) -> Vec<u8> {
+    tenant_row(group, SM_RATE, tenant, &[&[kind], id])
+}
+
+/// Data groups: the expiry index entry of the rate row `row` (a full key).
+#[must_use]
+pub fn rate_expiry_key(group: u64, expires: u64, row: &[u8]) -> Vec<u8> {
+    let mut suffix = Vec::with_capacity(8 + row.len());
+    suffix.extend_from_slice(&expires.to_be_bytes());
+    suffix.extend_from_slice(row);
+    row_key(group, SM_RATE_EXPIRY, &suffix)
+}
+
+/// Data groups: the prefix of every rate expiry entry.
+#[must_use]
+pub fn rate_expiry_prefix(group: u64) -> Vec<u8> {
+    row_key(group, SM_RATE_EXPIRY, &[])
+}
+
+/// Data groups: a user's failed sign-ins.
+#[must_use]
+pub fn failed_sign_in_key(group: u64, tenant: &str, user_id: &str) -> Vec<u8> {
+    tenant_row(group, SM_FAILED_SIGN_IN, tenant, &[user_id.as_bytes()])
+}
+
 /// `meta` group: the cluster's wire version.
 #[must_use]
 pub fn wire_version_key(group: u64) -> Vec<u8> {
@@ -338,10 +383,13 @@ pub fn wire_version_key(group: u64) -> Vec<u8> {
 
 /// Every row prefix of a tenant in a data group (what purging a deleted tenant
 /// removes): users, sessions, the session index, audit events and event
-/// records, KV.
+/// records, KV, rate limit state and failed sign-ins (their expiry entries go
+/// as they expire).
 #[must_use]
-pub fn tenant_data_prefixes(group: u64, tenant: &str) -> [Vec<u8>; 6] {
+pub fn tenant_data_prefixes(group: u64, tenant: &str) -> [Vec<u8>; 8] {
     [
+        tenant_row(group, SM_RATE, tenant, &[]),
+        tenant_row(group, SM_FAILED_SIGN_IN, tenant, &[]),
         tenant_row(group, SM_USER, tenant, &[]),
         tenant_row(group, SM_SESSION, tenant, &[]),
         tenant_row(group, SM_USER_SESSION, tenant, &[]),

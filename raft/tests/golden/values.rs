@@ -57,6 +57,59 @@ pub fn kv_delete() -> KvCommand {
     })
 }
 
+pub fn refresh() -> sm::sessions::Refresh {
+    sm::sessions::Refresh {
+        tenant: TENANT_ID.to_owned(),
+        session_id: SESSION_ID.to_owned(),
+        generation: 1,
+        presented_hash: vec![0xc1; 32],
+        successor_hash: vec![0xc2; 32],
+        proof: Some((2, vec![0xc3; 32])),
+        kid: KID.to_owned(),
+        at: T0 + 6,
+        request_id: Some("req-0001".to_owned()),
+    }
+}
+
+pub fn change_user() -> sm::users::ChangeUser {
+    sm::users::ChangeUser {
+        update: sm::users::UpdateUser {
+            tenant: TENANT_ID.to_owned(),
+            user_id: USER_ID.to_owned(),
+            expected_version: 3,
+            sealed: b"sealed-user-2".to_vec(),
+            at: T0 + 4,
+        },
+        changed: vec![sm::users::UserField::Email, sm::users::UserField::Password],
+    }
+}
+
+/// A bucket charge: an email bucket of the sign-in action.
+pub fn charge() -> sm::rate_limits::Charge {
+    sm::rate_limits::Charge {
+        kind: 1,
+        id: email_index(),
+        burst: 5,
+        per_minute: 2,
+    }
+}
+
+pub fn tenant_settings() -> sm::tenants::TenantSettings {
+    let mut s = sm::tenants::TenantSettings {
+        refresh_retry_grace_secs: Some(10),
+        breached_password_check: Some(true),
+        ..Default::default()
+    };
+    s.rate_limits.insert(
+        ("sign_in".to_owned(), "email".to_owned()),
+        sm::tenants::RateLimit {
+            burst: 5,
+            per_minute: 2,
+        },
+    );
+    s
+}
+
 pub fn revoke_session() -> AuthCommand {
     AuthCommand::RevokeSession(sm::sessions::RevokeSession {
         tenant: TENANT_ID.to_owned(),
@@ -152,17 +205,7 @@ pub fn commands() -> Vec<(String, Command)> {
             tenant: tenant(),
             session: fresh_session_record(),
         })),
-        Command::Auth(AuthCommand::Refresh(sm::sessions::Refresh {
-            tenant: tenant(),
-            session_id: SESSION_ID.to_owned(),
-            generation: 1,
-            presented_hash: vec![0xc1; 32],
-            successor_hash: vec![0xc2; 32],
-            proof: Some((2, vec![0xc3; 32])),
-            kid: KID.to_owned(),
-            at: T0 + 6,
-            request_id: Some("req-0001".to_owned()),
-        })),
+        Command::Auth(AuthCommand::Refresh(refresh())),
         Command::Auth(revoke_session()),
         Command::Auth(AuthCommand::PurgeTenant(sm::tenants::PurgeTenant {
             tenant: tenant(),
@@ -171,15 +214,46 @@ pub fn commands() -> Vec<(String, Command)> {
         Command::Meta(MetaCommand::SetWireVersion(sm::cluster::SetWireVersion {
             version: 2,
         })),
-        Command::Auth(AuthCommand::ChangeUser(sm::users::ChangeUser {
-            update: sm::users::UpdateUser {
+        Command::Auth(AuthCommand::ChangeUser(change_user())),
+        // Wire version 3.
+        Command::Meta(MetaCommand::SetTenantSettings(
+            sm::tenants::SetTenantSettings {
+                tenant_id: tenant(),
+                set: tenant_settings(),
+            },
+        )),
+        Command::Auth(AuthCommand::RefreshWithin(sm::sessions::RefreshWithin {
+            refresh: refresh(),
+            retry_grace_secs: 10,
+        })),
+        Command::Auth(AuthCommand::RevokeUserSessions(
+            sm::sessions::RevokeUserSessions {
                 tenant: tenant(),
                 user_id: USER_ID.to_owned(),
-                expected_version: 3,
-                sealed: b"sealed-user-2".to_vec(),
-                at: T0 + 4,
+                except: Some(SESSION_ID.to_owned()),
+                at: T0 + 13,
+                reason: "revoked".to_owned(),
             },
-            changed: vec![sm::users::UserField::Email, sm::users::UserField::Password],
+        )),
+        Command::Auth(AuthCommand::StartSession(sm::StartSession {
+            create: sm::sessions::CreateSession {
+                tenant: tenant(),
+                session: fresh_session_record(),
+            },
+            require: vec![charge()],
+            trust: Some((vec![0xd1; 32], (T0 + 86_400) * 1000)),
+            at_ms: T0 * 1000 + 5,
+        })),
+        Command::Auth(AuthCommand::SignInFailed(sm::SignInFailed {
+            tenant: tenant(),
+            user_id: Some(USER_ID.to_owned()),
+            charges: vec![charge()],
+            sealed_ip: Some(b"sealed-ip".to_vec()),
+            at_ms: T0 * 1000 + 7,
+        })),
+        Command::Auth(AuthCommand::ChangePassword(sm::ChangePassword {
+            change: change_user(),
+            keep_session: Some(SESSION_ID.to_owned()),
         })),
     ];
     all.push(Command::Batch(vec![
@@ -219,6 +293,7 @@ fn command_name(c: &Command) -> String {
             MetaCommand::RotateMaster { .. } => "meta.rotate_master",
             MetaCommand::SetSessionPolicy { .. } => "meta.set_session_policy",
             MetaCommand::SetWireVersion(_) => "meta.set_wire_version",
+            MetaCommand::SetTenantSettings(_) => "meta.set_tenant_settings",
         },
         Command::Directory(c) => match c {
             DirectoryCommand::AddApiKey(_) => "directory.add_api_key",
@@ -237,6 +312,11 @@ fn command_name(c: &Command) -> String {
             AuthCommand::RevokeSession { .. } => "auth.revoke_session",
             AuthCommand::PurgeTenant { .. } => "auth.purge_tenant",
             AuthCommand::ChangeUser(_) => "auth.change_user",
+            AuthCommand::RefreshWithin(_) => "auth.refresh_within",
+            AuthCommand::RevokeUserSessions(_) => "auth.revoke_user_sessions",
+            AuthCommand::StartSession(_) => "auth.start_session",
+            AuthCommand::SignInFailed(_) => "auth.sign_in_failed",
+            AuthCommand::ChangePassword(_) => "auth.change_password",
         },
         Command::Batch(c) if c.iter().any(|c| matches!(c, Command::Traced(_))) => "batch.traced",
         Command::Batch(_) => "batch",
@@ -299,6 +379,12 @@ pub fn command_results() -> Vec<(String, CommandResult)> {
         R::Auth(AuthOutcome::SessionNotFound),
         R::Auth(AuthOutcome::Purged { rows: 12 }),
         R::Auth(AuthOutcome::IdCollision),
+        R::Meta(MetaOutcome::SettingsSet(tenant_settings())),
+        R::Auth(AuthOutcome::SessionsRevoked { revoked: 2 }),
+        R::Auth(AuthOutcome::Limited(sm::rate_limits::Limited {
+            retry_after_ms: 1_500,
+        })),
+        R::Auth(AuthOutcome::SignInFailureRecorded),
     ];
     all.push(R::Batch(vec![
         R::Kv(KvOutcome::Written { revision: 1025 }),
@@ -328,6 +414,7 @@ fn result_name(r: &CommandResult) -> String {
             MetaOutcome::TenantUpdated(_) => "meta.tenant_updated",
             MetaOutcome::InvalidSetting => "meta.invalid_setting",
             MetaOutcome::WireVersion { .. } => "meta.wire_version",
+            MetaOutcome::SettingsSet(_) => "meta.settings_set",
         },
         R::Directory(o) => match o {
             DirectoryOutcome::ApiKeyAdded => "directory.api_key_added",
@@ -361,6 +448,9 @@ fn result_name(r: &CommandResult) -> String {
             AuthOutcome::SessionNotFound => "auth.session_not_found",
             AuthOutcome::Purged { .. } => "auth.purged",
             AuthOutcome::IdCollision => "auth.id_collision",
+            AuthOutcome::SessionsRevoked { .. } => "auth.sessions_revoked",
+            AuthOutcome::Limited(_) => "auth.limited",
+            AuthOutcome::SignInFailureRecorded => "auth.sign_in_failure_recorded",
         },
         R::Batch(_) => "batch",
     };
@@ -400,6 +490,17 @@ pub fn queries() -> Vec<(String, Query)> {
             tenant: tenant(),
             user_id: USER_ID.to_owned(),
         }),
+        Query::TenantSettings(sm::tenants::GetTenantSettings {
+            tenant_id: tenant(),
+        }),
+        Query::Rates(sm::rate_limits::GetRates {
+            tenant: tenant(),
+            rows: vec![(1, email_index()), (0xf0, vec![0xd1; 32])],
+        }),
+        Query::FailedSignIns(sm::users::GetFailedSignIns {
+            tenant: tenant(),
+            user_id: USER_ID.to_owned(),
+        }),
     ];
     all.into_iter().map(|q| (query_name(&q), q)).collect()
 }
@@ -416,6 +517,9 @@ fn query_name(q: &Query) -> String {
         Query::User { .. } => "user",
         Query::Session { .. } => "session",
         Query::UserSessions { .. } => "user_sessions",
+        Query::TenantSettings(_) => "tenant_settings",
+        Query::Rates(_) => "rates",
+        Query::FailedSignIns(_) => "failed_sign_ins",
     };
     format!("query.{inner}")
 }
@@ -449,6 +553,13 @@ pub fn query_results() -> Vec<(String, QueryResult)> {
         QueryResult::User(Some(user_record())),
         QueryResult::Session(Some(session_record())),
         QueryResult::Sessions(vec![session_record(), fresh_session_record()]),
+        QueryResult::TenantSettings(tenant_settings()),
+        QueryResult::Rates(vec![Some(T0 * 1000 + 30_000), None]),
+        QueryResult::FailedSignIns(Some(sm::users::FailedSignIns {
+            count: 3,
+            last_at: T0 + 7,
+            sealed_last_ip: Some(b"sealed-ip".to_vec()),
+        })),
     ];
     all.into_iter()
         .map(|r| (query_result_name(&r), r))
@@ -466,6 +577,9 @@ fn query_result_name(r: &QueryResult) -> String {
         QueryResult::User(_) => "user",
         QueryResult::Session(_) => "session",
         QueryResult::Sessions(_) => "sessions",
+        QueryResult::TenantSettings(_) => "tenant_settings",
+        QueryResult::Rates(_) => "rates",
+        QueryResult::FailedSignIns(_) => "failed_sign_ins",
     };
     format!("query_result.{inner}")
 }

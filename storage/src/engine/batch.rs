@@ -29,6 +29,16 @@ pub trait Rows {
     /// RocksDB read failure.
     fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
+    /// The first `limit` rows whose full key starts with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// RocksDB read failure.
+    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut rows = self.scan(prefix)?;
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
     /// One row, decoded.
     ///
     /// # Errors
@@ -160,5 +170,29 @@ impl Rows for ApplyBatch<'_> {
             }
         }
         Ok(rows.into_iter().collect())
+    }
+
+    /// As [`Self::scan`], reading only as many stored rows as can matter: the
+    /// batch's deletions can remove at most that many of the first ones.
+    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let deleted = self
+            .pending
+            .iter()
+            .filter(|(k, v)| v.is_none() && k.starts_with(prefix))
+            .count();
+        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .state
+            .scan_first(prefix, limit.saturating_add(deleted))?
+            .into_iter()
+            .collect();
+        for (k, v) in &self.pending {
+            if k.starts_with(prefix) {
+                match v {
+                    Some(v) => rows.insert(k.clone(), v.clone()),
+                    None => rows.remove(k),
+                };
+            }
+        }
+        Ok(rows.into_iter().take(limit).collect())
     }
 }

@@ -151,10 +151,17 @@ impl Rows for GroupState {
     }
 
     fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan_first(prefix, usize::MAX)
+    }
+
+    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let db = self.engine.db();
         let cf = self.engine.cf(CF_SM)?;
         let mut rows = Vec::new();
-        for item in db.iterator_cf_opt(cf, prefix_bounds(prefix), IteratorMode::Start) {
+        for item in db
+            .iterator_cf_opt(cf, prefix_bounds(prefix), IteratorMode::Start)
+            .take(limit)
+        {
             let (k, v) = item?;
             rows.push((k.into_vec(), v.into_vec()));
         }

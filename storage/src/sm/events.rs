@@ -55,6 +55,7 @@ pub enum Action {
     SessionRefreshed,
     SessionRevoked,
     SessionCompromised,
+    UserSignInFailed,
 }
 
 impl Action {
@@ -77,6 +78,7 @@ impl Action {
             Self::SessionRefreshed => "session.refreshed",
             Self::SessionRevoked => "session.revoked",
             Self::SessionCompromised => "session.compromised",
+            Self::UserSignInFailed => "user.sign_in_failed",
         }
     }
 }
@@ -233,7 +235,8 @@ fn legacy_row(batch: &mut ApplyBatch<'_>, seq: u64, e: &Event) -> Result<()> {
         | Action::UserUpdated
         | Action::PasswordChanged
         | Action::SessionCreated
-        | Action::SessionRefreshed => Ok(()),
+        | Action::SessionRefreshed
+        | Action::UserSignInFailed => Ok(()),
     }
 }
 
@@ -242,7 +245,7 @@ mod tests {
     use super::*;
     use crate::Engine;
 
-    const ALL: [Action; 14] = [
+    const ALL: [Action; 15] = [
         Action::TenantCreated,
         Action::TenantUpdated,
         Action::TenantDeleted,
@@ -257,6 +260,7 @@ mod tests {
         Action::SessionRefreshed,
         Action::SessionRevoked,
         Action::SessionCompromised,
+        Action::UserSignInFailed,
     ];
 
     #[test]

@@ -21,9 +21,10 @@
 //! decoding of a batch's elements, which refuses a nested batch).
 //!
 //! Variants added after wire version 1 ([`Command::Traced`],
-//! [`MetaCommand::SetWireVersion`], [`AuthCommand::ChangeUser`]) are proposed
-//! only once the cluster's wire version allows them (see [`cluster`]): an older
-//! binary cannot decode them.
+//! [`MetaCommand::SetWireVersion`], [`AuthCommand::ChangeUser`]; in version 3
+//! the tenant settings, the bounded refresh, rate limits, failed sign-ins and
+//! signing out everywhere) are proposed only once the cluster's wire version
+//! allows them (see [`cluster`]): an older binary cannot decode them.
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,7 @@ pub mod email_index;
 pub mod events;
 pub mod kv;
 pub mod master_key;
+pub mod rate_limits;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tenants;
@@ -53,21 +55,24 @@ use email_index::{
 use events::{Applied, Trace};
 use kv::{Delete, DeleteOutcome, Get, KvRecord, Put, PutOutcome};
 use master_key::{MasterKeyConflict, MasterKeyRecord, MasterKeyState, RotateMasterOutcome};
+use rate_limits::{Charge, GetRates, Limited};
 use sessions::{
     CreateSession, CreateSessionOutcome, GetSession, ListUserSessions, Refresh, RefreshOutcome,
-    RevokeSession, RevokeSessionOutcome, SessionRecord,
+    RefreshWithin, RevokeSession, RevokeSessionOutcome, RevokeUserSessions, SessionRecord,
+    UserSessionsRevoked,
 };
 use signing_keys::{
     GetSigningKeys, RotateSigningKey, RotateSigningKeyOutcome, SigningKeyRecord, SigningKeys,
 };
 use tenants::{
-    AddKeyOutcome, AddTenantKey, CreateOutcome, DeleteTenant, DeleteTenantOutcome, ListTenants,
-    PurgeTenant, Purged, SetSessionPolicy, SetSessionPolicyOutcome, TenantRecord, TenantRef,
+    AddKeyOutcome, AddTenantKey, CreateOutcome, DeleteTenant, DeleteTenantOutcome,
+    GetTenantSettings, ListTenants, PurgeTenant, Purged, SetSessionPolicy, SetSessionPolicyOutcome,
+    SetTenantSettings, SetTenantSettingsOutcome, TenantRecord, TenantRef, TenantSettings,
     WrappedKey,
 };
 use users::{
-    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, GetUser, UpdateUser,
-    UpdateUserOutcome, UserRecord,
+    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, FailedSignIns,
+    GetFailedSignIns, GetUser, UpdateUser, UpdateUserOutcome, UserRecord,
 };
 
 // ---------------------------------------------------------------------------
@@ -117,6 +122,7 @@ pub enum MetaCommand {
     RotateMaster(RotateMaster),
     SetSessionPolicy(SetSessionPolicy),
     SetWireVersion(SetWireVersion),
+    SetTenantSettings(SetTenantSettings),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +145,11 @@ pub enum AuthCommand {
     RevokeSession(RevokeSession),
     PurgeTenant(PurgeTenant),
     ChangeUser(ChangeUser),
+    RefreshWithin(RefreshWithin),
+    RevokeUserSessions(RevokeUserSessions),
+    StartSession(StartSession),
+    SignInFailed(SignInFailed),
+    ChangePassword(ChangePassword),
 }
 
 /// What applying a [`Command`] decided.
@@ -197,6 +208,8 @@ pub enum MetaOutcome {
     WireVersion {
         current: u32,
     },
+    /// A tenant's settings after a [`SetTenantSettings`].
+    SettingsSet(TenantSettings),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,6 +253,12 @@ pub enum AuthOutcome {
     },
     /// A random id collided with an existing one; nothing changed.
     IdCollision,
+    SessionsRevoked {
+        revoked: usize,
+    },
+    /// A rate limit's bucket is empty; nothing was charged.
+    Limited(Limited),
+    SignInFailureRecorded,
 }
 
 /// A linearizable read of a group's state.
@@ -259,6 +278,9 @@ pub enum Query {
     User(GetUser),
     Session(GetSession),
     UserSessions(ListUserSessions),
+    TenantSettings(GetTenantSettings),
+    Rates(GetRates),
+    FailedSignIns(GetFailedSignIns),
 }
 
 impl Query {
@@ -291,6 +313,9 @@ pub enum Answer {
     User(Option<UserRecord>),
     Session(Option<SessionRecord>),
     Sessions(Vec<SessionRecord>),
+    TenantSettings(TenantSettings),
+    Rates(Vec<Option<u64>>),
+    FailedSignIns(Option<FailedSignIns>),
 }
 
 // ---------------------------------------------------------------------------
@@ -326,6 +351,59 @@ pub struct RotateMaster {
 pub type CreateTenantOutcome = CreateOutcome<MasterKeyConflict>;
 /// What [`AddTenantKey`] decided.
 pub type AddTenantKeyOutcome = AddKeyOutcome<MasterKeyConflict>;
+
+/// A sign-in whose password matched (wire version 3): the session, created
+/// only if every bucket of `require` has a token (the email bucket, unless
+/// the pair is trusted), and the pair that signed in trusted until its end.
+/// The user's failed sign-ins are cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartSession {
+    pub create: CreateSession,
+    pub require: Vec<Charge>,
+    /// (pair id, until) for [`rate_limits::TRUSTED_PAIR`].
+    pub trust: Option<(Vec<u8>, u64)>,
+    /// Milliseconds at the proposer (the buckets' clock).
+    pub at_ms: u64,
+}
+
+/// What [`StartSession`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartSessionOutcome {
+    SessionCreated,
+    UserNotFound,
+    IdCollision,
+    Limited(Limited),
+}
+
+/// A sign-in that failed (wire version 3): one token from every bucket of
+/// `charges` (the email and pair buckets), or none if any is empty, and the
+/// failure counted on the user, if there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInFailed {
+    pub tenant: String,
+    pub user_id: Option<String>,
+    pub charges: Vec<Charge>,
+    /// The client IP, sealed by the node.
+    pub sealed_ip: Option<Vec<u8>>,
+    pub at_ms: u64,
+}
+
+/// What [`SignInFailed`] decided: `Limited` if a bucket was already empty
+/// (the failure still counts on the user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInFailedOutcome {
+    SignInFailureRecorded,
+    Limited(Limited),
+}
+
+/// A user change that sets a new password (wire version 3): the change, and
+/// in the same entry the revocation of every session of the user but
+/// `keep_session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePassword {
+    pub change: ChangeUser,
+    pub keep_session: Option<String>,
+}
 
 /// What authenticating an API key needs, read at one applied index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -490,6 +568,28 @@ outcome_map!(UpdateUserOutcome => AuthOutcome {
 outcome_map!(DeleteUserOutcome => AuthOutcome { UserDeleted { sessions }, UserNotFound });
 outcome_map!(CreateSessionOutcome => AuthOutcome { SessionCreated, UserNotFound, IdCollision });
 outcome_map!(RevokeSessionOutcome => AuthOutcome { SessionRevoked { already }, SessionNotFound });
+outcome_map!(SetTenantSettingsOutcome => MetaOutcome {
+    SettingsSet(settings), TenantNotFound, InvalidSetting,
+});
+outcome_map!(StartSessionOutcome => AuthOutcome {
+    SessionCreated, UserNotFound, IdCollision, Limited(limited),
+});
+outcome_map!(SignInFailedOutcome => AuthOutcome { SignInFailureRecorded, Limited(limited) });
+
+impl From<UserSessionsRevoked> for AuthOutcome {
+    fn from(o: UserSessionsRevoked) -> Self {
+        Self::SessionsRevoked { revoked: o.revoked }
+    }
+}
+
+impl FromWire<AuthOutcome> for UserSessionsRevoked {
+    fn from_wire(wire: AuthOutcome) -> Option<Self> {
+        match wire {
+            AuthOutcome::SessionsRevoked { revoked } => Some(Self { revoked }),
+            _ => None,
+        }
+    }
+}
 
 impl From<CreateTenantOutcome> for MetaOutcome {
     fn from(o: CreateTenantOutcome) -> Self {
@@ -626,6 +726,12 @@ op!(Refresh => Auth(AuthCommand::Refresh) -> RefreshOutcome);
 op!(RevokeSession => Auth(AuthCommand::RevokeSession) -> RevokeSessionOutcome);
 op!(PurgeTenant => Auth(AuthCommand::PurgeTenant) -> Purged);
 op!(ChangeUser => Auth(AuthCommand::ChangeUser) -> UpdateUserOutcome);
+op!(SetTenantSettings => Meta(MetaCommand::SetTenantSettings) -> SetTenantSettingsOutcome);
+op!(RefreshWithin => Auth(AuthCommand::RefreshWithin) -> RefreshOutcome);
+op!(RevokeUserSessions => Auth(AuthCommand::RevokeUserSessions) -> UserSessionsRevoked);
+op!(StartSession => Auth(AuthCommand::StartSession) -> StartSessionOutcome);
+op!(SignInFailed => Auth(AuthCommand::SignInFailed) -> SignInFailedOutcome);
+op!(ChangePassword => Auth(AuthCommand::ChangePassword) -> UpdateUserOutcome);
 
 read_op!(Get => KvGet -> Option<KvRecord>, Answer::Kv(r) => r);
 read_op!(TenantRef => Tenant -> TenantView,
@@ -637,6 +743,10 @@ read_op!(GetEmail => Email -> Option<EmailEntry>, Answer::Email(e) => e);
 read_op!(GetUser => User -> Option<UserRecord>, Answer::User(u) => u);
 read_op!(GetSession => Session -> Option<SessionRecord>, Answer::Session(s) => s);
 read_op!(ListUserSessions => UserSessions -> Vec<SessionRecord>, Answer::Sessions(s) => s);
+read_op!(GetTenantSettings => TenantSettings -> TenantSettings, Answer::TenantSettings(s) => s);
+read_op!(GetRates => Rates -> Vec<Option<u64>>, Answer::Rates(r) => r);
+read_op!(GetFailedSignIns => FailedSignIns -> Option<FailedSignIns>,
+    Answer::FailedSignIns(f) => f);
 
 impl From<ListTenants> for Query {
     fn from(_: ListTenants) -> Self {
@@ -704,6 +814,9 @@ fn apply_meta(batch: &mut ApplyBatch<'_>, cmd: &MetaCommand) -> Result<Applied<M
             tenants::apply::set_session_policy(batch, c)?.map(Into::into)
         }
         MetaCommand::SetWireVersion(c) => cluster::apply::set(batch, c)?.map(Into::into),
+        MetaCommand::SetTenantSettings(c) => {
+            tenants::apply::set_settings(batch, c)?.map(Into::into)
+        }
     })
 }
 
@@ -737,7 +850,95 @@ fn apply_auth(batch: &mut ApplyBatch<'_>, cmd: &AuthCommand) -> Result<Applied<A
         AuthCommand::RevokeSession(c) => sessions::apply::revoke(batch, c)?.map(Into::into),
         AuthCommand::PurgeTenant(c) => tenants::apply::purge(batch, c)?.map(Into::into),
         AuthCommand::ChangeUser(c) => users::apply::change(batch, c)?.map(Into::into),
+        AuthCommand::RefreshWithin(c) => sessions::apply::refresh_within(batch, c)?.map(Into::into),
+        AuthCommand::RevokeUserSessions(c) => {
+            sessions::apply::revoke_user_sessions(batch, c)?.map(Into::into)
+        }
+        AuthCommand::StartSession(c) => start_session(batch, c)?.map(Into::into),
+        AuthCommand::SignInFailed(c) => sign_in_failed(batch, c)?.map(Into::into),
+        AuthCommand::ChangePassword(c) => change_password(batch, c)?.map(Into::into),
     })
+}
+
+/// [`StartSession`]: the rate limit check (rate limits), the session
+/// (sessions), then the trusted pair and the cleared failures (users).
+fn start_session(
+    batch: &mut ApplyBatch<'_>,
+    cmd: &StartSession,
+) -> Result<Applied<StartSessionOutcome>> {
+    let tenant = &cmd.create.tenant;
+    rate_limits::apply::sweep(batch, cmd.at_ms)?;
+    if let Err(limited) = rate_limits::apply::check_all(batch, tenant, &cmd.require, cmd.at_ms)? {
+        return Ok(Applied::quiet(StartSessionOutcome::Limited(limited)));
+    }
+    let applied = sessions::apply::create(batch, &cmd.create)?;
+    Ok(match applied.outcome {
+        CreateSessionOutcome::SessionCreated => {
+            if let Some((pair, until)) = &cmd.trust {
+                rate_limits::apply::hold_until(
+                    batch,
+                    tenant,
+                    rate_limits::TRUSTED_PAIR,
+                    pair,
+                    *until,
+                )?;
+            }
+            users::apply::clear_failures(batch, tenant, &cmd.create.session.user_id)?;
+            applied.map(|_| StartSessionOutcome::SessionCreated)
+        }
+        CreateSessionOutcome::UserNotFound => Applied::quiet(StartSessionOutcome::UserNotFound),
+        CreateSessionOutcome::IdCollision => Applied::quiet(StartSessionOutcome::IdCollision),
+    })
+}
+
+/// [`SignInFailed`]: the buckets (rate limits), then the user's count (users).
+fn sign_in_failed(
+    batch: &mut ApplyBatch<'_>,
+    cmd: &SignInFailed,
+) -> Result<Applied<SignInFailedOutcome>> {
+    rate_limits::apply::sweep(batch, cmd.at_ms)?;
+    let charged = rate_limits::apply::charge_all(batch, &cmd.tenant, &cmd.charges, cmd.at_ms)?;
+    let event = match &cmd.user_id {
+        Some(user_id) => users::apply::record_failure(
+            batch,
+            &cmd.tenant,
+            user_id,
+            cmd.at_ms / 1000,
+            cmd.sealed_ip.as_deref(),
+        )?,
+        None => None,
+    };
+    let outcome = match charged {
+        Ok(()) => SignInFailedOutcome::SignInFailureRecorded,
+        Err(limited) => SignInFailedOutcome::Limited(limited),
+    };
+    Ok(Applied {
+        outcome,
+        events: event.into_iter().collect(),
+    })
+}
+
+/// [`ChangePassword`]: the change (users), then, if it applied, every other
+/// session of the user revoked (sessions).
+fn change_password(
+    batch: &mut ApplyBatch<'_>,
+    cmd: &ChangePassword,
+) -> Result<Applied<UpdateUserOutcome>> {
+    let mut applied = users::apply::change(batch, &cmd.change)?;
+    if !matches!(applied.outcome, UpdateUserOutcome::UserUpdated(_)) {
+        return Ok(applied);
+    }
+    let u = &cmd.change.update;
+    let revoke = RevokeUserSessions {
+        tenant: u.tenant.clone(),
+        user_id: u.user_id.clone(),
+        except: cmd.keep_session.clone(),
+        at: u.at,
+        reason: "password_changed".to_owned(),
+    };
+    let revoked = sessions::apply::revoke_user_sessions(batch, &revoke)?;
+    applied.events.extend(revoked.events);
+    Ok(applied)
 }
 
 /// [`CreateTenant`]: the tenant (tenants), admitted by the master key check
@@ -839,6 +1040,11 @@ pub fn read(state: &GroupState, query: &Query) -> Result<Answer> {
         Query::User(q) => Answer::User(users::read::get(state, q)?),
         Query::Session(q) => Answer::Session(sessions::read::get(state, q)?),
         Query::UserSessions(q) => Answer::Sessions(sessions::read::list_for_user(state, q)?),
+        Query::TenantSettings(q) => {
+            Answer::TenantSettings(tenants::read::settings(state, &q.tenant_id)?)
+        }
+        Query::Rates(q) => Answer::Rates(rate_limits::read::get(state, q)?),
+        Query::FailedSignIns(q) => Answer::FailedSignIns(users::read::failed_sign_ins(state, q)?),
     })
 }
 

@@ -2,11 +2,11 @@
 
 use super::rules::refresh_decision;
 use super::{
-    CreateSession, CreateSessionOutcome, Refresh, RefreshOutcome, Revocation, RevokeSession,
-    RevokeSessionOutcome, SessionRecord,
+    CreateSession, CreateSessionOutcome, Refresh, RefreshOutcome, RefreshWithin, Revocation,
+    RevokeSession, RevokeSessionOutcome, RevokeUserSessions, SessionRecord, UserSessionsRevoked,
 };
 use crate::engine::{ApplyBatch, Rows};
-use crate::keyspace::{session_key, user_key, user_session_key};
+use crate::keyspace::{session_key, user_key, user_session_key, user_sessions_prefix};
 use crate::sm::events::{Action, Applied, Event};
 use crate::Result;
 
@@ -60,6 +60,25 @@ pub fn create(
 /// # Errors
 /// Reading current state failed or found a corrupt record.
 pub fn refresh(batch: &mut ApplyBatch<'_>, cmd: &Refresh) -> Result<Applied<RefreshOutcome>> {
+    refresh_bounded(batch, cmd, None)
+}
+
+/// Applies a [`RefreshWithin`].
+///
+/// # Errors
+/// As [`refresh`].
+pub fn refresh_within(
+    batch: &mut ApplyBatch<'_>,
+    cmd: &RefreshWithin,
+) -> Result<Applied<RefreshOutcome>> {
+    refresh_bounded(batch, &cmd.refresh, Some(cmd.retry_grace_secs))
+}
+
+fn refresh_bounded(
+    batch: &mut ApplyBatch<'_>,
+    cmd: &Refresh,
+    retry_grace: Option<u64>,
+) -> Result<Applied<RefreshOutcome>> {
     let Some(mut s) = session(batch, &cmd.tenant, &cmd.session_id)? else {
         return Ok(Applied::quiet(RefreshOutcome::Invalid));
     };
@@ -70,6 +89,7 @@ pub fn refresh(batch: &mut ApplyBatch<'_>, cmd: &Refresh) -> Result<Applied<Refr
         &cmd.successor_hash,
         cmd.proof.as_ref(),
         cmd.at,
+        retry_grace,
     );
     let event = |action| {
         Event::new(action, &cmd.tenant)
@@ -134,6 +154,50 @@ pub fn revoke(
         RevokeSessionOutcome::SessionRevoked { already: false },
         event,
     ))
+}
+
+/// Applies a [`RevokeUserSessions`]: one `session.revoked` per session it
+/// revoked.
+///
+/// # Errors
+/// Reading current state failed or found a corrupt record.
+pub fn revoke_user_sessions(
+    batch: &mut ApplyBatch<'_>,
+    cmd: &RevokeUserSessions,
+) -> Result<Applied<UserSessionsRevoked>> {
+    let prefix = user_sessions_prefix(batch.group(), &cmd.tenant, &cmd.user_id);
+    let ids: Vec<String> = batch
+        .scan(&prefix)?
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+        .filter(|id| cmd.except.as_deref() != Some(id.as_str()))
+        .collect();
+    let mut events = Vec::new();
+    for id in ids {
+        let Some(mut s) = session(batch, &cmd.tenant, &id)? else {
+            continue;
+        };
+        if !s.is_active(cmd.at) {
+            continue;
+        }
+        s.revoked = Some(Revocation {
+            at: cmd.at,
+            reason: cmd.reason.clone(),
+        });
+        put_session(batch, &cmd.tenant, &s)?;
+        events.push(
+            Event::new(Action::SessionRevoked, &cmd.tenant)
+                .at(cmd.at)
+                .user(&s.user_id)
+                .session(&s.id),
+        );
+    }
+    Ok(Applied {
+        outcome: UserSessionsRevoked {
+            revoked: events.len(),
+        },
+        events,
+    })
 }
 
 #[cfg(test)]

@@ -13,8 +13,11 @@
 //! - the current token (generation `g`) rotates: `g + 1` becomes current, `g`
 //!   previous;
 //! - the previous token (`g - 1`), whose successor `g` has by definition not been
-//!   used yet, is a lost-answer retry: the same successor is answered again and
-//!   nothing changes;
+//!   used yet, is a lost-answer retry within the tenant's retry grace of the
+//!   rotation ([`RefreshWithin`]): the same successor is answered again and
+//!   nothing changes. After the grace it is reuse, as below: whoever refreshed
+//!   first (a thief, say) holds the only live token, and the other holder's
+//!   next refresh ends the family;
 //! - an older genuine token (`< g - 1`) is reuse: the session (the whole token
 //!   family) is revoked and `session.compromised` recorded, in the same entry.
 //!   "Genuine" is proven by the proposer walking the presented token forward to
@@ -99,6 +102,31 @@ pub struct Refresh {
     pub kid: String,
     pub at: u64,
     pub request_id: Option<String>,
+}
+
+/// A [`Refresh`] whose lost-answer retry is bounded (wire version 3): the
+/// previous token retries only within `retry_grace_secs` of the rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshWithin {
+    pub refresh: Refresh,
+    pub retry_grace_secs: u64,
+}
+
+/// Revokes every live session of a user but `except` (wire version 3): signing
+/// out everywhere, or a password change that keeps the session making it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeUserSessions {
+    pub tenant: String,
+    pub user_id: String,
+    pub except: Option<String>,
+    pub at: u64,
+    pub reason: String,
+}
+
+/// What [`RevokeUserSessions`] did: how many sessions it revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserSessionsRevoked {
+    pub revoked: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

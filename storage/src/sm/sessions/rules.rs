@@ -29,6 +29,11 @@ impl SessionRecord {
 /// The refresh decision for session `s` when token `generation` (hash
 /// `presented_hash`) is presented at `at`. `Rotated` and `Retried` carry `s`
 /// unchanged; the caller applies the rotation.
+///
+/// The previous token is a lost-answer retry only within `retry_grace`
+/// seconds of the rotation that retired it (`s.last_refreshed_at`, both times
+/// the proposers'); after that it is reuse, like any older token. `None` (a
+/// wire version 2 refresh) keeps the unbounded retry of old entries.
 #[must_use]
 pub fn refresh_decision(
     s: &SessionRecord,
@@ -37,6 +42,7 @@ pub fn refresh_decision(
     successor_hash: &[u8],
     proof: Option<&(u64, Vec<u8>)>,
     at: u64,
+    retry_grace: Option<u64>,
 ) -> RefreshOutcome {
     if s.revoked.is_some() {
         return RefreshOutcome::Revoked;
@@ -54,7 +60,14 @@ pub fn refresh_decision(
     if generation.checked_add(1) == Some(g) {
         let matches_previous = s.previous_hash.as_deref() == Some(presented_hash);
         if matches_previous && successor_hash == s.current_hash.as_slice() {
-            return RefreshOutcome::Retried(s.clone());
+            let within =
+                retry_grace.is_none_or(|grace| at.saturating_sub(s.last_refreshed_at) <= grace);
+            // The previous token's hash proves it genuine: no walk needed.
+            return if within {
+                RefreshOutcome::Retried(s.clone())
+            } else {
+                RefreshOutcome::Reused
+            };
         }
         return RefreshOutcome::Invalid;
     }
@@ -114,7 +127,7 @@ mod tests {
         };
         assert!(!revoked.is_active(101));
         assert_eq!(
-            refresh_decision(&revoked, 0, &h(0), &h(1), None, 101),
+            refresh_decision(&revoked, 0, &h(0), &h(1), None, 101, None),
             RefreshOutcome::Revoked
         );
     }
@@ -126,7 +139,7 @@ mod tests {
         #[test]
         fn the_refresh_decision_by_generation(g in 1u64..50, presented in 0u64..60, at in 100u64..700) {
             let s = session(g);
-            let out = refresh_decision(&s, presented, &h(presented), &h(presented + 1), None, at);
+            let out = refresh_decision(&s, presented, &h(presented), &h(presented + 1), None, at, None);
             if at >= 600 {
                 prop_assert_eq!(out, RefreshOutcome::Expired);
                 return Ok(());
@@ -139,12 +152,12 @@ mod tests {
                 prop_assert_eq!(out, RefreshOutcome::NeedProof { current: g });
                 let proof = (g, h(g));
                 prop_assert_eq!(
-                    refresh_decision(&s, presented, &h(presented), &h(presented + 1), Some(&proof), at),
+                    refresh_decision(&s, presented, &h(presented), &h(presented + 1), Some(&proof), at, None),
                     RefreshOutcome::Reused
                 );
                 let forged = (g, vec![0; 32]);
                 prop_assert_eq!(
-                    refresh_decision(&s, presented, &h(presented), &h(presented + 1), Some(&forged), at),
+                    refresh_decision(&s, presented, &h(presented), &h(presented + 1), Some(&forged), at, None),
                     RefreshOutcome::Invalid
                 );
             } else {
@@ -152,8 +165,35 @@ mod tests {
             }
             // A wrong hash for the current or previous generation never passes.
             let wrong = vec![1; 32];
-            prop_assert_eq!(refresh_decision(&s, g, &wrong, &h(g + 1), None, at), RefreshOutcome::Invalid);
-            prop_assert_eq!(refresh_decision(&s, g - 1, &wrong, &h(g), None, at), RefreshOutcome::Invalid);
+            prop_assert_eq!(refresh_decision(&s, g, &wrong, &h(g + 1), None, at, None), RefreshOutcome::Invalid);
+            prop_assert_eq!(refresh_decision(&s, g - 1, &wrong, &h(g), None, at, None), RefreshOutcome::Invalid);
+        }
+
+        /// With a grace, the previous token retries only until `grace` seconds
+        /// after the rotation (`last_refreshed_at`, 100 here) and is reuse
+        /// after, with no proof needed; nothing else changes.
+        #[test]
+        fn the_previous_token_retries_only_within_the_grace(
+            g in 1u64..50, grace in 0u64..=60, after in 0u64..200,
+        ) {
+            let s = session(g);
+            let at = 100 + after;
+            let previous = refresh_decision(&s, g - 1, &h(g - 1), &h(g), None, at, Some(grace));
+            if after <= grace {
+                prop_assert_eq!(previous, RefreshOutcome::Retried(s.clone()));
+            } else {
+                prop_assert_eq!(previous, RefreshOutcome::Reused);
+            }
+            prop_assert_eq!(
+                refresh_decision(&s, g, &h(g), &h(g + 1), None, at, Some(grace)),
+                RefreshOutcome::Rotated(s.clone())
+            );
+            let wrong = vec![1; 32];
+            prop_assert_eq!(
+                refresh_decision(&s, g - 1, &wrong, &h(g), None, at, Some(grace)),
+                RefreshOutcome::Invalid,
+                "a forged previous token revokes nothing, in the grace or after it"
+            );
         }
     }
 }

@@ -5,12 +5,13 @@ use std::collections::{BTreeSet, HashMap};
 use super::rules::{first_key, next_key_version, rewrap_covers};
 use super::{
     read, AddKeyOutcome, AddTenantKey, CreateOutcome, DeleteTenant, DeleteTenantOutcome,
-    PurgeTenant, Purged, SetSessionPolicy, SetSessionPolicyOutcome, TenantRecord, WrappedKey,
+    PurgeTenant, Purged, SetSessionPolicy, SetSessionPolicyOutcome, SetTenantSettings,
+    SetTenantSettingsOutcome, TenantRecord, WrappedKey,
 };
 use crate::engine::{ApplyBatch, Rows};
 use crate::keyspace::{
     api_key_key, emails_prefix, signing_key, tenant_api_keys_prefix, tenant_data_prefixes,
-    tenant_key, tenant_name_key,
+    tenant_key, tenant_name_key, tenant_settings_key,
 };
 use crate::sm::events::{Action, Applied, Event};
 use crate::Result;
@@ -124,6 +125,29 @@ pub fn set_session_policy(
     ))
 }
 
+/// Applies a [`SetTenantSettings`].
+///
+/// # Errors
+/// Reading current state failed or found a corrupt record.
+pub fn set_settings(
+    batch: &mut ApplyBatch<'_>,
+    cmd: &SetTenantSettings,
+) -> Result<Applied<SetTenantSettingsOutcome>> {
+    if read::get(batch, &cmd.tenant_id)?.is_none() {
+        return Ok(Applied::quiet(SetTenantSettingsOutcome::TenantNotFound));
+    }
+    let merged = read::settings(batch, &cmd.tenant_id)?.merged(&cmd.set);
+    if !merged.is_valid() {
+        return Ok(Applied::quiet(SetTenantSettingsOutcome::InvalidSetting));
+    }
+    let key = tenant_settings_key(batch.group(), &cmd.tenant_id);
+    batch.put_record("tenant settings", key, &merged)?;
+    Ok(Applied::with(
+        SetTenantSettingsOutcome::SettingsSet(merged),
+        Event::new(Action::TenantUpdated, &cmd.tenant_id),
+    ))
+}
+
 /// Replaces every stored tenant key by its copy in `rewrapped` (wrapped under
 /// master key version `next`), if `rewrapped` holds exactly the stored keys;
 /// returns whether it did (`false`: nothing changed).
@@ -184,6 +208,7 @@ pub fn delete(
     batch.delete_prefix(&keys_prefix)?;
     batch.delete_prefix(&emails_prefix(group, id))?;
     batch.delete(signing_key(group, id))?;
+    batch.delete(tenant_settings_key(group, id))?;
     batch.delete(tenant_name_key(group, &tenant.name))?;
     batch.delete(tenant_key(group, id))?;
     Ok(Applied::with(

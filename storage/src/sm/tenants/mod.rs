@@ -162,3 +162,104 @@ pub enum DeleteTenantOutcome {
 pub struct Purged {
     pub rows: usize,
 }
+
+/// A tenant's settings beyond its session lifetimes, in a row of their own
+/// (`keyspace::SM_TENANT_SETTINGS`). Each field is `None` (or absent from the
+/// map) until set: the node fills in the cluster's defaults. Stored and sent as
+/// a list of [`Setting`]s, so a new setting is a new variant and every stored
+/// list still decodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<Setting>", into = "Vec<Setting>")]
+pub struct TenantSettings {
+    /// How long after a rotation the previous refresh token is still a
+    /// lost-answer retry (seconds).
+    pub refresh_retry_grace_secs: Option<u64>,
+    /// Rate limits that replace the cluster's defaults, by (action, scope).
+    pub rate_limits: std::collections::BTreeMap<(String, String), RateLimit>,
+    /// Whether new passwords are checked against the breached-password range
+    /// service.
+    pub breached_password_check: Option<bool>,
+}
+
+/// A token bucket's size and refill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
+/// One stored tenant setting (append-only: new settings are new variants).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Setting {
+    RefreshRetryGraceSecs(u64),
+    RateLimit {
+        action: String,
+        scope: String,
+        limit: RateLimit,
+    },
+    BreachedPasswordCheck(bool),
+}
+
+impl From<Vec<Setting>> for TenantSettings {
+    fn from(list: Vec<Setting>) -> Self {
+        let mut s = Self::default();
+        for setting in list {
+            match setting {
+                Setting::RefreshRetryGraceSecs(v) => s.refresh_retry_grace_secs = Some(v),
+                Setting::RateLimit {
+                    action,
+                    scope,
+                    limit,
+                } => {
+                    s.rate_limits.insert((action, scope), limit);
+                }
+                Setting::BreachedPasswordCheck(v) => s.breached_password_check = Some(v),
+            }
+        }
+        s
+    }
+}
+
+impl From<TenantSettings> for Vec<Setting> {
+    fn from(s: TenantSettings) -> Self {
+        let mut list = Vec::new();
+        if let Some(v) = s.refresh_retry_grace_secs {
+            list.push(Setting::RefreshRetryGraceSecs(v));
+        }
+        for ((action, scope), limit) in s.rate_limits {
+            list.push(Setting::RateLimit {
+                action,
+                scope,
+                limit,
+            });
+        }
+        if let Some(v) = s.breached_password_check {
+            list.push(Setting::BreachedPasswordCheck(v));
+        }
+        list
+    }
+}
+
+/// Changes a tenant's settings (wire version 3): each setting given replaces
+/// the stored one, merged here so that concurrent changes of different
+/// settings both stand. A result out of bounds is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetTenantSettings {
+    pub tenant_id: String,
+    pub set: TenantSettings,
+}
+
+/// Reads a tenant's settings (a query; wire version 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetTenantSettings {
+    pub tenant_id: String,
+}
+
+/// What [`SetTenantSettings`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetTenantSettingsOutcome {
+    SettingsSet(TenantSettings),
+    TenantNotFound,
+    /// A setting is out of bounds; nothing changed.
+    InvalidSetting,
+}

@@ -1,8 +1,8 @@
 //! Reading tenant records.
 
-use super::{TenantRecord, TenantRef};
+use super::{TenantRecord, TenantRef, TenantSettings};
 use crate::engine::Rows;
-use crate::keyspace::{tenant_key, tenant_name_key, tenants_prefix};
+use crate::keyspace::{tenant_key, tenant_name_key, tenant_settings_key, tenants_prefix};
 use crate::{codec, Result};
 
 /// A tenant by id.
@@ -11,6 +11,19 @@ use crate::{codec, Result};
 /// RocksDB read failure or a corrupt record.
 pub fn get(rows: &impl Rows, tenant_id: &str) -> Result<Option<TenantRecord>> {
     rows.decode("tenant record", &tenant_key(rows.group(), tenant_id))
+}
+
+/// A tenant's settings (all unset if it never set one, or does not exist).
+///
+/// # Errors
+/// RocksDB read failure or a corrupt record.
+pub fn settings(rows: &impl Rows, tenant_id: &str) -> Result<TenantSettings> {
+    Ok(rows
+        .decode(
+            "tenant settings",
+            &tenant_settings_key(rows.group(), tenant_id),
+        )?
+        .unwrap_or_default())
 }
 
 /// A tenant by name or id.

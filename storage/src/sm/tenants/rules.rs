@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{SessionPolicy, WrappedKey};
+use super::{RateLimit, SessionPolicy, TenantSettings, WrappedKey};
 
 impl SessionPolicy {
     /// The shortest lifetime a tenant may set.
@@ -42,6 +42,61 @@ impl Default for SessionPolicy {
             idle_timeout_secs: 30 * 86_400,
             absolute_timeout_secs: 90 * 86_400,
         }
+    }
+}
+
+/// The actions a tenant's rate limits name.
+pub const RATE_LIMIT_ACTIONS: [&str; 5] = [
+    "sign_in",
+    "code_send",
+    "code_verify",
+    "factor_verify",
+    "password_reset",
+];
+/// The scopes a tenant's rate limits name.
+pub const RATE_LIMIT_SCOPES: [&str; 3] = ["email", "ip", "pair"];
+
+impl TenantSettings {
+    /// The longest refresh retry grace a tenant may set (seconds).
+    pub const MAX_REFRESH_RETRY_GRACE_SECS: u64 = 60;
+
+    /// These settings with each setting of `patch` replacing its own.
+    #[must_use]
+    pub fn merged(&self, patch: &Self) -> Self {
+        let mut out = self.clone();
+        if patch.refresh_retry_grace_secs.is_some() {
+            out.refresh_retry_grace_secs = patch.refresh_retry_grace_secs;
+        }
+        for (k, v) in &patch.rate_limits {
+            out.rate_limits.insert(k.clone(), *v);
+        }
+        if patch.breached_password_check.is_some() {
+            out.breached_password_check = patch.breached_password_check;
+        }
+        out
+    }
+
+    /// Whether every setting is in bounds and every rate limit names a known
+    /// action and scope.
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        self.refresh_retry_grace_secs
+            .is_none_or(|g| g <= Self::MAX_REFRESH_RETRY_GRACE_SECS)
+            && self.rate_limits.iter().all(|((action, scope), limit)| {
+                RATE_LIMIT_ACTIONS.contains(&action.as_str())
+                    && RATE_LIMIT_SCOPES.contains(&scope.as_str())
+                    && limit.is_valid()
+            })
+    }
+}
+
+impl RateLimit {
+    /// The largest burst and refill a tenant may set.
+    pub const MAX: u32 = 1_000_000;
+
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        (1..=Self::MAX).contains(&self.burst) && (1..=Self::MAX).contains(&self.per_minute)
     }
 }
 
@@ -118,6 +173,68 @@ mod tests {
         assert_eq!(next_key_version(1, 2), Ok(()));
         assert_eq!(next_key_version(1, 3), Err(1));
         assert_eq!(next_key_version(u32::MAX, 0), Err(u32::MAX));
+    }
+
+    #[test]
+    fn settings_merge_setting_by_setting_and_stay_in_bounds() {
+        let limit = |burst, per_minute| RateLimit { burst, per_minute };
+        let mut base = TenantSettings::default();
+        base.rate_limits
+            .insert(("sign_in".into(), "email".into()), limit(5, 1));
+        let mut patch = TenantSettings {
+            refresh_retry_grace_secs: Some(0),
+            ..TenantSettings::default()
+        };
+        patch
+            .rate_limits
+            .insert(("sign_in".into(), "ip".into()), limit(50, 30));
+        let merged = base.merged(&patch);
+        assert_eq!(merged.refresh_retry_grace_secs, Some(0));
+        assert_eq!(merged.rate_limits.len(), 2, "both limits stand");
+        assert!(merged.is_valid());
+        assert_eq!(merged.merged(&TenantSettings::default()), merged);
+        let bad = |f: &dyn Fn(&mut TenantSettings)| {
+            let mut s = merged.clone();
+            f(&mut s);
+            s.is_valid()
+        };
+        assert!(!bad(&|s| s.refresh_retry_grace_secs = Some(61)));
+        assert!(bad(&|s| s.refresh_retry_grace_secs = Some(60)));
+        assert!(!bad(&|s| {
+            s.rate_limits
+                .insert(("sign_up".into(), "ip".into()), limit(1, 1));
+        }));
+        assert!(!bad(&|s| {
+            s.rate_limits
+                .insert(("sign_in".into(), "user".into()), limit(1, 1));
+        }));
+        assert!(!bad(&|s| {
+            s.rate_limits
+                .insert(("sign_in".into(), "ip".into()), limit(0, 1));
+        }));
+        assert!(!bad(&|s| {
+            s.rate_limits
+                .insert(("sign_in".into(), "ip".into()), limit(1, 0));
+        }));
+    }
+
+    #[test]
+    fn settings_round_trip_through_their_stored_list() {
+        let mut s = TenantSettings {
+            refresh_retry_grace_secs: Some(7),
+            breached_password_check: Some(true),
+            ..TenantSettings::default()
+        };
+        s.rate_limits.insert(
+            ("code_send".into(), "pair".into()),
+            RateLimit {
+                burst: 3,
+                per_minute: 2,
+            },
+        );
+        let bytes = crate::codec::encode("settings", &s).expect("encode");
+        let back: TenantSettings = crate::codec::decode("settings", &bytes).expect("decode");
+        assert_eq!(back, s);
     }
 
     proptest! {

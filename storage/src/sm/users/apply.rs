@@ -1,11 +1,11 @@
 //! Applying user commands.
 
 use super::{
-    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, UpdateUser,
-    UpdateUserOutcome, UserField, UserRecord,
+    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, FailedSignIns,
+    UpdateUser, UpdateUserOutcome, UserField, UserRecord,
 };
 use crate::engine::{ApplyBatch, Rows};
-use crate::keyspace::{session_key, user_key, user_sessions_prefix};
+use crate::keyspace::{failed_sign_in_key, session_key, user_key, user_sessions_prefix};
 use crate::sm::events::{Action, Applied, Event};
 use crate::Result;
 
@@ -88,6 +88,7 @@ pub fn delete(batch: &mut ApplyBatch<'_>, cmd: &DeleteUser) -> Result<Applied<De
         return Ok(Applied::quiet(DeleteUserOutcome::UserNotFound));
     }
     batch.delete(key)?;
+    batch.delete(failed_sign_in_key(group, &cmd.tenant, &cmd.user_id))?;
     let prefix = user_sessions_prefix(group, &cmd.tenant, &cmd.user_id);
     let sessions: Vec<Vec<u8>> = batch
         .scan(&prefix)?
@@ -107,6 +108,44 @@ pub fn delete(batch: &mut ApplyBatch<'_>, cmd: &DeleteUser) -> Result<Applied<De
         },
         event,
     ))
+}
+
+/// Counts a failed sign-in of user `user_id` at `at` from the sealed IP
+/// `sealed_ip`: the event `user.sign_in_failed`, or nothing if the user is
+/// gone.
+///
+/// # Errors
+/// Reading current state failed or found a corrupt record.
+pub fn record_failure(
+    batch: &mut ApplyBatch<'_>,
+    tenant: &str,
+    user_id: &str,
+    at: u64,
+    sealed_ip: Option<&[u8]>,
+) -> Result<Option<Event>> {
+    let group = batch.group();
+    if !batch.contains(&user_key(group, tenant, user_id))? {
+        return Ok(None);
+    }
+    let key = failed_sign_in_key(group, tenant, user_id);
+    let mut failed: FailedSignIns = batch.decode("failed sign-ins", &key)?.unwrap_or_default();
+    failed.count = failed.count.saturating_add(1);
+    failed.last_at = failed.last_at.max(at);
+    failed.sealed_last_ip = sealed_ip.map(<[u8]>::to_vec);
+    batch.put_record("failed sign-ins", key, &failed)?;
+    Ok(Some(
+        Event::new(Action::UserSignInFailed, tenant)
+            .at(at)
+            .user(user_id),
+    ))
+}
+
+/// Clears a user's failed sign-ins (it signed in).
+///
+/// # Errors
+/// RocksDB failure.
+pub fn clear_failures(batch: &mut ApplyBatch<'_>, tenant: &str, user_id: &str) -> Result<()> {
+    batch.delete(failed_sign_in_key(batch.group(), tenant, user_id))
 }
 
 #[cfg(test)]

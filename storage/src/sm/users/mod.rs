@@ -69,6 +69,32 @@ pub struct DeleteUser {
     pub at: u64,
 }
 
+/// A user's failed sign-ins since its last successful one (wire version 3).
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FailedSignIns {
+    pub count: u64,
+    /// Unix seconds of the latest failure.
+    pub last_at: u64,
+    /// The client IP of the latest failure, sealed by the node.
+    pub sealed_last_ip: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for FailedSignIns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailedSignIns")
+            .field("count", &self.count)
+            .field("last_at", &self.last_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a user's failed sign-ins (a query; wire version 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetFailedSignIns {
+    pub tenant: String,
+    pub user_id: String,
+}
+
 /// Reads a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetUser {
