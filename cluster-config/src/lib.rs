@@ -14,6 +14,7 @@
 mod error;
 mod model;
 mod placement;
+mod rate_limits;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
@@ -21,3 +22,4 @@ pub use model::{
     RaftTuning, RawConfig, RawNode, RawRegion, RawTls, RegionConfig, Residency, TlsConfig,
 };
 pub use placement::{GroupId, GroupKind, GroupSpec, META_GROUP};
+pub use rate_limits::{Bucket, RateLimits, RawRateLimits, ACTIONS as RATE_LIMIT_ACTIONS};

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::placement::{self, GroupSpec};
+use crate::rate_limits::{RateLimits, RawRateLimits};
 
 /// Where a region's data may live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -117,6 +118,13 @@ pub struct Limits {
     /// Open peer connections (the peer port has its own accept loop and cap, so
     /// clients can never starve Raft).
     pub peer_max_connections: usize,
+    /// The most generations a refresh token older than its session's current
+    /// one is walked forward (one HMAC each) to prove it genuine, and so its
+    /// use reuse. Older tokens are refused as invalid without the walk.
+    pub refresh_proof_walk_max: u64,
+    /// Password hashes one tenant may have waiting on a node; past it, sign-ins
+    /// and password changes answer 503 `overloaded`.
+    pub argon2_queue_per_tenant: usize,
 }
 
 impl Default for Limits {
@@ -130,6 +138,8 @@ impl Default for Limits {
             grpc_max_concurrent_streams: 256,
             grpc_keepalive_timeout_ms: 20_000,
             peer_max_connections: 64,
+            refresh_proof_walk_max: 10_000,
+            argon2_queue_per_tenant: 64,
         }
     }
 }
@@ -181,6 +191,9 @@ pub struct RawConfig {
     pub limits: Limits,
     #[serde(default)]
     pub http: HttpConfig,
+    /// `[rate_limits.<action>.<scope>]`: overrides of the default buckets.
+    #[serde(default)]
+    pub rate_limits: RawRateLimits,
     /// Test-only switches (`[debug]`); all off by default.
     #[serde(default)]
     pub debug: DebugConfig,
@@ -246,6 +259,7 @@ pub struct ClusterConfig {
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub http: HttpConfig,
+    pub rate_limits: RateLimits,
     pub debug: DebugConfig,
     pub regions: Vec<RegionConfig>,
     pub nodes: Vec<NodeConfig>,
@@ -615,6 +629,20 @@ impl RawConfig {
             }
         }
 
+        let rate_limits = crate::rate_limits::validate(&self.rate_limits, &mut errs);
+        if !(1..=100_000).contains(&self.limits.argon2_queue_per_tenant) {
+            errs.push(ConfigError::new(
+                "limits.argon2_queue_per_tenant",
+                "must be 1-100000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.limits.refresh_proof_walk_max) {
+            errs.push(ConfigError::new(
+                "limits.refresh_proof_walk_max",
+                "must be 1-1000000",
+            ));
+        }
+
         if self.http.trusted_proxy_hops > HttpConfig::MAX_TRUSTED_PROXY_HOPS {
             errs.push(ConfigError::new(
                 "http.trusted_proxy_hops",
@@ -692,6 +720,7 @@ impl RawConfig {
             },
             limits: self.limits,
             http: self.http,
+            rate_limits,
             debug: self.debug,
             regions,
             nodes,

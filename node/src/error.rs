@@ -64,6 +64,12 @@ pub enum ServiceError {
     /// nodes (see `crate::relay`).
     #[error("this request is served only by the nodes of region {region}")]
     Relay { group: u64, region: String },
+    /// A rate limit's bucket is empty: try again in `retry_after_secs`.
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Too much work queued for this tenant here: try again in a second.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("internal error")]
     Internal,
 }
@@ -101,7 +107,20 @@ impl ServiceError {
             Self::InitFailed(_) => (500, "init_failed"),
             Self::NoSuchRoute => (404, "not_found"),
             Self::Relay { .. } => (503, "region_unavailable"),
+            Self::RateLimited { .. } => (429, "rate_limited"),
+            Self::Overloaded(_) => (503, "overloaded"),
             Self::Internal => (500, "internal"),
+        }
+    }
+
+    /// The whole seconds a client should wait before retrying, if the error
+    /// says (`Retry-After` over HTTP, the `retry-after` trailer over gRPC).
+    #[must_use]
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::Overloaded(_) => Some(1),
+            _ => None,
         }
     }
 }

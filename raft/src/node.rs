@@ -1004,6 +1004,13 @@ impl RaftNode {
         self.pinned_away_from(group.0, self.id())
     }
 
+    /// Whether this node holds a replica of `group` (is one of its voters).
+    #[must_use]
+    pub fn holds_replica(&self, group: GroupId) -> bool {
+        self.spec_voters(group)
+            .is_ok_and(|voters| voters.contains(&self.id()))
+    }
+
     /// Whether some group is hard-pinned to a region this node is outside of
     /// (only then can a request of this node's clients need relaying).
     #[must_use]

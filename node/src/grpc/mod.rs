@@ -64,6 +64,7 @@ async fn call<T>(services: &Services, req: &Request<T>, access: Access) -> Resul
     let arrival = Instant::now();
     let md = req.metadata();
     let context = RequestContext {
+        end_user_ip: None,
         request_id: request_id(md),
         // The gRPC port's own accept loop records the peer address.
         client_ip: RequestContext::client_address(
@@ -132,6 +133,9 @@ pub(crate) fn status(e: &ServiceError) -> Status {
     let mut md = MetadataMap::new();
     if let Ok(v) = code.parse() {
         md.insert("cairn-code", v);
+    }
+    if let Some(secs) = e.retry_after_secs() {
+        md.insert("retry-after", secs.into());
     }
     Status::with_metadata(grpc, e.to_string(), md)
 }

@@ -6,7 +6,7 @@ use tonic::Request;
 
 use super::proto::tenant_admin_server::{TenantAdmin, TenantAdminServer};
 use super::{answer, api_keys, call, proto, signing_keys, Rpc};
-use crate::service::tenants::{CreatedTenant, TenantSettings, TenantView};
+use crate::service::tenants::{CreatedTenant, RateLimitTable, TenantSettings, TenantView};
 use crate::service::{Access, Services, MAX_BODY_BYTES};
 
 pub struct TenantAdminRpc {
@@ -20,15 +20,50 @@ impl TenantAdminRpc {
     }
 }
 
+fn rate_limits_out(table: &RateLimitTable) -> Vec<proto::RateLimit> {
+    table
+        .iter()
+        .flat_map(|(action, scopes)| {
+            scopes.iter().map(move |(scope, b)| proto::RateLimit {
+                action: action.clone(),
+                scope: scope.clone(),
+                burst: b.burst,
+                per_minute: b.per_minute,
+            })
+        })
+        .collect()
+}
+
+/// The buckets of a request (`None`: it names none).
+fn rate_limits_in(list: Vec<proto::RateLimit>) -> Option<RateLimitTable> {
+    if list.is_empty() {
+        return None;
+    }
+    let mut table = RateLimitTable::new();
+    for l in list {
+        table.entry(l.action).or_default().insert(
+            l.scope,
+            cairn_cluster_config::Bucket {
+                burst: l.burst,
+                per_minute: l.per_minute,
+            },
+        );
+    }
+    Some(table)
+}
+
 impl From<TenantView> for proto::Tenant {
     fn from(t: TenantView) -> Self {
         Self {
+            rate_limits: rate_limits_out(&t.rate_limits),
             id: t.id,
             name: t.name,
             region: t.region,
             created_at: t.created_at,
             session_idle_timeout_secs: t.session_idle_timeout_secs,
             session_absolute_timeout_secs: t.session_absolute_timeout_secs,
+            refresh_retry_grace_secs: t.refresh_retry_grace_secs,
+            breached_password_check: t.breached_password_check,
         }
     }
 }
@@ -44,6 +79,9 @@ impl From<CreatedTenant> for proto::CreateTenantResponse {
             api_key_id: t.api_key_id,
             session_idle_timeout_secs: t.tenant.session_idle_timeout_secs,
             session_absolute_timeout_secs: t.tenant.session_absolute_timeout_secs,
+            refresh_retry_grace_secs: t.tenant.refresh_retry_grace_secs,
+            rate_limits: rate_limits_out(&t.tenant.rate_limits),
+            breached_password_check: t.tenant.breached_password_check,
         }
     }
 }
@@ -59,6 +97,9 @@ impl TenantAdmin for TenantAdminRpc {
         let settings = TenantSettings {
             session_idle_timeout_secs: r.session_idle_timeout_secs,
             session_absolute_timeout_secs: r.session_absolute_timeout_secs,
+            refresh_retry_grace_secs: r.refresh_retry_grace_secs,
+            rate_limits: rate_limits_in(r.rate_limits),
+            breached_password_check: r.breached_password_check,
         };
         let created = self
             .services
@@ -80,6 +121,9 @@ impl TenantAdmin for TenantAdminRpc {
         let settings = TenantSettings {
             session_idle_timeout_secs: r.session_idle_timeout_secs,
             session_absolute_timeout_secs: r.session_absolute_timeout_secs,
+            refresh_retry_grace_secs: r.refresh_retry_grace_secs,
+            rate_limits: rate_limits_in(r.rate_limits),
+            breached_password_check: r.breached_password_check,
         };
         answer(
             self.services.tenants.update(&call, &r.id, settings).await,

@@ -35,6 +35,17 @@ pub struct NodeStatusBody {
     #[schema(value_type = Vec<Object>)]
     pub groups: Vec<cairn_raft::GroupStatus>,
     pub wire_version: WireVersionBody,
+    /// Refresh proof walks since the node started.
+    pub refresh_proof_walks: ProofWalksBody,
+}
+
+/// What garbage refresh tokens cost this node: walks run (on the blocking
+/// pool), the HMACs they computed, and walks refused over the bound.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProofWalksBody {
+    pub walks: u64,
+    pub hmacs: u64,
+    pub refused: u64,
 }
 
 /// The log entry formats (wire versions): the highest this node's binary
@@ -70,6 +81,11 @@ impl From<NodeStatus> for NodeStatusBody {
             wire_version: WireVersionBody {
                 node: s.wire_version.node,
                 cluster: s.wire_version.cluster,
+            },
+            refresh_proof_walks: ProofWalksBody {
+                walks: s.proof_walks.0,
+                hmacs: s.proof_walks.1,
+                refused: s.proof_walks.2,
             },
         }
     }

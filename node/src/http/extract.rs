@@ -60,6 +60,7 @@ async fn call(state: &AppState, access: Access, req: &mut Request) -> Result<Cal
         .caller(text(&header::AUTHORIZATION), arrival, access)
         .await?;
     let context = RequestContext {
+        end_user_ip: None,
         request_id: text(&REQUEST_ID).map(str::to_owned),
         client_ip: RequestContext::client_address(
             req.extensions()

@@ -68,7 +68,12 @@ impl From<ServiceError> for Problem {
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let relay = crate::relay::RelayTo::of(&self);
+        let retry_after = self.retry_after_secs();
         let mut resp = Problem::from(self).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if let Some(to) = relay {
             // For the relay layer, where there is one (see `crate::relay`);
             // elsewhere the client gets the problem.

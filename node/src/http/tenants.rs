@@ -12,7 +12,9 @@ use super::extract::{path, StrictJson};
 use super::problem::Problem;
 use super::AppState;
 use crate::error::ServiceError;
-use crate::service::tenants::{CreatedTenant, RotatedTenantKey, TenantSettings, TenantView};
+use crate::service::tenants::{
+    CreatedTenant, RateLimitTable, RotatedTenantKey, TenantSettings, TenantView,
+};
 use crate::service::Call;
 
 /// A tenant (never its keys).
@@ -27,6 +29,14 @@ pub struct Tenant {
     pub session_idle_timeout_secs: u64,
     /// A session ends this long after its sign-in, whatever its use (seconds).
     pub session_absolute_timeout_secs: u64,
+    /// How long after a rotation the previous refresh token is a lost-answer
+    /// retry (seconds); after that, presenting it is reuse.
+    pub refresh_retry_grace_secs: u64,
+    /// Every bucket in effect, by action and scope.
+    #[schema(value_type = Object)]
+    pub rate_limits: RateLimitTable,
+    /// Whether new passwords are checked against the breached-password service.
+    pub breached_password_check: bool,
 }
 
 impl From<TenantView> for Tenant {
@@ -38,6 +48,9 @@ impl From<TenantView> for Tenant {
             created_at: t.created_at,
             session_idle_timeout_secs: t.session_idle_timeout_secs,
             session_absolute_timeout_secs: t.session_absolute_timeout_secs,
+            refresh_retry_grace_secs: t.refresh_retry_grace_secs,
+            rate_limits: t.rate_limits,
+            breached_password_check: t.breached_password_check,
         }
     }
 }
@@ -61,6 +74,17 @@ pub struct CreateTenantBody {
     /// Default: 90 days.
     #[serde(default)]
     pub session_absolute_timeout_secs: Option<u64>,
+    /// 0-60; default 10.
+    #[serde(default)]
+    pub refresh_retry_grace_secs: Option<u64>,
+    /// `{"sign_in": {"email": {"burst": 10, "per_minute": 2}}}`: buckets that
+    /// replace the cluster's defaults; a bucket not named keeps its value.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub rate_limits: Option<RateLimitTable>,
+    /// Default: false.
+    #[serde(default)]
+    pub breached_password_check: Option<bool>,
 }
 
 /// A new tenant and its first API key (every scope but `client_info`), shown once.
@@ -72,6 +96,10 @@ pub struct CreatedTenantBody {
     pub created_at: u64,
     pub session_idle_timeout_secs: u64,
     pub session_absolute_timeout_secs: u64,
+    pub refresh_retry_grace_secs: u64,
+    #[schema(value_type = Object)]
+    pub rate_limits: RateLimitTable,
+    pub breached_password_check: bool,
     pub api_key: String,
     pub api_key_id: String,
 }
@@ -86,6 +114,9 @@ impl From<CreatedTenant> for CreatedTenantBody {
             created_at: t.created_at,
             session_idle_timeout_secs: t.session_idle_timeout_secs,
             session_absolute_timeout_secs: t.session_absolute_timeout_secs,
+            refresh_retry_grace_secs: t.refresh_retry_grace_secs,
+            rate_limits: t.rate_limits,
+            breached_password_check: t.breached_password_check,
             api_key: c.api_key,
             api_key_id: c.api_key_id,
         }
@@ -101,6 +132,13 @@ pub struct UpdateTenantBody {
     pub session_idle_timeout_secs: Option<u64>,
     #[serde(default)]
     pub session_absolute_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub refresh_retry_grace_secs: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub rate_limits: Option<RateLimitTable>,
+    #[serde(default)]
+    pub breached_password_check: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -152,6 +190,9 @@ pub async fn create(
     let settings = TenantSettings {
         session_idle_timeout_secs: body.session_idle_timeout_secs,
         session_absolute_timeout_secs: body.session_absolute_timeout_secs,
+        refresh_retry_grace_secs: body.refresh_retry_grace_secs,
+        rate_limits: body.rate_limits,
+        breached_password_check: body.breached_password_check,
     };
     let tenant = state
         .services
@@ -233,6 +274,9 @@ pub async fn update(
     let settings = TenantSettings {
         session_idle_timeout_secs: body.session_idle_timeout_secs,
         session_absolute_timeout_secs: body.session_absolute_timeout_secs,
+        refresh_retry_grace_secs: body.refresh_retry_grace_secs,
+        rate_limits: body.rate_limits,
+        breached_password_check: body.breached_password_check,
     };
     let tenant = state.services.tenants.update(&call, &id, settings).await?;
     Ok(Json(tenant.into()))

@@ -61,6 +61,11 @@ fn error(what: String, s: &Status) -> ApiError {
             .to_owned(),
         detail: (!s.message().is_empty()).then(|| s.message().to_owned()),
         text: s.message().to_owned(),
+        retry_after: s
+            .metadata()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
     }
 }
 

@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 use super::{
     Api, ApiError, Auth, ClientInfo, CreateApiKeyResponse, CreateTenantRequest,
     CreateTenantResponse, CreateUserRequest, ErrorStatus, IntrospectResponse, Jwk, Jwks, KvEntry,
-    RefreshResponse, Reply, Session, SignInResponse, Tenant, Transport, UpdateTenantRequest,
-    UpdateUserRequest, User, USER_AGENT,
+    RateLimit, RefreshResponse, Reply, Session, SignInResponse, Tenant, Transport,
+    UpdateTenantRequest, UpdateUserRequest, User, USER_AGENT,
 };
 use crate::cluster::NodeAddrs;
 
@@ -30,7 +30,65 @@ pub const TENANT_FIELDS: &[&str] = &[
     "created_at",
     "session_idle_timeout_secs",
     "session_absolute_timeout_secs",
+    "refresh_retry_grace_secs",
+    "rate_limits",
+    "breached_password_check",
 ];
+
+/// Buckets as the HTTP API writes them: `{action: {scope: {burst, per_minute}}}`.
+fn rate_limits_json(list: &[RateLimit]) -> Value {
+    let mut out = Map::new();
+    for l in list {
+        let action = out
+            .entry(l.action.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(scopes) = action {
+            scopes.insert(
+                l.scope.clone(),
+                json!({"burst": l.burst, "per_minute": l.per_minute}),
+            );
+        }
+    }
+    Value::Object(out)
+}
+
+#[track_caller]
+fn rate_limits_of(v: &Value) -> Vec<RateLimit> {
+    let table = v["rate_limits"]
+        .as_object()
+        .unwrap_or_else(|| panic!("rate_limits in {v}"));
+    let mut out = Vec::new();
+    for (action, scopes) in table {
+        for (scope, b) in scopes.as_object().expect("scopes") {
+            assert_fields(b, &["burst", "per_minute"]);
+            out.push(RateLimit {
+                action: action.clone(),
+                scope: scope.clone(),
+                burst: u32::try_from(number(b, "burst")).expect("u32"),
+                per_minute: u32::try_from(number(b, "per_minute")).expect("u32"),
+            });
+        }
+    }
+    out
+}
+
+/// The settings fields of a create or update body.
+fn settings_body(
+    body: &mut Map<String, Value>,
+    grace: Option<u64>,
+    limits: &[RateLimit],
+    breached: Option<bool>,
+) {
+    if let Some(g) = grace {
+        body.insert("refresh_retry_grace_secs".into(), json!(g));
+    }
+    if !limits.is_empty() {
+        body.insert("rate_limits".into(), rate_limits_json(limits));
+    }
+    if let Some(b) = breached {
+        body.insert("breached_password_check".into(), json!(b));
+    }
+}
 
 /// A whole HTTP answer.
 #[derive(Debug)]
@@ -94,6 +152,11 @@ impl Resp {
             code: self.body["code"].as_str().unwrap_or_default().to_owned(),
             detail: self.body["detail"].as_str().map(str::to_owned),
             text: self.text.clone(),
+            retry_after: self
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
         })
     }
 
@@ -338,6 +401,12 @@ fn tenant_body(req: &CreateTenantRequest) -> Value {
     if let Some(s) = req.session_absolute_timeout_secs {
         body.insert("session_absolute_timeout_secs".into(), json!(s));
     }
+    settings_body(
+        &mut body,
+        req.refresh_retry_grace_secs,
+        &req.rate_limits,
+        req.breached_password_check,
+    );
     Value::Object(body)
 }
 
@@ -351,6 +420,11 @@ fn tenant(v: &Value) -> Tenant {
         created_at: number(v, "created_at"),
         session_idle_timeout_secs: number(v, "session_idle_timeout_secs"),
         session_absolute_timeout_secs: number(v, "session_absolute_timeout_secs"),
+        refresh_retry_grace_secs: number(v, "refresh_retry_grace_secs"),
+        rate_limits: rate_limits_of(v),
+        breached_password_check: v["breached_password_check"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("breached_password_check in {v}")),
     }
 }
 
@@ -515,8 +589,19 @@ impl Api for HttpApi {
                 "api_key_id",
                 "session_idle_timeout_secs",
                 "session_absolute_timeout_secs",
+                "refresh_retry_grace_secs",
+                "rate_limits",
+                "breached_password_check",
             ],
         );
+        let t = tenant(&{
+            let mut v = b.clone();
+            if let Value::Object(m) = &mut v {
+                m.remove("api_key");
+                m.remove("api_key_id");
+            }
+            v
+        });
         Ok(CreateTenantResponse {
             id: string(b, "id"),
             name: string(b, "name"),
@@ -526,6 +611,9 @@ impl Api for HttpApi {
             api_key_id: string(b, "api_key_id"),
             session_idle_timeout_secs: number(b, "session_idle_timeout_secs"),
             session_absolute_timeout_secs: number(b, "session_absolute_timeout_secs"),
+            refresh_retry_grace_secs: t.refresh_retry_grace_secs,
+            rate_limits: t.rate_limits,
+            breached_password_check: t.breached_password_check,
         })
     }
 
@@ -560,6 +648,12 @@ impl Api for HttpApi {
         if let Some(s) = req.session_absolute_timeout_secs {
             body.insert("session_absolute_timeout_secs".into(), json!(s));
         }
+        settings_body(
+            &mut body,
+            req.refresh_retry_grace_secs,
+            &req.rate_limits,
+            req.breached_password_check,
+        );
         let path = format!("/v1/admin/tenants/{}", encode_path(&req.id, false));
         let r = self.patch(via, &path, auth, &Value::Object(body)).await;
         Ok(tenant(r.ok(200)?))

@@ -21,8 +21,8 @@ pub use http::{HttpApi, Resp};
 
 pub use crate::proto::{
     ClientInfo, CreateApiKeyResponse, CreateTenantRequest, CreateTenantResponse, CreateUserRequest,
-    IntrospectResponse, Jwk, Jwks, KvEntry, RefreshResponse, Session, SignInResponse, Tenant,
-    UpdateTenantRequest, UpdateUserRequest, User,
+    IntrospectResponse, Jwk, Jwks, KvEntry, RateLimit, RefreshResponse, Session, SignInResponse,
+    Tenant, UpdateTenantRequest, UpdateUserRequest, User,
 };
 use crate::TOKEN;
 
@@ -118,6 +118,8 @@ pub struct ApiError {
     /// Everything the refusal carried as text (the HTTP body; the gRPC message),
     /// to check what it must not leak.
     pub text: String,
+    /// Whole seconds to wait (HTTP `Retry-After`, gRPC `retry-after`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_tests::api::{
-    bearer, fails, unauthorized, Api, Auth, ClientInfo, CreateTenantRequest, Transport,
+    bearer, fails, unauthorized, Api, Auth, ClientInfo, CreateTenantRequest, RateLimit, Transport,
     UpdateTenantRequest, USER_AGENT,
 };
 use cairn_tests::jwt::{b64, forged_refresh, generation, jwt_parts, kid, sign_jwt, verify_jwt};
@@ -35,6 +35,8 @@ over_both_transports!(
     a_session_ends_when_idle_and_at_its_absolute_lifetime,
     a_lifetime_change_applies_to_sessions_signed_in_after_it,
     an_app_names_its_end_user_only_with_the_client_info_scope,
+    a_thief_who_refreshes_first_loses_the_session_once_the_grace_is_over,
+    sign_in_meets_its_rate_limits,
 );
 
 async fn sign_in_issues_tokens_that_verify_and_introspect_on_every_node<A: Api>(cx: &Cx<A>) {
@@ -790,6 +792,7 @@ async fn a_session_ends_when_idle_and_at_its_absolute_lifetime<A: Api>(cx: &Cx<A
                 region: None,
                 session_idle_timeout_secs: Some(4),
                 session_absolute_timeout_secs: Some(8),
+                ..Default::default()
             },
         )
         .await
@@ -883,6 +886,7 @@ async fn a_lifetime_change_applies_to_sessions_signed_in_after_it<A: Api>(cx: &C
                 id: plain.id.clone(),
                 session_idle_timeout_secs: Some(60),
                 session_absolute_timeout_secs: None,
+                ..Default::default()
             },
         )
         .await
@@ -1090,4 +1094,208 @@ async fn http_x_forwarded_for_is_ignored_without_trusted_proxies() {
         .await
         .expect("list");
     assert_eq!(sessions[0].ip.as_deref(), Some("127.0.0.1"), "{sessions:?}");
+}
+
+/// A bucket of the `sign_in` action, as a tenant setting.
+fn sign_in_limit(scope: &str, burst: u32, per_minute: u32) -> RateLimit {
+    RateLimit {
+        action: "sign_in".to_owned(),
+        scope: scope.to_owned(),
+        burst,
+        per_minute,
+    }
+}
+
+/// Sets `t`'s settings (operator).
+async fn set_settings<A: Api>(api: &A, t: &str, grace: Option<u64>, limits: Vec<RateLimit>) {
+    api.update_tenant(
+        1,
+        Auth::OPERATOR,
+        UpdateTenantRequest {
+            id: t.to_owned(),
+            refresh_retry_grace_secs: grace,
+            rate_limits: limits,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("update tenant settings");
+}
+
+/// The theft scenario: a thief holding a copy of the refresh token refreshes
+/// first. Within the tenant's retry grace the victim's refresh with the same
+/// (now previous) token is a lost-answer retry and gets the same pair; after
+/// it, the victim's presentation is reuse: the family dies, and both sides'
+/// tokens are refused on every node.
+async fn a_thief_who_refreshes_first_loses_the_session_once_the_grace_is_over<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "theft").await;
+    set_settings(api, &t.id, Some(1), Vec::new()).await;
+    let key = t.api_key.as_str();
+    let k = bearer(key);
+    new_user(api, 2, key, "victim@example.com", Some(PASSWORD)).await;
+
+    // Within the grace: the retry answers the thief's pair (a lost answer).
+    let s = sign_in(api, 1, key, "victim@example.com", PASSWORD).await;
+    let stolen = s.refresh_token.clone();
+    let (thief, thief_access) = refresh_ok(api, 2, key, &stolen).await;
+    let (retry, _) = refresh_ok(api, 3, key, &stolen).await;
+    assert_eq!(retry, thief, "within the grace, the previous token retries");
+
+    // After the grace (1 s, measured between the proposers' times in whole
+    // seconds: wait past the next second boundary and one more).
+    let s = sign_in(api, 1, key, "victim@example.com", PASSWORD).await;
+    let stolen = s.refresh_token.clone();
+    let (thief, thief_access2) = refresh_ok(api, 2, key, &stolen).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    fails(
+        api.refresh(3, k, &stolen).await,
+        401,
+        "refresh_token_reused",
+    );
+    for via in [1, 2, 3] {
+        fails(api.refresh(via, k, &thief).await, 401, "session_revoked");
+        assert_inactive(&introspect(api, via, key, &thief_access2).await, "thief");
+        assert_inactive(&introspect(api, via, key, &thief).await, "thief");
+    }
+    assert!(
+        introspect(api, 1, key, &thief_access).await.active,
+        "the first session, refreshed within its grace, lives"
+    );
+
+    // A grace of 0: the previous token is never a retry.
+    set_settings(api, &t.id, Some(0), Vec::new()).await;
+    let s = sign_in(api, 2, key, "victim@example.com", PASSWORD).await;
+    let (_, _) = refresh_ok(api, 1, key, &s.refresh_token).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    fails(
+        api.refresh(2, k, &s.refresh_token).await,
+        401,
+        "refresh_token_reused",
+    );
+}
+
+/// Sign-in's buckets (SPEC §4 rate limits), with a tenant's own limits:
+/// - the pair bucket stops one address hammering one account, while the
+///   account still signs in from elsewhere;
+/// - a spray through all three nodes at once meets one per-email limit,
+///   exactly (the log decides each failure), after which only a pair that
+///   signed in before gets in with the right password;
+/// - one address meets its own bucket, whatever the emails;
+/// - `Retry-After` is honest: a request made after it goes through.
+async fn sign_in_meets_its_rate_limits<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "limits").await;
+    set_settings(
+        api,
+        &t.id,
+        None,
+        vec![
+            sign_in_limit("email", 4, 1),
+            sign_in_limit("pair", 2, 60),
+            sign_in_limit("ip", 8, 1),
+        ],
+    )
+    .await;
+    let shown = api.get_tenant(1, Auth::OPERATOR, &t.id).await.expect("get");
+    assert!(shown.rate_limits.contains(&sign_in_limit("pair", 2, 60)));
+    let app = crate::new_api_key(api, 1, &t.id, &["read", "write", "client_info"]).await;
+    let k = bearer(&app.api_key);
+    let from = |ip: &str| Some(end_user(ip, None));
+    let attempt = |via: u64, email: &'static str, password: &'static str, ip: String| {
+        let api = api.clone();
+        let key = app.api_key.clone();
+        async move {
+            api.sign_in_for(
+                via,
+                bearer(&key),
+                email,
+                password,
+                Some(end_user(&ip, None)),
+            )
+            .await
+        }
+    };
+    new_user(api, 2, &t.api_key, "alice@example.com", Some(PASSWORD)).await;
+    new_user(api, 3, &t.api_key, "bob@example.com", Some(PASSWORD)).await;
+
+    // The pair: two failures from one address, then that address is refused
+    // (right password or not) while alice signs in from home.
+    for via in [1, 2] {
+        fails(
+            attempt(via, "alice@example.com", "wrong", "198.51.100.1".into()).await,
+            401,
+            "invalid_credentials",
+        );
+    }
+    let limited = fails(
+        attempt(3, "alice@example.com", PASSWORD, "198.51.100.1".into()).await,
+        429,
+        "rate_limited",
+    );
+    assert_eq!(limited.retry_after, Some(1), "{limited:?}");
+    api.sign_in_for(1, k, "alice@example.com", PASSWORD, from("203.0.113.5"))
+        .await
+        .expect("alice from home");
+    tokio::time::sleep(Duration::from_secs(limited.retry_after.unwrap_or(1))).await;
+    fails(
+        attempt(2, "alice@example.com", "wrong", "198.51.100.1".into()).await,
+        401,
+        "invalid_credentials",
+    );
+
+    // The spray: bob signs in from home first, then twelve addresses guess
+    // at once through all three nodes. Exactly four failures are counted.
+    api.sign_in_for(2, k, "bob@example.com", PASSWORD, from("203.0.113.9"))
+        .await
+        .expect("bob from home");
+    let spray: Vec<_> = (0..12u8)
+        .map(|i| {
+            tokio::spawn(attempt(
+                u64::from(i % 3) + 1,
+                "bob@example.com",
+                "guess",
+                format!("192.0.2.{}", i + 10),
+            ))
+        })
+        .collect();
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    for a in spray {
+        let e = a.await.expect("task").expect_err("a guess");
+        if e.code == "rate_limited" {
+            assert!(e.retry_after.is_some_and(|s| s >= 1), "{e:?}");
+        }
+        *codes.entry(e.code).or_default() += 1;
+    }
+    assert_eq!(
+        (codes.get("invalid_credentials"), codes.get("rate_limited")),
+        (Some(&4), Some(&8)),
+        "one per-email limit across the nodes: {codes:?}"
+    );
+    fails(
+        api.sign_in_for(3, k, "bob@example.com", PASSWORD, from("203.0.113.77"))
+            .await,
+        429,
+        "rate_limited",
+    );
+    api.sign_in_for(1, k, "bob@example.com", PASSWORD, from("203.0.113.9"))
+        .await
+        .expect("bob's own address still signs him in");
+
+    // One address, many emails: its node-local bucket of 8.
+    for i in 0..8 {
+        let email = format!("nobody{i}@example.com");
+        fails(
+            api.sign_in_for(2, k, &email, "x", from("192.0.2.200"))
+                .await,
+            401,
+            "invalid_credentials",
+        );
+    }
+    fails(
+        api.sign_in_for(2, k, "nobody@example.com", "x", from("192.0.2.200"))
+            .await,
+        429,
+        "rate_limited",
+    );
 }

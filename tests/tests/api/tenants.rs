@@ -28,6 +28,7 @@ fn lifetimes(name: &str, idle: Option<u64>, absolute: Option<u64>) -> CreateTena
         region: None,
         session_idle_timeout_secs: idle,
         session_absolute_timeout_secs: absolute,
+        ..Default::default()
     }
 }
 
@@ -36,6 +37,7 @@ fn update(id: &str, idle: Option<u64>, absolute: Option<u64>) -> UpdateTenantReq
         id: id.to_owned(),
         session_idle_timeout_secs: idle,
         session_absolute_timeout_secs: absolute,
+        ..Default::default()
     }
 }
 

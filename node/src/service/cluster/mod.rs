@@ -20,6 +20,8 @@ pub struct NodeStatus {
     pub admitted: bool,
     pub groups: Vec<GroupStatus>,
     pub wire_version: WireVersions,
+    /// Refresh proof walks: (run, HMACs computed, refused over the bound).
+    pub proof_walks: (u64, u64, u64),
 }
 
 /// The log entry formats: what this node's binary decodes, and what the
@@ -77,6 +79,16 @@ impl ClusterService {
             wire_version: WireVersions {
                 node: WIRE_VERSION,
                 cluster: self.core.wire_version(),
+            },
+            proof_walks: {
+                let w = self.core.work();
+                let load =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                (
+                    load(&w.proof_walks),
+                    load(&w.proof_walk_hmacs),
+                    load(&w.proof_walks_refused),
+                )
             },
         })
     }

@@ -44,6 +44,10 @@ pub struct RequestContext {
     pub client_ip: Option<IpAddr>,
     /// The `user-agent`, cut to 512 characters.
     pub user_agent: Option<String>,
+    /// The end user's address, as an app with the `client_info` scope named
+    /// it (`client.ip`): what the per-address rate limits count. Never the
+    /// connection's peer, which for an API key is the app's server.
+    pub end_user_ip: Option<IpAddr>,
     /// When the request arrived (before anything was read or written for it):
     /// reads may take a read index from any moment after it.
     pub arrival: Instant,
@@ -178,6 +182,7 @@ impl Call {
                 ServiceError::InvalidRequest("client.ip is not an IP address".to_owned())
             })?;
             self.context.client_ip = Some(ip);
+            self.context.end_user_ip = Some(ip);
         }
         if let Some(ua) = client.user_agent {
             self.context.user_agent = Some(RequestContext::user_agent_of(&ua));

@@ -7,12 +7,15 @@
 //!   `Authorization` value into a `Caller`; new API key records.
 //! - `tenant_keys`: tenant records and their unwrapped data keys (cached per
 //!   `meta` epoch); [`keyring`]: master keys, tenant keys, sealing.
-//! - `signing`: the tenants' token signing keys (cached per `meta` epoch).
+//! - `signing`: the tenants' token signing keys (cached per `meta` epoch);
+//!   `settings`: the tenants' settings over the cluster's defaults (likewise).
 //! - `user_lookup`: users read and opened, by id or by email (the email index).
 //! - `ids`, `routing`: ids that carry their data group, and the group (and
 //!   region) a tenant or an id routes to.
 //! - `writes`: proposals with their trace ([`By`]: a call or the node), and the
 //!   cluster's wire version that decides whether they carry it.
+//! - `rate_limits`: the token buckets (node-local by address, replicated by
+//!   email and pair);
 //! - `passwords`: the bounded Argon2id pool; `min_time`: minimum response times;
 //!   `clock`: Unix time; `epoch_cache`: caches valid for one `meta` epoch.
 //!
@@ -26,12 +29,15 @@ mod ids;
 pub mod keyring;
 mod min_time;
 mod passwords;
+mod rate_limits;
 mod routing;
+mod settings;
 mod signing;
 mod tenant_keys;
 mod user_lookup;
 mod writes;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use cairn_cluster_config::ClusterConfig;
@@ -43,12 +49,14 @@ use crate::error::ServiceError;
 use keyring::{MasterKeys, TenantCache};
 
 pub use call::{Access, Call, Caller, ClientInfo, Principal, RequestContext, Scope};
-pub use clock::unix_now;
+pub use clock::{unix_now, unix_now_ms};
 pub use credentials::new_api_key;
 pub use ids::new_id;
 pub use keyring::{KeyError, OpenError, TenantKeys};
 pub use min_time::at_least;
+pub use rate_limits::{limited, Buckets, LimitAction, TRUSTED_PAIR_SECS};
 pub use routing::region_error;
+pub use settings::{rate_limit, Settings};
 pub use signing::{new_signing_key, public_bytes, ACCESS_TOKEN_TTL_SECS};
 pub use tenant_keys::key_error;
 pub use user_lookup::{email_index, normalize_email, user_path, LoadedUser, UserPlain};
@@ -76,8 +84,23 @@ struct Inner {
     signing: signing::SigningCache,
     /// API keys this node authenticated, per `meta` epoch.
     api_keys: credentials::ApiKeyCache,
+    settings: settings::SettingsCache,
+    ip_buckets: rate_limits::IpBuckets,
     passwords: passwords::PasswordPool,
+    work: Arc<WorkCounters>,
     wire_version: writes::WireVersionView,
+}
+
+/// Expensive work this node did, counted since it started: what a flood of
+/// garbage costs, shown in the node's status.
+#[derive(Debug, Default)]
+pub struct WorkCounters {
+    /// Refresh proof walks run (each on the blocking pool)…
+    pub proof_walks: AtomicU64,
+    /// …and the HMACs they computed.
+    pub proof_walk_hmacs: AtomicU64,
+    /// Walks refused unwalked: the token was further behind than the bound.
+    pub proof_walks_refused: AtomicU64,
 }
 
 /// What a node's services are built from.
@@ -93,6 +116,7 @@ pub struct CoreConfig {
 impl Core {
     #[must_use]
     pub fn new(c: CoreConfig) -> Self {
+        let per_tenant = c.cfg.limits.argon2_queue_per_tenant;
         Self {
             inner: Arc::new(Inner {
                 raft: c.raft,
@@ -104,8 +128,11 @@ impl Core {
                 tenants: TenantCache::default(),
                 signing: signing::SigningCache::new(signing::SIGNING_CACHE_CAPACITY),
                 api_keys: credentials::ApiKeyCache::new(credentials::API_KEY_CACHE_CAPACITY),
-                passwords: passwords::PasswordPool::new(),
+                settings: settings::SettingsCache::new(settings::SETTINGS_CACHE_CAPACITY),
+                ip_buckets: rate_limits::IpBuckets::default(),
+                passwords: passwords::PasswordPool::new(per_tenant),
                 wire_version: writes::WireVersionView::default(),
+                work: Arc::default(),
             }),
         }
     }
@@ -128,6 +155,12 @@ impl Core {
     #[must_use]
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// What expensive work this node has done (counts, not times).
+    #[must_use]
+    pub fn work(&self) -> &Arc<WorkCounters> {
+        &self.inner.work
     }
 
     /// The master keys this node holds.

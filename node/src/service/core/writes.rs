@@ -88,11 +88,18 @@ impl Core {
         version
     }
 
+    /// Whether the cluster speaks wire version `version`: commands, queries
+    /// and records added in it may be sent.
+    #[must_use]
+    pub fn speaks(&self, version: u32) -> bool {
+        self.wire_version() >= version
+    }
+
     /// Whether writes may carry their trace (and use the other wire version 2
     /// commands).
     #[must_use]
     pub fn traced_writes(&self) -> bool {
-        self.wire_version() >= WIRE_VERSION
+        self.speaks(2)
     }
 
     /// Proposes `op` to `group` on behalf of `by`, traced once the cluster

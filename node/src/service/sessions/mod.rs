@@ -8,21 +8,28 @@
 //! the successor refresh token and an access token over the same claims — is
 //! recomputed, not stored: only keyed hashes of refresh tokens ever reach the log.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_crypto::jwt;
 use cairn_crypto::token::RefreshToken;
+use cairn_storage::sm::sessions::rules::refresh_decision;
 use cairn_storage::sm::sessions::{
-    CreateSession, CreateSessionOutcome, GetSession, ListUserSessions, Refresh, RevokeSession,
-    RevokeSessionOutcome,
+    CreateSession, CreateSessionOutcome, GetSession, ListUserSessions, Refresh, RefreshWithin,
+    RevokeSession, RevokeSessionOutcome,
 };
 use cairn_storage::{codec, RefreshOutcome, SessionRecord};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use cairn_storage::sm::rate_limits::Limited;
+use cairn_storage::sm::{SignInFailed, SignInFailedOutcome, StartSession, StartSessionOutcome};
+
 use super::core::{
-    at_least, new_id, normalize_email, region_error, unix_now, Call, Core, Principal, Scope,
-    TenantKeys, ACCESS_TOKEN_TTL_SECS,
+    at_least, email_index, new_id, normalize_email, region_error, unix_now, unix_now_ms, Buckets,
+    Call, Core, LimitAction, LoadedUser, Principal, Scope, Settings, TenantKeys,
+    ACCESS_TOKEN_TTL_SECS, TRUSTED_PAIR_SECS,
 };
 use crate::error::ServiceError;
 /// Every sign-in answer takes at least this long, so that the paths that fail
@@ -119,6 +126,12 @@ fn issuer(tenant_id: &str) -> String {
     format!("urn:cairn:tenant:{tenant_id}")
 }
 
+/// The key path a user's last failed sign-in address is sealed under.
+#[must_use]
+pub fn failed_path(user_id: &str) -> Vec<u8> {
+    format!("failed/{user_id}").into_bytes()
+}
+
 fn session_path(session_id: &str) -> Vec<u8> {
     format!("session/{session_id}").into_bytes()
 }
@@ -193,7 +206,13 @@ impl SessionService {
         let principal = call.api_key(Scope::Write)?;
         at_least(
             SIGN_IN_MIN_TIME,
-            |r| matches!(r, Err(ServiceError::InvalidCredentials) | Ok(_)),
+            |r| {
+                matches!(
+                    r,
+                    Err(ServiceError::InvalidCredentials | ServiceError::RateLimited { .. })
+                        | Ok(_)
+                )
+            },
             self.sign_in_inner(call, principal, email, password),
         )
         .await
@@ -207,13 +226,48 @@ impl SessionService {
         password: Zeroizing<String>,
     ) -> Result<IssuedSession, ServiceError> {
         let keys = principal.keys();
-        let user = match normalize_email(email) {
-            Ok(email) => self.core.user_by_email(keys, &email).await?,
-            Err(_) => None,
+        // Rate limits (wire version 3): the address's bucket counts every
+        // request; the email's and pair's are checked here, from this node's
+        // replica, and charged (failures) or checked again (a success) by the
+        // log.
+        let limits = self.core.speaks(3);
+        let now_ms = unix_now_ms();
+        let settings = self.core.settings(keys.id()).await?;
+        if limits {
+            let ip = call.context().end_user_ip;
+            self.core
+                .charge_ip(keys, &settings, LimitAction::SignIn, ip, now_ms)?;
+        }
+        let email = normalize_email(email).ok();
+        let user = match &email {
+            Some(email) => self.core.user_by_email(keys, email).await?,
+            None => None,
         };
+        let buckets = match &email {
+            Some(email) if limits => {
+                Some(self.buckets(call, keys, &settings, email, user.as_ref())?)
+            }
+            _ => None,
+        };
+        let standing = match &buckets {
+            Some(b) => Some(self.core.standing(b, now_ms).await?),
+            None => None,
+        };
+        // An empty email bucket refuses before any hashing, unless the pair
+        // signed in recently: then only a correct password gets through.
+        if let Some(wait) = standing
+            .filter(|s| !s.trusted_pair)
+            .and_then(|s| s.email_limited)
+        {
+            return Err(super::core::limited(wait));
+        }
         let phc = user.as_ref().and_then(|u| u.plain.password_hash.clone());
-        let ok = self.core.verify_password(password, phc).await?;
+        let user_id = user.as_ref().map(|u| u.record.id.clone());
+        let ok = self.core.verify_password(keys.id(), password, phc).await?;
         let Some(user) = user.filter(|_| ok) else {
+            if let Some(b) = &buckets {
+                self.record_failure(call, keys, b, user_id, now_ms).await?;
+            }
             return Err(ServiceError::InvalidCredentials);
         };
         let (group, region) = self
@@ -250,17 +304,40 @@ impl SessionService {
                 .seal(group.0, &session_path(&session_id), &details)
                 .map_err(|_| ServiceError::Internal)?,
         };
-        let cmd = CreateSession {
+        let create = CreateSession {
             tenant: keys.id().to_owned(),
             session: session.clone(),
         };
-        let result = self.core.write(call, group, cmd).await;
-        match result.map_err(|e| region_error(&region, e))? {
-            CreateSessionOutcome::SessionCreated => {}
+        let created = match (&buckets, &standing) {
+            (Some(b), Some(standing)) => {
+                let cmd = StartSession {
+                    create,
+                    require: standing.requires(b),
+                    trust: b.pair_id().map(|id| {
+                        let until = now_ms.saturating_add(TRUSTED_PAIR_SECS * 1000);
+                        (id.to_vec(), until)
+                    }),
+                    at_ms: now_ms,
+                };
+                let result = self.core.write(call, group, cmd).await;
+                result.map_err(|e| region_error(&region, e))?
+            }
+            _ => {
+                let result = self.core.write(call, group, create).await;
+                match result.map_err(|e| region_error(&region, e))? {
+                    CreateSessionOutcome::SessionCreated => StartSessionOutcome::SessionCreated,
+                    CreateSessionOutcome::UserNotFound => StartSessionOutcome::UserNotFound,
+                    CreateSessionOutcome::IdCollision => StartSessionOutcome::IdCollision,
+                }
+            }
+        };
+        match created {
+            StartSessionOutcome::SessionCreated => {}
+            StartSessionOutcome::Limited(l) => return Err(l.into()),
             // Deleted between the read and the proposal.
-            CreateSessionOutcome::UserNotFound => return Err(ServiceError::InvalidCredentials),
+            StartSessionOutcome::UserNotFound => return Err(ServiceError::InvalidCredentials),
             // The session id is fresh randomness: a collision is a bug.
-            CreateSessionOutcome::IdCollision => {
+            StartSessionOutcome::IdCollision => {
                 tracing::error!(tenant_id = keys.id(), session_id, "session id collided");
                 return Err(ServiceError::Internal);
             }
@@ -275,6 +352,66 @@ impl SessionService {
             expires_in,
             refresh_token: token.encode().to_string(),
         })
+    }
+
+    /// The email and pair buckets of a sign-in by `email`: in the user's group,
+    /// or for an email no user holds, in the tenant's home group.
+    fn buckets(
+        &self,
+        call: &Call,
+        keys: &TenantKeys,
+        settings: &Settings,
+        email: &str,
+        user: Option<&LoadedUser>,
+    ) -> Result<Buckets, ServiceError> {
+        let group = match user.and_then(|u| self.core.id_group(&u.record.id, "usr")) {
+            Some((group, _)) => group,
+            None => self.core.region_group(&keys.record().region)?,
+        };
+        Ok(self.core.buckets(
+            keys,
+            settings,
+            LimitAction::SignIn,
+            group,
+            &email_index(keys, email),
+            call.context().end_user_ip,
+        ))
+    }
+
+    /// Charges a failed sign-in to its buckets and, if the email is a user's,
+    /// counts it on the user (`failed_sign_ins`, `user.sign_in_failed`).
+    ///
+    /// # Errors
+    /// `rate_limited` if the log found a bucket already empty; the group
+    /// unavailable.
+    async fn record_failure(
+        &self,
+        call: &Call,
+        keys: &TenantKeys,
+        b: &Buckets,
+        user_id: Option<String>,
+        now_ms: u64,
+    ) -> Result<(), ServiceError> {
+        let sealed_ip = match (&user_id, call.context().client_ip) {
+            (Some(uid), Some(ip)) => Some(
+                keys.seal(b.group.0, &failed_path(uid), ip.to_string().as_bytes())
+                    .map_err(|_| ServiceError::Internal)?,
+            ),
+            _ => None,
+        };
+        let cmd = SignInFailed {
+            tenant: keys.id().to_owned(),
+            user_id,
+            charges: b.charges(),
+            sealed_ip,
+            at_ms: now_ms,
+        };
+        match self.core.write(call, b.group, cmd).await? {
+            SignInFailedOutcome::SignInFailureRecorded => Ok(()),
+            SignInFailedOutcome::Limited(Limited { retry_after_ms }) => {
+                Err(super::core::limited(retry_after_ms))
+            }
+        }
     }
 
     /// `POST /v1/sessions/refresh`: rotates a refresh token (see the module doc).
@@ -296,23 +433,77 @@ impl SessionService {
             .id_group(token.session_id(), "ses")
             .ok_or(ServiceError::InvalidRefreshToken)?;
         self.core.serve_here(group)?;
+        // Wire version 3: the previous token retries only within the grace.
+        let grace = if self.core.speaks(3) {
+            Some(
+                self.core
+                    .settings(keys.id())
+                    .await?
+                    .refresh_retry_grace_secs,
+            )
+        } else {
+            None
+        };
         let key = keys.token_key();
         let successor = token.next(key);
-        let kid = self.current_kid(keys).await?;
+        // What can be refused without a write is refused from a read: a token
+        // that matches nothing of its session, a revoked or expired session, an
+        // old token too far behind or whose walk does not reach the stored
+        // hash. Only a token that would change something is proposed.
+        let query = GetSession {
+            tenant: keys.id().to_owned(),
+            session_id: token.session_id().to_owned(),
+        };
+        let read = self.core.raft().read(group, query).await;
+        let stored = read.map_err(|e| region_error(&region, e))?;
+        let stored = stored.ok_or(ServiceError::InvalidRefreshToken)?;
+        let presented = token.hash(key);
         let mut proof = None;
+        let decision = refresh_decision(
+            &stored,
+            token.generation(),
+            &presented,
+            &successor.hash(key),
+            None,
+            unix_now(),
+            grace,
+        );
+        match decision {
+            RefreshOutcome::Invalid => return Err(ServiceError::InvalidRefreshToken),
+            RefreshOutcome::Revoked => return Err(ServiceError::SessionRevoked),
+            RefreshOutcome::Expired => return Err(ServiceError::SessionExpired),
+            RefreshOutcome::NeedProof { current } => {
+                let walked = self.prove(keys, &token, current).await?;
+                if walked.1 != stored.current_hash {
+                    return Err(ServiceError::InvalidRefreshToken);
+                }
+                proof = Some(walked);
+            }
+            RefreshOutcome::Rotated(_) | RefreshOutcome::Retried(_) | RefreshOutcome::Reused => {}
+        }
+        let kid = self.current_kid(keys).await?;
         for _ in 0..REFRESH_ATTEMPTS {
             let cmd = Refresh {
                 tenant: keys.id().to_owned(),
                 session_id: token.session_id().to_owned(),
                 generation: token.generation(),
-                presented_hash: token.hash(key).to_vec(),
+                presented_hash: presented.to_vec(),
                 successor_hash: successor.hash(key).to_vec(),
                 proof: proof.take(),
                 kid: kid.clone(),
                 at: unix_now(),
                 request_id: call.context().request_id.clone(),
             };
-            let result = self.core.write(call, group, cmd).await;
+            let result = match grace {
+                Some(retry_grace_secs) => {
+                    let cmd = RefreshWithin {
+                        refresh: cmd,
+                        retry_grace_secs,
+                    };
+                    self.core.write(call, group, cmd).await
+                }
+                None => self.core.write(call, group, cmd).await,
+            };
             let session = match result.map_err(|e| region_error(&region, e))? {
                 RefreshOutcome::Rotated(s) | RefreshOutcome::Retried(s) => s,
                 RefreshOutcome::Reused => {
@@ -327,10 +518,7 @@ impl SessionService {
                 RefreshOutcome::Revoked => return Err(ServiceError::SessionRevoked),
                 RefreshOutcome::Expired => return Err(ServiceError::SessionExpired),
                 RefreshOutcome::NeedProof { current } => {
-                    let walked = token
-                        .walk_to(key, current)
-                        .ok_or(ServiceError::InvalidRefreshToken)?;
-                    proof = Some((current, walked.hash(key).to_vec()));
+                    proof = Some(self.prove(keys, &token, current).await?);
                     continue;
                 }
             };
@@ -349,6 +537,44 @@ impl SessionService {
         Err(ServiceError::Conflict(
             "the session kept changing during the refresh; retry".to_owned(),
         ))
+    }
+
+    /// The proof that `token` is genuine: its walk forward to generation
+    /// `current` and that token's keyed hash. The walk is bounded by `[limits]
+    /// refresh_proof_walk_max` (a token further behind is refused unwalked)
+    /// and runs on the blocking pool, never on an async worker.
+    ///
+    /// # Errors
+    /// `invalid_refresh_token`: not behind `current`, or too far behind.
+    async fn prove(
+        &self,
+        keys: &Arc<TenantKeys>,
+        token: &RefreshToken,
+        current: u64,
+    ) -> Result<(u64, Vec<u8>), ServiceError> {
+        let distance = current
+            .checked_sub(token.generation())
+            .ok_or(ServiceError::InvalidRefreshToken)?;
+        let work = self.core.work();
+        if distance > self.core.config().limits.refresh_proof_walk_max {
+            work.proof_walks_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(ServiceError::InvalidRefreshToken);
+        }
+        let (keys, token) = (Arc::clone(keys), token.clone());
+        let walks = Arc::clone(work);
+        let walked = tokio::task::spawn_blocking(move || {
+            walks.proof_walks.fetch_add(1, Ordering::Relaxed);
+            walks
+                .proof_walk_hmacs
+                .fetch_add(distance, Ordering::Relaxed);
+            token
+                .walk_to(keys.token_key(), current)
+                .map(|t| t.hash(keys.token_key()).to_vec())
+        })
+        .await
+        .map_err(|_| ServiceError::Internal)?;
+        let hash = walked.ok_or(ServiceError::InvalidRefreshToken)?;
+        Ok((current, hash))
     }
 
     /// `POST /v1/sessions/{id}/revoke`.

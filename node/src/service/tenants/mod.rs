@@ -8,6 +8,7 @@
 //! but the current master key. So two nodes rotating at once, or a master rotation
 //! racing a tenant creation, end with one winner and a retry, never a lost key.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cairn_cluster_config::META_GROUP;
@@ -16,16 +17,19 @@ use cairn_crypto::keywrap::WrapBinding;
 use cairn_crypto::MasterKey;
 use cairn_storage::sm::tenants::{
     AddKeyOutcome, AddTenantKey, CreateOutcome, DeleteTenant, DeleteTenantOutcome, PurgeTenant,
-    Purged, SetSessionPolicy, SetSessionPolicyOutcome,
+    Purged, SetSessionPolicy, SetSessionPolicyOutcome, SetTenantSettings, SetTenantSettingsOutcome,
+    TenantSettings as StoredSettings,
 };
 use cairn_storage::sm::CreateTenant;
 use cairn_storage::{
     MasterKeyRecord, MasterKeyState, SessionPolicy, TenantRecord, TenantRef, WrappedKey,
 };
 
+use cairn_cluster_config::{Bucket, RATE_LIMIT_ACTIONS};
+
 use super::core::{
-    key_error, new_api_key, new_signing_key, unix_now, validate_tenant, Call, Core, Scope,
-    TenantKeys,
+    key_error, new_api_key, new_signing_key, rate_limit, unix_now, validate_tenant, Call, Core,
+    Scope, Settings, TenantKeys,
 };
 use crate::error::ServiceError;
 
@@ -33,7 +37,10 @@ use crate::error::ServiceError;
 /// first) before giving up with 409.
 const ATTEMPTS: usize = 5;
 
-/// A tenant as the admin API shows it (no keys).
+/// Rate limits by action, then scope (`{"sign_in": {"email": {...}}}`).
+pub type RateLimitTable = BTreeMap<String, BTreeMap<String, Bucket>>;
+
+/// A tenant as the admin API shows it (no keys), with every setting in effect.
 #[derive(Debug)]
 pub struct TenantView {
     pub id: String,
@@ -42,10 +49,20 @@ pub struct TenantView {
     pub created_at: u64,
     pub session_idle_timeout_secs: u64,
     pub session_absolute_timeout_secs: u64,
+    pub refresh_retry_grace_secs: u64,
+    pub rate_limits: RateLimitTable,
+    pub breached_password_check: bool,
 }
 
-impl From<&TenantRecord> for TenantView {
-    fn from(t: &TenantRecord) -> Self {
+impl TenantView {
+    fn new(t: &TenantRecord, s: &Settings) -> Self {
+        let mut rate_limits = RateLimitTable::new();
+        for (action, scope, bucket) in s.rate_limits.iter() {
+            rate_limits
+                .entry(action.to_owned())
+                .or_default()
+                .insert(scope.to_owned(), bucket);
+        }
         Self {
             id: t.id.clone(),
             name: t.name.clone(),
@@ -53,25 +70,71 @@ impl From<&TenantRecord> for TenantView {
             created_at: t.created_at,
             session_idle_timeout_secs: t.sessions.idle_timeout_secs,
             session_absolute_timeout_secs: t.sessions.absolute_timeout_secs,
+            refresh_retry_grace_secs: s.refresh_retry_grace_secs,
+            rate_limits,
+            breached_password_check: s.breached_password_check,
         }
     }
 }
 
 /// Tenant settings an operator may give at creation or change later (also the
 /// `PATCH /v1/admin/tenants/{id}` body); a field left out keeps its current (or
-/// default) value.
-#[derive(Debug, Default, Clone, Copy)]
+/// default) value, and so does a rate limit bucket left out.
+#[derive(Debug, Default, Clone)]
 pub struct TenantSettings {
     pub session_idle_timeout_secs: Option<u64>,
     pub session_absolute_timeout_secs: Option<u64>,
+    pub refresh_retry_grace_secs: Option<u64>,
+    pub rate_limits: Option<RateLimitTable>,
+    pub breached_password_check: Option<bool>,
 }
 
 impl TenantSettings {
+    /// The settings stored beside the tenant record (`None`: none given).
+    ///
+    /// # Errors
+    /// `invalid_request` naming the setting out of bounds.
+    fn stored(&self) -> Result<Option<StoredSettings>, ServiceError> {
+        let mut out = StoredSettings {
+            refresh_retry_grace_secs: self.refresh_retry_grace_secs,
+            breached_password_check: self.breached_password_check,
+            ..StoredSettings::default()
+        };
+        for (action, scopes) in self.rate_limits.iter().flatten() {
+            if !RATE_LIMIT_ACTIONS.contains(&action.as_str()) {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "rate_limits: unknown action {action:?}; one of {}",
+                    RATE_LIMIT_ACTIONS.join(", ")
+                )));
+            }
+            for (scope, bucket) in scopes {
+                out.rate_limits
+                    .insert((action.clone(), scope.clone()), rate_limit(*bucket));
+            }
+        }
+        if out == StoredSettings::default() {
+            return Ok(None);
+        }
+        if !out.is_valid() {
+            return Err(ServiceError::InvalidRequest(format!(
+                "refresh_retry_grace_secs must be 0-{}; rate_limits names scopes email, ip \
+                 and pair, each with burst and per_minute 1-{}",
+                StoredSettings::MAX_REFRESH_RETRY_GRACE_SECS,
+                cairn_storage::sm::tenants::RateLimit::MAX,
+            )));
+        }
+        Ok(Some(out))
+    }
+
+    fn sets_sessions(&self) -> bool {
+        self.session_idle_timeout_secs.is_some() || self.session_absolute_timeout_secs.is_some()
+    }
+
     /// `base` with these settings applied.
     ///
     /// # Errors
     /// `invalid_request` naming the bounds the result breaks.
-    fn apply_to(self, base: SessionPolicy) -> Result<SessionPolicy, ServiceError> {
+    fn apply_to(&self, base: SessionPolicy) -> Result<SessionPolicy, ServiceError> {
         let policy = base.merged(
             self.session_idle_timeout_secs,
             self.session_absolute_timeout_secs,
@@ -247,6 +310,7 @@ impl TenantService {
         call.operator()?;
         validate_tenant(name)?;
         let sessions = settings.apply_to(SessionPolicy::default())?;
+        let stored = settings.stored()?;
         let region = region
             .unwrap_or(&self.core.config().default_region)
             .to_owned();
@@ -268,8 +332,11 @@ impl TenantService {
         let Some(issued) = issued else {
             return Err(ServiceError::TenantExists(name.to_owned()));
         };
+        if let Some(stored) = stored {
+            self.write_settings(call, keys.id(), stored).await?;
+        }
         Ok(CreatedTenant {
-            tenant: TenantView::from(keys.record()),
+            tenant: self.view(keys.record()).await?,
             api_key: issued.api_key,
             api_key_id: issued.id,
         })
@@ -286,7 +353,7 @@ impl TenantService {
             .read_tenant(TenantRef::Id(tenant_id.to_owned()))
             .await?
         {
-            (Some(t), _) => Ok(TenantView::from(&t)),
+            (Some(t), _) => self.view(&t).await,
             (None, _) => Err(ServiceError::TenantNotFound),
         }
     }
@@ -311,6 +378,18 @@ impl TenantService {
         // Checked here for a precise message; the state machine merges the given
         // fields into the record as it stands then, and checks again.
         settings.apply_to(tenant.sessions)?;
+        let stored = settings.stored()?;
+        if let Some(stored) = stored {
+            self.write_settings(call, tenant_id, stored).await?;
+        }
+        if !settings.sets_sessions() {
+            let (tenant, _) = self
+                .core
+                .read_tenant(TenantRef::Id(tenant_id.to_owned()))
+                .await?;
+            let tenant = tenant.ok_or(ServiceError::TenantNotFound)?;
+            return self.view(&tenant).await;
+        }
         let cmd = SetSessionPolicy {
             tenant_id: tenant_id.to_owned(),
             idle_timeout_secs: settings.session_idle_timeout_secs,
@@ -324,7 +403,7 @@ impl TenantService {
                     absolute_timeout_secs = t.sessions.absolute_timeout_secs,
                     "tenant session policy changed"
                 );
-                Ok(TenantView::from(&t))
+                self.view(&t).await
             }
             SetSessionPolicyOutcome::TenantNotFound => Err(ServiceError::TenantNotFound),
             // Another change landed in between and the merge is out of bounds.
@@ -343,7 +422,53 @@ impl TenantService {
     pub async fn list(&self, call: &Call) -> Result<Vec<TenantView>, ServiceError> {
         call.operator()?;
         let (tenants, _) = self.core.read_tenants().await?;
-        Ok(tenants.iter().map(TenantView::from).collect())
+        let mut out = Vec::with_capacity(tenants.len());
+        for t in &tenants {
+            out.push(self.view(t).await?);
+        }
+        Ok(out)
+    }
+
+    /// Tenant `t` with the settings in effect for it.
+    async fn view(&self, t: &TenantRecord) -> Result<TenantView, ServiceError> {
+        let stored = self.core.stored_settings(&t.id).await?;
+        let settings = Settings::resolve(&stored, &self.core.config().rate_limits);
+        Ok(TenantView::new(t, &settings))
+    }
+
+    /// Stores `set` over tenant `tenant_id`'s settings (each setting given
+    /// replaces its own).
+    ///
+    /// # Errors
+    /// `invalid_request` (bounds; a cluster not yet at wire version 3),
+    /// `tenant_not_found`, `meta` unavailable.
+    async fn write_settings(
+        &self,
+        call: &Call,
+        tenant_id: &str,
+        set: StoredSettings,
+    ) -> Result<StoredSettings, ServiceError> {
+        if !self.core.speaks(3) {
+            return Err(ServiceError::InvalidRequest(
+                "these settings need the cluster at wire version 3: run \
+                 `cairn finalize-upgrade` once every node is upgraded"
+                    .to_owned(),
+            ));
+        }
+        let cmd = SetTenantSettings {
+            tenant_id: tenant_id.to_owned(),
+            set,
+        };
+        match self.core.write(call, META_GROUP, cmd).await? {
+            SetTenantSettingsOutcome::SettingsSet(s) => {
+                tracing::info!(tenant_id, "tenant settings changed");
+                Ok(s)
+            }
+            SetTenantSettingsOutcome::TenantNotFound => Err(ServiceError::TenantNotFound),
+            SetTenantSettingsOutcome::InvalidSetting => Err(ServiceError::InvalidRequest(
+                "a setting is out of bounds".to_owned(),
+            )),
+        }
     }
 
     /// Rotates a tenant's data key: new writes are sealed under the new version;

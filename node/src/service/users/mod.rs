@@ -195,7 +195,7 @@ impl UserService {
         // Before the email is reserved: a relayed request starts afresh.
         self.core.serve_here(group)?;
         let password_hash = match password {
-            Some(p) => Some(self.core.hash_password(p).await?),
+            Some(p) => Some(self.core.hash_password(keys.id(), p).await?),
             None => None,
         };
         let user_id = new_id("usr", group);
@@ -284,7 +284,7 @@ impl UserService {
             validate_password(p)?;
         }
         let new_hash = match patch.password {
-            Some(p) => Some(self.core.hash_password(p).await?),
+            Some(p) => Some(self.core.hash_password(keys.id(), p).await?),
             None => None,
         };
         for _ in 0..ATTEMPTS {
