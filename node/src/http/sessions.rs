@@ -183,7 +183,8 @@ impl From<Introspection> for Introspected {
         (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "invalid_credentials (every failure alike), unauthorized", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: a bucket of the email, the address or the pair is empty; Retry-After says when to retry", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable; overloaded (Retry-After: 1)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 /// `POST /v1/sessions` `{"email", "password"}` → 201 a session and its tokens.
