@@ -79,6 +79,17 @@ pub(super) async fn list(
     })
 }
 
+/// `Users.RevokeUserSessions`: signs the user out everywhere.
+pub(super) async fn revoke_all(
+    services: &Services,
+    req: Request<proto::RevokeUserSessionsRequest>,
+) -> Rpc<proto::RevokeUserSessionsResponse> {
+    let call = call(services, &req, Access::ApiKey).await?;
+    let r = req.into_inner();
+    let done = services.sessions.revoke_all(&call, &r.user_id).await;
+    answer(done, |()| proto::RevokeUserSessionsResponse {})
+}
+
 pub struct SessionsRpc {
     services: Services,
 }

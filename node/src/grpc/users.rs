@@ -29,6 +29,11 @@ impl From<UserView> for proto::User {
             created_at: u.created_at,
             updated_at: u.updated_at,
             has_password: u.has_password,
+            failed_sign_ins: Some(proto::FailedSignIns {
+                count: u.failed_sign_ins.count,
+                last_at: u.failed_sign_ins.last_at,
+                last_ip: u.failed_sign_ins.last_ip,
+            }),
         }
     }
 }
@@ -66,6 +71,7 @@ impl Users for UsersRpc {
         let patch = UserPatch {
             email: r.email,
             password: r.password.map(Zeroizing::new),
+            keep_session_id: r.keep_session_id,
         };
         answer(
             self.services.users.update(&call, &r.id, patch).await,
@@ -89,6 +95,13 @@ impl Users for UsersRpc {
         req: Request<proto::ListSessionsRequest>,
     ) -> Rpc<proto::ListSessionsResponse> {
         sessions::list(&self.services, req).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        req: Request<proto::RevokeUserSessionsRequest>,
+    ) -> Rpc<proto::RevokeUserSessionsResponse> {
+        sessions::revoke_all(&self.services, req).await
     }
 }
 

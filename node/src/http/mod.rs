@@ -180,6 +180,12 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::DELETE, "/v1/users/{id}", ApiKey, users::delete),
         // sessions
         Route::new(M::GET, "/v1/users/{id}/sessions", ApiKey, sessions::list),
+        Route::new(
+            M::POST,
+            "/v1/users/{id}/sessions/revoke",
+            ApiKey,
+            sessions::revoke_all,
+        ),
         Route::new(M::POST, "/v1/sessions", ApiKey, sessions::sign_in),
         Route::new(M::POST, "/v1/sessions/refresh", ApiKey, sessions::refresh),
         Route::new(

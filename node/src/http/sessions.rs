@@ -260,6 +260,31 @@ pub async fn revoke(
 }
 
 #[utoipa::path(
+    post,
+    path = "/v1/users/{id}/sessions/revoke",
+    tag = "sessions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 204, description = "Every session of the user revoked: signed out everywhere (scope manage)"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `POST /v1/users/{id}/sessions/revoke` → 204.
+pub async fn revoke_all(
+    State(state): State<AppState>,
+    call: Call,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ServiceError> {
+    let id = path(id)?;
+    state.services.sessions.revoke_all(&call, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
     get,
     path = "/v1/users/{id}/sessions",
     tag = "sessions",

@@ -24,6 +24,17 @@ pub struct User {
     pub created_at: u64,
     pub updated_at: u64,
     pub has_password: bool,
+    /// Failed sign-ins since the last successful one.
+    pub failed_sign_ins: FailedSignIns,
+}
+
+/// A user's failed sign-ins since its last successful one (`last_at`, unix
+/// seconds, and `last_ip` of the latest; null if none).
+#[derive(Serialize, ToSchema)]
+pub struct FailedSignIns {
+    pub count: u64,
+    pub last_at: Option<u64>,
+    pub last_ip: Option<String>,
 }
 
 impl From<UserView> for User {
@@ -35,6 +46,11 @@ impl From<UserView> for User {
             created_at: u.created_at,
             updated_at: u.updated_at,
             has_password: u.has_password,
+            failed_sign_ins: FailedSignIns {
+                count: u.failed_sign_ins.count,
+                last_at: u.failed_sign_ins.last_at,
+                last_ip: u.failed_sign_ins.last_ip,
+            },
         }
     }
 }
@@ -64,6 +80,10 @@ pub struct UpdateUserBody {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub password: Option<Zeroizing<String>>,
+    /// With a new password: the session kept; every other session of the
+    /// user is revoked with the change.
+    #[serde(default)]
+    pub keep_session_id: Option<String>,
 }
 
 #[utoipa::path(
@@ -150,6 +170,7 @@ pub async fn update(
     let patch = UserPatch {
         email: body.email,
         password: body.password,
+        keep_session_id: body.keep_session_id,
     };
     Ok(Json(
         state.services.users.update(&call, &id, patch).await?.into(),

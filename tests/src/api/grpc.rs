@@ -302,6 +302,14 @@ impl Api for GrpcApi {
         reply("Sessions.Revoke", via, answer).map(|_| ())
     }
 
+    async fn revoke_user_sessions(&self, via: u64, auth: Auth<'_>, user_id: &str) -> Reply<()> {
+        let msg = proto::RevokeUserSessionsRequest {
+            user_id: user_id.to_owned(),
+        };
+        let answer = self.users(via).revoke_user_sessions(req(msg, auth)).await;
+        reply("Users.RevokeUserSessions", via, answer).map(|_| ())
+    }
+
     async fn introspect(
         &self,
         via: u64,

@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::{
     Api, ApiError, Auth, ClientInfo, CreateApiKeyResponse, CreateTenantRequest,
-    CreateTenantResponse, CreateUserRequest, ErrorStatus, IntrospectResponse, Jwk, Jwks, KvEntry,
-    RateLimit, RefreshResponse, Reply, Session, SignInResponse, Tenant, Transport,
+    CreateTenantResponse, CreateUserRequest, ErrorStatus, FailedSignIns, IntrospectResponse, Jwk,
+    Jwks, KvEntry, RateLimit, RefreshResponse, Reply, Session, SignInResponse, Tenant, Transport,
     UpdateTenantRequest, UpdateUserRequest, User, USER_AGENT,
 };
 use crate::cluster::NodeAddrs;
@@ -439,9 +439,17 @@ fn user(v: &Value) -> User {
             "created_at",
             "updated_at",
             "has_password",
+            "failed_sign_ins",
         ],
     );
+    let failed = &v["failed_sign_ins"];
+    assert_fields(failed, &["count", "last_at", "last_ip"]);
     User {
+        failed_sign_ins: Some(FailedSignIns {
+            count: number(failed, "count"),
+            last_at: failed["last_at"].as_u64(),
+            last_ip: failed["last_ip"].as_str().map(str::to_owned),
+        }),
         id: string(v, "id"),
         email: string(v, "email"),
         region: string(v, "region"),
@@ -762,6 +770,9 @@ impl Api for HttpApi {
         if let Some(p) = &req.password {
             body.insert("password".into(), json!(p));
         }
+        if let Some(k) = &req.keep_session_id {
+            body.insert("keep_session_id".into(), json!(k));
+        }
         let path = format!("/v1/users/{}", encode_path(&req.id, false));
         let r = self.patch(via, &path, auth, &Value::Object(body)).await;
         Ok(user(r.ok(200)?))
@@ -884,6 +895,11 @@ impl Api for HttpApi {
 
     async fn revoke_session(&self, via: u64, auth: Auth<'_>, session_id: &str) -> Reply<()> {
         let path = format!("/v1/sessions/{}/revoke", encode_path(session_id, false));
+        self.post_empty(via, &path, auth).await.ok(204).map(|_| ())
+    }
+
+    async fn revoke_user_sessions(&self, via: u64, auth: Auth<'_>, user_id: &str) -> Reply<()> {
+        let path = format!("/v1/users/{}/sessions/revoke", encode_path(user_id, false));
         self.post_empty(via, &path, auth).await.ok(204).map(|_| ())
     }
 

@@ -21,8 +21,8 @@ pub use http::{HttpApi, Resp};
 
 pub use crate::proto::{
     ClientInfo, CreateApiKeyResponse, CreateTenantRequest, CreateTenantResponse, CreateUserRequest,
-    IntrospectResponse, Jwk, Jwks, KvEntry, RateLimit, RefreshResponse, Session, SignInResponse,
-    Tenant, UpdateTenantRequest, UpdateUserRequest, User,
+    FailedSignIns, IntrospectResponse, Jwk, Jwks, KvEntry, RateLimit, RefreshResponse, Session,
+    SignInResponse, Tenant, UpdateTenantRequest, UpdateUserRequest, User,
 };
 use crate::TOKEN;
 
@@ -338,6 +338,13 @@ pub trait Api: Clone + Send + Sync + 'static {
         via: u64,
         auth: Auth<'_>,
         session_id: &str,
+    ) -> impl Future<Output = Reply<()>> + Send;
+    /// Signs a user out everywhere.
+    fn revoke_user_sessions(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        user_id: &str,
     ) -> impl Future<Output = Reply<()>> + Send;
     fn introspect(
         &self,

@@ -167,6 +167,7 @@ async fn each_scope_allows_exactly_its_operations<A: Api>(cx: &Cx<A>) {
                     id: alice.clone(),
                     email: Some(alice_email.to_owned()),
                     password: None,
+                    keep_session_id: None,
                 },
             )
             .await,

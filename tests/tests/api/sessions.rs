@@ -37,6 +37,7 @@ over_both_transports!(
     an_app_names_its_end_user_only_with_the_client_info_scope,
     a_thief_who_refreshes_first_loses_the_session_once_the_grace_is_over,
     sign_in_meets_its_rate_limits,
+    a_password_change_ends_the_other_sessions,
 );
 
 async fn sign_in_issues_tokens_that_verify_and_introspect_on_every_node<A: Api>(cx: &Cx<A>) {
@@ -1297,5 +1298,107 @@ async fn sign_in_meets_its_rate_limits<A: Api>(cx: &Cx<A>) {
             .await,
         429,
         "rate_limited",
+    );
+}
+
+/// A new password ends every other session of the user in the same entry:
+/// their refresh tokens and introspection say so at once on every node; the
+/// session named `keep_session_id` lives on. "Sign out everywhere" ends the
+/// rest. Failed sign-ins are counted on the user until it signs in.
+async fn a_password_change_ends_the_other_sessions<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "pwchange").await;
+    let key = t.api_key.as_str();
+    let k = bearer(key);
+    let uid = new_user(api, 2, key, "erin@example.com", Some(PASSWORD))
+        .await
+        .id;
+    let app = crate::new_api_key(api, 1, &t.id, &["read", "write", "client_info"]).await;
+    for _ in 0..2 {
+        fails(
+            api.sign_in_for(
+                3,
+                bearer(&app.api_key),
+                "erin@example.com",
+                "wrong password",
+                Some(end_user("198.51.100.23", None)),
+            )
+            .await,
+            401,
+            "invalid_credentials",
+        );
+    }
+    let u = api.get_user(1, k, &uid).await.expect("get user");
+    let failed = u.failed_sign_ins.expect("failed_sign_ins");
+    assert_eq!(failed.count, 2, "{failed:?}");
+    assert_eq!(failed.last_ip.as_deref(), Some("198.51.100.23"));
+    assert!(failed.last_at.is_some_and(|at| at + 60 > unix_now()));
+
+    let kept = sign_in(api, 1, key, "erin@example.com", PASSWORD).await;
+    let other = sign_in(api, 2, key, "erin@example.com", PASSWORD).await;
+    let third = sign_in(api, 3, key, "erin@example.com", PASSWORD).await;
+    let u = api.get_user(2, k, &uid).await.expect("get user");
+    assert_eq!(u.failed_sign_ins.map(|f| f.count), Some(0), "cleared");
+
+    let new_password = "a brand new passphrase";
+    api.update_user(
+        3,
+        k,
+        cairn_tests::api::UpdateUserRequest {
+            id: uid.clone(),
+            email: None,
+            password: Some(new_password.to_owned()),
+            keep_session_id: Some(kept.session_id.clone()),
+        },
+    )
+    .await
+    .expect("change the password");
+    for via in [1, 2, 3] {
+        for s in [&other, &third] {
+            assert_inactive(&introspect(api, via, key, &s.access_token).await, "ended");
+            assert_inactive(&introspect(api, via, key, &s.refresh_token).await, "ended");
+        }
+        assert!(introspect(api, via, key, &kept.access_token).await.active);
+    }
+    fails(
+        api.refresh(1, k, &other.refresh_token).await,
+        401,
+        "session_revoked",
+    );
+    let listed = listed_sessions(api, 2, key, &uid).await;
+    assert_eq!(listed, [kept.session_id.clone()]);
+    fails(
+        api.sign_in(1, k, "erin@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    );
+
+    // Sign out everywhere (scope manage): the kept session goes too.
+    let reader = crate::new_api_key(api, 1, &t.id, &["read", "write"]).await;
+    fails(
+        api.revoke_user_sessions(2, bearer(&reader.api_key), &uid)
+            .await,
+        403,
+        "insufficient_scope",
+    );
+    let again = sign_in(api, 2, key, "erin@example.com", new_password).await;
+    api.revoke_user_sessions(3, k, &uid)
+        .await
+        .expect("sign out everywhere");
+    for via in [1, 2, 3] {
+        for s in [&kept, &again] {
+            assert_inactive(
+                &introspect(api, via, key, &s.access_token).await,
+                "signed out",
+            );
+        }
+    }
+    assert!(listed_sessions(api, 1, key, &uid).await.is_empty());
+    let other_tenant = new_tenant(api, 1, "pwchange-other").await;
+    fails(
+        api.revoke_user_sessions(1, bearer(&other_tenant.api_key), &uid)
+            .await,
+        404,
+        "user_not_found",
     );
 }

@@ -26,6 +26,7 @@ fn change(id: &str, email: Option<&str>, password: Option<&str>) -> UpdateUserRe
         id: id.to_owned(),
         email: email.map(str::to_owned),
         password: password.map(str::to_owned),
+        keep_session_id: None,
     }
 }
 

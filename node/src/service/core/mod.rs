@@ -59,7 +59,9 @@ pub use routing::region_error;
 pub use settings::{rate_limit, Settings};
 pub use signing::{new_signing_key, public_bytes, ACCESS_TOKEN_TTL_SECS};
 pub use tenant_keys::key_error;
-pub use user_lookup::{email_index, normalize_email, user_path, LoadedUser, UserPlain};
+pub use user_lookup::{
+    email_index, failed_path, normalize_email, user_path, LoadedUser, UserPlain,
+};
 pub use writes::By;
 
 pub const MAX_KEY_BYTES: usize = 512;

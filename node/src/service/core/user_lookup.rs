@@ -36,6 +36,12 @@ pub fn user_path(user_id: &str) -> Vec<u8> {
     format!("user/{user_id}").into_bytes()
 }
 
+/// The key path a user's last failed sign-in address is sealed under.
+#[must_use]
+pub fn failed_path(user_id: &str) -> Vec<u8> {
+    format!("failed/{user_id}").into_bytes()
+}
+
 /// Normalises an email: trimmed, domain lowercased (the local part is kept as
 /// given: it may be case-sensitive). Refuses what cannot be an address.
 ///

@@ -17,7 +17,7 @@ use cairn_crypto::token::RefreshToken;
 use cairn_storage::sm::sessions::rules::refresh_decision;
 use cairn_storage::sm::sessions::{
     CreateSession, CreateSessionOutcome, GetSession, ListUserSessions, Refresh, RefreshWithin,
-    RevokeSession, RevokeSessionOutcome,
+    RevokeSession, RevokeSessionOutcome, RevokeUserSessions,
 };
 use cairn_storage::{codec, RefreshOutcome, SessionRecord};
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,9 @@ use cairn_storage::sm::rate_limits::Limited;
 use cairn_storage::sm::{SignInFailed, SignInFailedOutcome, StartSession, StartSessionOutcome};
 
 use super::core::{
-    at_least, email_index, new_id, normalize_email, region_error, unix_now, unix_now_ms, Buckets,
-    Call, Core, LimitAction, LoadedUser, Principal, Scope, Settings, TenantKeys,
-    ACCESS_TOKEN_TTL_SECS, TRUSTED_PAIR_SECS,
+    at_least, email_index, failed_path, new_id, normalize_email, region_error, unix_now,
+    unix_now_ms, Buckets, Call, Core, LimitAction, LoadedUser, Principal, Scope, Settings,
+    TenantKeys, ACCESS_TOKEN_TTL_SECS, TRUSTED_PAIR_SECS,
 };
 use crate::error::ServiceError;
 /// Every sign-in answer takes at least this long, so that the paths that fail
@@ -124,12 +124,6 @@ pub struct Introspection {
 
 fn issuer(tenant_id: &str) -> String {
     format!("urn:cairn:tenant:{tenant_id}")
-}
-
-/// The key path a user's last failed sign-in address is sealed under.
-#[must_use]
-pub fn failed_path(user_id: &str) -> Vec<u8> {
-    format!("failed/{user_id}").into_bytes()
 }
 
 fn session_path(session_id: &str) -> Vec<u8> {
@@ -603,6 +597,60 @@ impl SessionService {
             }
             RevokeSessionOutcome::SessionNotFound => Err(ServiceError::SessionNotFound),
         }
+    }
+
+    /// `POST /v1/users/{id}/sessions/revoke`: signs the user out everywhere,
+    /// every session revoked in one entry (`session.revoked` each); before
+    /// wire version 3, one entry per session.
+    ///
+    /// # Errors
+    /// Scope (manage), `user_not_found`, unavailable.
+    pub async fn revoke_all(&self, call: &Call, user_id: &str) -> Result<(), ServiceError> {
+        let principal = call.api_key(Scope::Manage)?;
+        let keys = principal.keys();
+        if self.core.load_user(keys, user_id).await?.is_none() {
+            return Err(ServiceError::UserNotFound);
+        }
+        let (group, region) = self
+            .core
+            .id_group(user_id, "usr")
+            .ok_or(ServiceError::UserNotFound)?;
+        let now = unix_now();
+        if self.core.speaks(3) {
+            let cmd = RevokeUserSessions {
+                tenant: keys.id().to_owned(),
+                user_id: user_id.to_owned(),
+                except: None,
+                at: now,
+                reason: "revoked".to_owned(),
+            };
+            let result = self.core.write(call, group, cmd).await;
+            let revoked = result.map_err(|e| region_error(&region, e))?.revoked;
+            tracing::info!(
+                tenant_id = keys.id(),
+                user_id,
+                revoked,
+                "signed out everywhere"
+            );
+            return Ok(());
+        }
+        let query = ListUserSessions {
+            tenant: keys.id().to_owned(),
+            user_id: user_id.to_owned(),
+        };
+        let answer = self.core.raft().read(group, query).await;
+        let sessions = answer.map_err(|e| region_error(&region, e))?;
+        for s in sessions.into_iter().filter(|s| s.is_active(now)) {
+            let cmd = RevokeSession {
+                tenant: keys.id().to_owned(),
+                session_id: s.id,
+                at: now,
+                reason: "revoked".to_owned(),
+            };
+            let result = self.core.write(call, group, cmd).await;
+            result.map_err(|e| region_error(&region, e))?;
+        }
+        Ok(())
     }
 
     /// `GET /v1/users/{id}/sessions`: the user's active sessions.

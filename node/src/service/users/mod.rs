@@ -21,15 +21,16 @@ use cairn_cluster_config::{GroupId, META_GROUP};
 use cairn_raft::RaftNodeError;
 use cairn_storage::sm::email_index::{ReleaseEmail, ReserveEmail, ReserveEmailOutcome};
 use cairn_storage::sm::users::{
-    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, UpdateUser,
-    UpdateUserOutcome, UserField,
+    ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, GetFailedSignIns,
+    UpdateUser, UpdateUserOutcome, UserField,
 };
+use cairn_storage::sm::ChangePassword;
 use cairn_storage::{codec, EmailEntry, UserRecord};
 use zeroize::Zeroizing;
 
 use super::core::{
-    email_index, new_id, normalize_email, region_error, unix_now, user_path, Call, Core,
-    LoadedUser, Scope, TenantKeys, UserPlain,
+    email_index, failed_path, new_id, normalize_email, region_error, unix_now, user_path, Call,
+    Core, LoadedUser, Scope, TenantKeys, UserPlain,
 };
 use crate::error::ServiceError;
 
@@ -48,6 +49,15 @@ pub struct UserView {
     pub created_at: u64,
     pub updated_at: u64,
     pub has_password: bool,
+    pub failed_sign_ins: FailedSignInsView,
+}
+
+/// A user's failed sign-ins since its last successful one.
+#[derive(Clone, Default)]
+pub struct FailedSignInsView {
+    pub count: u64,
+    pub last_at: Option<u64>,
+    pub last_ip: Option<String>,
 }
 
 impl std::fmt::Debug for UserView {
@@ -64,6 +74,9 @@ impl std::fmt::Debug for UserView {
 pub struct UserPatch {
     pub email: Option<String>,
     pub password: Option<Zeroizing<String>>,
+    /// With a new password: the session that survives it (every other
+    /// session of the user is revoked in the same entry).
+    pub keep_session_id: Option<String>,
 }
 
 /// Checks a new password's length (in characters).
@@ -228,6 +241,7 @@ impl UserService {
                     created_at: now,
                     updated_at: now,
                     has_password: plain.password_hash.is_some(),
+                    failed_sign_ins: FailedSignInsView::default(),
                 })
             }
             // The user id is fresh randomness: a collision is a bug. Nothing was
@@ -259,7 +273,44 @@ impl UserService {
             .load_user(principal.keys(), user_id)
             .await?
             .ok_or(ServiceError::UserNotFound)?;
-        Ok(view(&user))
+        let failed = self.failed_sign_ins(principal.keys(), &user).await?;
+        Ok(view(&user, failed))
+    }
+
+    /// The user's failed sign-ins (none before wire version 3).
+    async fn failed_sign_ins(
+        &self,
+        keys: &TenantKeys,
+        user: &LoadedUser,
+    ) -> Result<FailedSignInsView, ServiceError> {
+        let Some((group, _)) = self.core.id_group(&user.record.id, "usr") else {
+            return Ok(FailedSignInsView::default());
+        };
+        if !self.core.speaks(3) {
+            return Ok(FailedSignInsView::default());
+        }
+        let q = GetFailedSignIns {
+            tenant: keys.id().to_owned(),
+            user_id: user.record.id.clone(),
+        };
+        let read = self.core.raft().read(group, q).await;
+        let Some(f) = read.map_err(|e| region_error(&user.region, e))? else {
+            return Ok(FailedSignInsView::default());
+        };
+        let last_ip = match &f.sealed_last_ip {
+            Some(sealed) => {
+                let ip = keys
+                    .open(group.0, &failed_path(&user.record.id), sealed)
+                    .map_err(|_| ServiceError::DecryptionFailed)?;
+                Some(String::from_utf8_lossy(&ip).into_owned())
+            }
+            None => None,
+        };
+        Ok(FailedSignInsView {
+            count: f.count,
+            last_at: Some(f.last_at),
+            last_ip,
+        })
     }
 
     /// `PATCH /v1/users/{id}`: a new email (unique per tenant) and/or password.
@@ -336,7 +387,17 @@ impl UserService {
                     update: cmd,
                     changed,
                 };
-                self.core.write(call, group, cmd).await
+                // A new password ends every other session, in the same entry
+                // (wire version 3).
+                if new_hash.is_some() && self.core.speaks(3) {
+                    let cmd = ChangePassword {
+                        change: cmd,
+                        keep_session: patch.keep_session_id.clone(),
+                    };
+                    self.core.write(call, group, cmd).await
+                } else {
+                    self.core.write(call, group, cmd).await
+                }
             } else {
                 self.core.write(call, group, cmd).await
             };
@@ -346,11 +407,13 @@ impl UserService {
                         self.release_email(call, &keys, &old_index, user_id).await;
                     }
                     tracing::info!(tenant_id = keys.id(), user_id, "user updated");
-                    return Ok(view(&LoadedUser {
+                    let updated = LoadedUser {
                         record,
                         plain,
                         region: user.region,
-                    }));
+                    };
+                    let failed = self.failed_sign_ins(&keys, &updated).await?;
+                    return Ok(view(&updated, failed));
                 }
                 UpdateUserOutcome::UserVersionConflict { .. } => {}
                 UpdateUserOutcome::UserNotFound => {
@@ -401,7 +464,7 @@ impl UserService {
     }
 }
 
-fn view(u: &LoadedUser) -> UserView {
+fn view(u: &LoadedUser, failed_sign_ins: FailedSignInsView) -> UserView {
     UserView {
         id: u.record.id.clone(),
         email: u.plain.email.clone(),
@@ -409,6 +472,7 @@ fn view(u: &LoadedUser) -> UserView {
         created_at: u.record.created_at,
         updated_at: u.record.updated_at,
         has_password: u.plain.password_hash.is_some(),
+        failed_sign_ins,
     }
 }
 
