@@ -1366,7 +1366,7 @@ async fn a_password_change_ends_the_other_sessions<A: Api>(cx: &Cx<A>) {
         "session_revoked",
     );
     let listed = listed_sessions(api, 2, key, &uid).await;
-    assert_eq!(listed, [kept.session_id.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&kept.session_id));
     fails(
         api.sign_in(1, k, "erin@example.com", PASSWORD).await,
         401,
