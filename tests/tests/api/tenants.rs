@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use cairn_tests::api::{
-    bearer, fails, unauthorized, Api, Auth, CreateTenantRequest, UpdateTenantRequest,
+    bearer, fails, unauthorized, Api, Auth, CreateTenantRequest, RateLimit, UpdateTenantRequest,
 };
 use cairn_tests::shared::unique;
 use reqwest::Method;
@@ -20,6 +20,7 @@ over_both_transports!(
     tenant_settings_are_validated_and_kept_per_tenant,
     deleting_a_tenant_removes_its_keys_jwks_and_data_everywhere,
     a_tenant_deletion_holds_at_once_on_every_node,
+    rate_limit_and_refresh_settings_are_shown_and_checked,
 );
 
 fn lifetimes(name: &str, idle: Option<u64>, absolute: Option<u64>) -> CreateTenantRequest {
@@ -436,4 +437,78 @@ async fn http_tenant_bodies_are_strict_and_the_list_shows_no_key() {
         .await
         .expect("get");
     assert_eq!(b.session_idle_timeout_secs, DEFAULT_IDLE, "nothing changed");
+}
+
+/// Rate limits and the refresh retry grace are tenant settings: every bucket
+/// is shown (the cluster's defaults until set), and out-of-bounds values or
+/// unknown names are refused before anything is stored.
+async fn rate_limit_and_refresh_settings_are_shown_and_checked<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "settings").await;
+    let shown = api.get_tenant(2, Auth::OPERATOR, &t.id).await.expect("get");
+    assert_eq!(shown.refresh_retry_grace_secs, 10, "the default");
+    assert!(!shown.breached_password_check);
+    assert_eq!(shown.rate_limits.len(), 15, "{:?}", shown.rate_limits);
+    let limit = |action: &str, scope: &str, burst, per_minute| RateLimit {
+        action: action.to_owned(),
+        scope: scope.to_owned(),
+        burst,
+        per_minute,
+    };
+    let set = |grace, limits| UpdateTenantRequest {
+        id: t.id.clone(),
+        refresh_retry_grace_secs: grace,
+        rate_limits: limits,
+        ..Default::default()
+    };
+    for bad in [
+        limit("sign_up", "ip", 1, 1),
+        limit("sign_in", "user", 1, 1),
+        limit("sign_in", "ip", 0, 1),
+        limit("sign_in", "ip", 1, 0),
+    ] {
+        fails(
+            api.update_tenant(1, Auth::OPERATOR, set(None, vec![bad.clone()]))
+                .await,
+            400,
+            "invalid_request",
+        );
+    }
+    fails(
+        api.update_tenant(1, Auth::OPERATOR, set(Some(61), Vec::new()))
+            .await,
+        400,
+        "invalid_request",
+    );
+    let changed = api
+        .update_tenant(
+            3,
+            Auth::OPERATOR,
+            set(Some(0), vec![limit("code_send", "pair", 3, 2)]),
+        )
+        .await
+        .expect("update");
+    assert_eq!(changed.refresh_retry_grace_secs, 0);
+    assert!(changed
+        .rate_limits
+        .contains(&limit("code_send", "pair", 3, 2)));
+    let again = api
+        .update_tenant(
+            1,
+            Auth::OPERATOR,
+            set(None, vec![limit("sign_in", "ip", 9, 9)]),
+        )
+        .await
+        .expect("update");
+    assert_eq!(
+        again.refresh_retry_grace_secs, 0,
+        "a setting left out stays"
+    );
+    assert!(again
+        .rate_limits
+        .contains(&limit("code_send", "pair", 3, 2)));
+    assert!(again.rate_limits.contains(&limit("sign_in", "ip", 9, 9)));
+    let listed = api.list_tenants(2, Auth::OPERATOR).await.expect("list");
+    let mine = listed.iter().find(|x| x.id == t.id).expect("listed");
+    assert_eq!(mine.rate_limits, again.rate_limits);
 }

@@ -5,6 +5,7 @@
 //!
 //! What needs no fault runs on the shared cluster of the `api` binary.
 
+mod abuse;
 mod audit_events;
 mod chaos;
 mod data_dirs;
