@@ -18,8 +18,9 @@ mod rate_limits;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    host_of, is_loopback, ClusterConfig, DebugConfig, HttpConfig, Limits, NodeConfig, NodeTls,
-    RaftTuning, RawConfig, RawNode, RawRegion, RawTls, RegionConfig, Residency, TlsConfig,
+    host_of, is_loopback, BreachedPasswords, ClusterConfig, DebugConfig, HttpConfig, Limits,
+    NodeConfig, NodeTls, RaftTuning, RawConfig, RawNode, RawRegion, RawTls, RegionConfig,
+    Residency, TlsConfig,
 };
 pub use placement::{GroupId, GroupKind, GroupSpec, META_GROUP};
 pub use rate_limits::{Bucket, RateLimits, RawRateLimits, ACTIONS as RATE_LIMIT_ACTIONS};

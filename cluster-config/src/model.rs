@@ -160,6 +160,31 @@ impl HttpConfig {
     pub const MAX_TRUSTED_PROXY_HOPS: u32 = 16;
 }
 
+/// `[breached_passwords]`: the k-anonymity range service that tenants with
+/// `breached_password_check` check new passwords against.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreachedPasswords {
+    /// `GET {range_url}/range/{first 5 hex of SHA-1}`; none: no check.
+    pub range_url: Option<String>,
+    pub timeout_ms: u64,
+    /// When the service fails: refuse the password (true) or accept it.
+    pub fail_closed: bool,
+    /// The CAs an `https` range URL is verified with (e.g. the system bundle).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for BreachedPasswords {
+    fn default() -> Self {
+        Self {
+            range_url: None,
+            timeout_ms: 2000,
+            fail_closed: false,
+            ca_file: None,
+        }
+    }
+}
+
 /// `[debug]`: switches for tests. Never enable them in production.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +219,8 @@ pub struct RawConfig {
     /// `[rate_limits.<action>.<scope>]`: overrides of the default buckets.
     #[serde(default)]
     pub rate_limits: RawRateLimits,
+    #[serde(default)]
+    pub breached_passwords: BreachedPasswords,
     /// Test-only switches (`[debug]`); all off by default.
     #[serde(default)]
     pub debug: DebugConfig,
@@ -260,6 +287,7 @@ pub struct ClusterConfig {
     pub limits: Limits,
     pub http: HttpConfig,
     pub rate_limits: RateLimits,
+    pub breached_passwords: BreachedPasswords,
     pub debug: DebugConfig,
     pub regions: Vec<RegionConfig>,
     pub nodes: Vec<NodeConfig>,
@@ -630,6 +658,28 @@ impl RawConfig {
         }
 
         let rate_limits = crate::rate_limits::validate(&self.rate_limits, &mut errs);
+        let bp = &self.breached_passwords;
+        if let Some(url) = &bp.range_url {
+            let https = url.starts_with("https://");
+            if !https && !url.starts_with("http://") {
+                errs.push(ConfigError::new(
+                    "breached_passwords.range_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if https && bp.ca_file.is_none() {
+                errs.push(ConfigError::new(
+                    "breached_passwords.ca_file",
+                    "an https range_url needs the CAs to verify it with",
+                ));
+            }
+        }
+        if !(1..=60_000).contains(&bp.timeout_ms) {
+            errs.push(ConfigError::new(
+                "breached_passwords.timeout_ms",
+                "must be 1-60000",
+            ));
+        }
         if !(1..=100_000).contains(&self.limits.argon2_queue_per_tenant) {
             errs.push(ConfigError::new(
                 "limits.argon2_queue_per_tenant",
@@ -721,6 +771,10 @@ impl RawConfig {
             limits: self.limits,
             http: self.http,
             rate_limits,
+            breached_passwords: BreachedPasswords {
+                ca_file: self.breached_passwords.ca_file.as_deref().map(resolve),
+                ..self.breached_passwords.clone()
+            },
             debug: self.debug,
             regions,
             nodes,

@@ -64,6 +64,8 @@ pub enum ServiceError {
     /// nodes (see `crate::relay`).
     #[error("this request is served only by the nodes of region {region}")]
     Relay { group: u64, region: String },
+    #[error("this password appears in a known data breach; choose another")]
+    PasswordBreached,
     /// A rate limit's bucket is empty: try again in `retry_after_secs`.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -107,6 +109,7 @@ impl ServiceError {
             Self::InitFailed(_) => (500, "init_failed"),
             Self::NoSuchRoute => (404, "not_found"),
             Self::Relay { .. } => (503, "region_unavailable"),
+            Self::PasswordBreached => (400, "password_breached"),
             Self::RateLimited { .. } => (429, "rate_limited"),
             Self::Overloaded(_) => (503, "overloaded"),
             Self::Internal => (500, "internal"),

@@ -113,7 +113,7 @@ pub async fn run(
         node_id: id,
         engine: engine.clone(),
         masters,
-    });
+    })?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {

@@ -49,10 +49,11 @@ pub struct Services {
 }
 
 impl Services {
-    #[must_use]
-    pub fn new(c: ServicesConfig) -> Self {
-        let core = self::core::Core::new(c);
-        Self {
+    /// # Errors
+    /// As `Core::new`.
+    pub fn new(c: ServicesConfig) -> anyhow::Result<Self> {
+        let core = self::core::Core::new(c)?;
+        Ok(Self {
             kv: kv::KvService::new(core.clone()),
             tenants: tenants::TenantService::new(core.clone()),
             master_key: master_key::MasterKeyService::new(core.clone()),
@@ -62,7 +63,7 @@ impl Services {
             sessions: sessions::SessionService::new(core.clone()),
             cluster: cluster::ClusterService::new(core.clone()),
             core,
-        }
+        })
     }
 
     /// This node's Raft groups.

@@ -229,3 +229,150 @@ async fn garbage_refresh_tokens_cost_a_bounded_walk_and_no_write() {
     fails(api.refresh(3, k, &at_20).await, 401, "refresh_token_reused");
     fails(api.refresh(1, k, &token).await, 401, "session_revoked");
 }
+
+/// What the stand-in range service was asked: (path, `Add-Padding` value).
+type Asked = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+/// The SHA-1 of `password`, upper-case hex.
+fn sha1_hex(password: &str) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(password.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+/// A local stand-in for a k-anonymity range service: every range answers the
+/// breached password's suffix with a count, a padding entry (count 0) for
+/// `padded`, and filler.
+async fn range_service(breached: &str, padded: &str) -> (String, Asked) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let asked: Asked = Asked::default();
+    let (hit, pad) = (sha1_hex(breached), sha1_hex(padded));
+    let log = std::sync::Arc::clone(&asked);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let padding = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("add-padding: ")
+                        .or(l.strip_prefix("Add-Padding: "))
+                })
+                .map(str::to_owned);
+            log.lock().expect("log").push((path, padding));
+            let mut body = format!("{}:42\r\n{}:0\r\n", &hit[5..], &pad[5..]);
+            for i in 0..20 {
+                body.push_str(&format!("{:035X}:{}\r\n", i, i + 1));
+            }
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+        }
+    });
+    (url, asked)
+}
+
+/// The breached-password check (per tenant, off by default) against a local
+/// stand-in range service: a breached password is refused with 400
+/// `password_breached` at creation and at a change; a padding entry (count 0)
+/// is no hit; only the hash's first five hex digits leave the node, with
+/// `Add-Padding: true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breached_passwords_are_refused_when_the_tenant_asks() {
+    let breached = "password123456";
+    let padded = "padded but never breached";
+    let (url, asked) = range_service(breached, padded).await;
+    let mut c = TestCluster::new(1, &format!("[breached_passwords]\nrange_url = \"{url}\"\n"));
+    c.boot().await;
+    let api = c.http_api();
+    let t = api
+        .create_tenant(
+            1,
+            Auth::OPERATOR,
+            CreateTenantRequest {
+                name: "breach".to_owned(),
+                ..CreateTenantRequest::default()
+            },
+        )
+        .await
+        .expect("create tenant");
+    let k = bearer(&t.api_key);
+    api.create_user(1, k, user_request("off@example.com", Some(breached)))
+        .await
+        .expect("the check is off by default");
+    assert!(asked.lock().expect("log").is_empty(), "nothing asked");
+    let on = api
+        .update_tenant(
+            1,
+            Auth::OPERATOR,
+            cairn_tests::api::UpdateTenantRequest {
+                id: t.id.clone(),
+                breached_password_check: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("turn it on");
+    assert!(on.breached_password_check);
+    fails(
+        api.create_user(1, k, user_request("on@example.com", Some(breached)))
+            .await,
+        400,
+        "password_breached",
+    );
+    let u = api
+        .create_user(1, k, user_request("on@example.com", Some(padded)))
+        .await
+        .expect("a padding entry is no hit");
+    fails(
+        api.update_user(
+            1,
+            k,
+            cairn_tests::api::UpdateUserRequest {
+                id: u.id.clone(),
+                email: None,
+                password: Some(breached.to_owned()),
+                keep_session_id: None,
+            },
+        )
+        .await,
+        400,
+        "password_breached",
+    );
+    let asked = asked.lock().expect("log").clone();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    let full = [sha1_hex(breached), sha1_hex(padded)];
+    for (path, padding) in &asked {
+        let prefix = path.strip_prefix("/range/").expect("a range path");
+        assert_eq!(prefix.len(), 5, "{path}");
+        assert!(full.iter().any(|h| h.starts_with(prefix)), "{path}");
+        assert!(
+            full.iter().all(|h| !path.contains(&h[5..])),
+            "no suffix sent"
+        );
+        assert_eq!(padding.as_deref(), Some("true"));
+    }
+}

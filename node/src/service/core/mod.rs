@@ -21,6 +21,7 @@
 //!
 //! Features (`service::<feature>`) use this module and never one another.
 
+mod breached;
 pub mod call;
 mod clock;
 mod credentials;
@@ -91,6 +92,7 @@ struct Inner {
     passwords: passwords::PasswordPool,
     work: Arc<WorkCounters>,
     wire_version: writes::WireVersionView,
+    breached: Option<breached::BreachedCheck>,
 }
 
 /// Expensive work this node did, counted since it started: what a flood of
@@ -116,10 +118,13 @@ pub struct CoreConfig {
 }
 
 impl Core {
-    #[must_use]
-    pub fn new(c: CoreConfig) -> Self {
+    /// # Errors
+    /// The breached-password service's CA file cannot be read.
+    pub fn new(c: CoreConfig) -> anyhow::Result<Self> {
         let per_tenant = c.cfg.limits.argon2_queue_per_tenant;
-        Self {
+        let breached = breached::BreachedCheck::new(&c.cfg.breached_passwords)
+            .map_err(|e| anyhow::anyhow!("[breached_passwords]: {e}"))?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 raft: c.raft,
                 cfg: c.cfg,
@@ -135,8 +140,9 @@ impl Core {
                 passwords: passwords::PasswordPool::new(per_tenant),
                 wire_version: writes::WireVersionView::default(),
                 work: Arc::default(),
+                breached,
             }),
-        }
+        })
     }
 
     #[must_use]

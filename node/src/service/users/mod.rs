@@ -194,6 +194,7 @@ impl UserService {
         let email = normalize_email(email)?;
         if let Some(p) = &password {
             validate_password(p)?;
+            self.core.check_breached(keys.id(), p).await?;
         }
         let region = match region {
             Some(r) if self.core.config().region(r).is_some() => r.to_owned(),
@@ -333,6 +334,7 @@ impl UserService {
         let new_email = patch.email.as_deref().map(normalize_email).transpose()?;
         if let Some(p) = &patch.password {
             validate_password(p)?;
+            self.core.check_breached(keys.id(), p).await?;
         }
         let new_hash = match patch.password {
             Some(p) => Some(self.core.hash_password(keys.id(), p).await?),
