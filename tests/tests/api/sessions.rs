@@ -38,6 +38,7 @@ over_both_transports!(
     a_thief_who_refreshes_first_loses_the_session_once_the_grace_is_over,
     sign_in_meets_its_rate_limits,
     a_password_change_ends_the_other_sessions,
+    verification_failures_take_their_minimum_time,
 );
 
 async fn sign_in_issues_tokens_that_verify_and_introspect_on_every_node<A: Api>(cx: &Cx<A>) {
@@ -1401,4 +1402,59 @@ async fn a_password_change_ends_the_other_sessions<A: Api>(cx: &Cx<A>) {
         404,
         "user_not_found",
     );
+}
+
+/// Every verification failure takes its minimum time, whatever decided it
+/// (lower bounds only: these never time the service's speed): a sign-in
+/// 150 ms, a refused refresh 50 ms, a refused API key 25 ms.
+async fn verification_failures_take_their_minimum_time<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "min-time").await;
+    let key = t.api_key.as_str();
+    let k = bearer(key);
+    new_user(api, 2, key, "gina@example.com", Some(PASSWORD)).await;
+    let s = sign_in(api, 1, key, "gina@example.com", PASSWORD).await;
+    let at_least = |min_ms: u64, started: std::time::Instant, what: &str| {
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(min_ms),
+            "{what} answered after {took:?}, before its minimum of {min_ms} ms"
+        );
+    };
+    for (email, password) in [
+        ("gina@example.com", "wrong password"),
+        ("nobody@example.com", PASSWORD),
+        ("not an email", PASSWORD),
+    ] {
+        let started = std::time::Instant::now();
+        fails(
+            api.sign_in(3, k, email, password).await,
+            401,
+            "invalid_credentials",
+        );
+        at_least(150, started, "a failed sign-in");
+    }
+    for token in [
+        forged_refresh(&s.session_id, 0, 3),
+        forged_refresh(&s.session_id, 5_000_000, 3),
+        "rt1.nonsense".to_owned(),
+    ] {
+        let started = std::time::Instant::now();
+        fails(
+            api.refresh(2, k, &token).await,
+            401,
+            "invalid_refresh_token",
+        );
+        at_least(50, started, "a refused refresh");
+    }
+    let unknown = format!("ck_{}", "0".repeat(20));
+    for bad in [format!("{key}x"), unknown] {
+        let started = std::time::Instant::now();
+        fails(
+            api.get_user(1, bearer(&bad), "usr_1_x").await,
+            401,
+            "unauthorized",
+        );
+        at_least(25, started, "a refused API key");
+    }
 }

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::call::{Access, Caller, Principal, Scope};
 use super::epoch_cache::EpochCache;
+use super::min_time::{at_least_since, API_KEY_FAILURE_MIN_TIME};
 use super::{unix_now, Core};
 use crate::error::ServiceError;
 
@@ -82,7 +83,13 @@ impl Core {
             return Ok(Caller::Public);
         };
         if access.reads_api_key() && token.starts_with(API_KEY_PREFIX) {
-            return match self.authenticate(token, since).await {
+            let authenticated = at_least_since(
+                since,
+                API_KEY_FAILURE_MIN_TIME,
+                |r| matches!(r, Err(ServiceError::Unauthorized)),
+                self.authenticate(token, since),
+            );
+            return match authenticated.await {
                 Ok(principal) => Ok(Caller::ApiKey(principal)),
                 Err(ServiceError::Unauthorized) => Ok(Caller::Public),
                 Err(e) => Err(e),

@@ -10,7 +10,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cairn_crypto::jwt;
 use cairn_crypto::token::RefreshToken;
@@ -29,12 +28,10 @@ use cairn_storage::sm::{SignInFailed, SignInFailedOutcome, StartSession, StartSe
 use super::core::{
     at_least, email_index, failed_path, new_id, normalize_email, region_error, unix_now,
     unix_now_ms, Buckets, Call, Core, LimitAction, LoadedUser, Principal, Scope, Settings,
-    TenantKeys, ACCESS_TOKEN_TTL_SECS, TRUSTED_PAIR_SECS,
+    TenantKeys, ACCESS_TOKEN_TTL_SECS, REFRESH_FAILURE_MIN_TIME, SIGN_IN_MIN_TIME,
+    TRUSTED_PAIR_SECS,
 };
 use crate::error::ServiceError;
-/// Every sign-in answer takes at least this long, so that the paths that fail
-/// early (unknown email, no password) cannot be told from a wrong password.
-pub const SIGN_IN_MIN_TIME: Duration = Duration::from_millis(150);
 /// Tolerated clock skew for `iat` in the future.
 const CLOCK_SKEW_SECS: u64 = 60;
 const REFRESH_ATTEMPTS: usize = 3;
@@ -419,6 +416,28 @@ impl SessionService {
         refresh_token: &str,
     ) -> Result<RefreshedSession, ServiceError> {
         let principal = call.api_key(Scope::Write)?;
+        at_least(
+            REFRESH_FAILURE_MIN_TIME,
+            |r| {
+                matches!(
+                    r,
+                    Err(ServiceError::InvalidRefreshToken
+                        | ServiceError::RefreshTokenReused
+                        | ServiceError::SessionRevoked
+                        | ServiceError::SessionExpired)
+                )
+            },
+            self.refresh_inner(call, principal, refresh_token),
+        )
+        .await
+    }
+
+    async fn refresh_inner(
+        &self,
+        call: &Call,
+        principal: &Principal,
+        refresh_token: &str,
+    ) -> Result<RefreshedSession, ServiceError> {
         let keys = principal.keys();
         let token =
             RefreshToken::parse(refresh_token).map_err(|_| ServiceError::InvalidRefreshToken)?;
