@@ -85,6 +85,7 @@ struct Inner {
     masters: MasterKeys,
     tenants: TenantCache,
     signing: signing::SigningCache,
+    public_signing: signing::PublicSigningCache,
     /// API keys this node authenticated, per `meta` epoch.
     api_keys: credentials::ApiKeyCache,
     settings: settings::SettingsCache,
@@ -134,6 +135,7 @@ impl Core {
                 masters: c.masters,
                 tenants: TenantCache::default(),
                 signing: signing::SigningCache::new(signing::SIGNING_CACHE_CAPACITY),
+                public_signing: signing::PublicSigningCache::new(signing::SIGNING_CACHE_CAPACITY),
                 api_keys: credentials::ApiKeyCache::new(credentials::API_KEY_CACHE_CAPACITY),
                 settings: settings::SettingsCache::new(settings::SETTINGS_CACHE_CAPACITY),
                 ip_buckets: rate_limits::IpBuckets::default(),

@@ -23,6 +23,10 @@ pub const ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 /// Signing keys by tenant id, each valid for the `meta` epoch it was read at.
 pub(super) type SigningCache = EpochCache<Arc<TenantSigning>>;
 
+/// The stored signing key records (public keys, private ones sealed) by
+/// tenant id, per `meta` epoch: what the public JWKS endpoint serves.
+pub(super) type PublicSigningCache = EpochCache<Arc<SigningKeys>>;
+
 pub(super) const SIGNING_CACHE_CAPACITY: usize = 4096;
 
 /// A tenant's signing keys as this node uses them: every private key still
@@ -161,6 +165,34 @@ impl Core {
     ///
     /// # Errors
     /// `meta` unavailable.
+    /// The tenant's signing key records for its public JWKS, as of a moment
+    /// after `since`: once this replica of `meta` has caught up (a read
+    /// barrier, batched with every other), from the cache if nothing in `meta`
+    /// changed since they were read here, else read (so a flood of JWKS
+    /// requests costs no query of `meta` each).
+    ///
+    /// # Errors
+    /// `meta` unavailable.
+    pub async fn public_signing_keys(
+        &self,
+        tenant_id: &str,
+        since: tokio::time::Instant,
+    ) -> Result<Arc<SigningKeys>, ServiceError> {
+        self.inner
+            .raft
+            .read_barrier_since(META_GROUP, since)
+            .await?;
+        let epoch = self.inner.raft.meta_epoch();
+        if let Some(k) = self.inner.public_signing.get(tenant_id, epoch) {
+            return Ok(k);
+        }
+        let k = Arc::new(self.read_signing_keys(tenant_id).await?);
+        self.inner
+            .public_signing
+            .insert(tenant_id, epoch, Arc::clone(&k));
+        Ok(k)
+    }
+
     pub async fn read_signing_keys(&self, tenant_id: &str) -> Result<SigningKeys, ServiceError> {
         let query = GetSigningKeys {
             tenant_id: tenant_id.to_owned(),

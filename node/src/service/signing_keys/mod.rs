@@ -46,14 +46,15 @@ impl SigningKeyService {
     ///
     /// # Errors
     /// Unknown tenant, `meta` unavailable.
-    pub async fn jwks(&self, _call: &Call, tenant_id: &str) -> Result<Jwks, ServiceError> {
+    pub async fn jwks(&self, call: &Call, tenant_id: &str) -> Result<Jwks, ServiceError> {
         if tenant_id.is_empty()
             || tenant_id.len() > 64
             || !tenant_id.bytes().all(|b| b.is_ascii_alphanumeric())
         {
             return Err(ServiceError::TenantNotFound);
         }
-        let records = self.core.read_signing_keys(tenant_id).await?;
+        let since = call.context().arrival;
+        let records = self.core.public_signing_keys(tenant_id, since).await?;
         if records.keys.is_empty() {
             // A tenant always has a key from creation on, so none means no tenant.
             return Err(ServiceError::TenantNotFound);
