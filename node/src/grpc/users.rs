@@ -65,6 +65,15 @@ impl Users for UsersRpc {
         answer(self.services.users.get(&call, &r.id).await, Into::into)
     }
 
+    async fn lookup_user(&self, req: Request<proto::LookupUserRequest>) -> Rpc<proto::User> {
+        let call = call(&self.services, &req, Access::ApiKey).await?;
+        let r = req.into_inner();
+        answer(
+            self.services.users.lookup(&call, &r.email).await,
+            Into::into,
+        )
+    }
+
     async fn update_user(&self, req: Request<proto::UpdateUserRequest>) -> Rpc<proto::User> {
         let call = call(&self.services, &req, Access::ApiKey).await?;
         let r = req.into_inner();

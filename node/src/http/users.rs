@@ -141,6 +141,46 @@ pub async fn get(
     Ok(Json(state.services.users.get(&call, &id).await?.into()))
 }
 
+/// `POST /v1/users/lookup`: the email to find the user of.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupUserBody {
+    pub email: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/users/lookup",
+    tag = "users",
+    security(("api_key" = [])),
+    request_body = LookupUserBody,
+    responses(
+        (status = 200, description = "The user holding the email (scope read)", body = User),
+        (status = 400, description = "invalid_request: a malformed body or not an email", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `POST /v1/users/lookup {"email"}` → the user (a POST: the address never
+/// goes in a URL).
+pub async fn lookup(
+    State(state): State<AppState>,
+    call: Call,
+    body: Result<StrictJson<LookupUserBody>, ServiceError>,
+) -> Result<Json<User>, ServiceError> {
+    let StrictJson(body) = body?;
+    Ok(Json(
+        state
+            .services
+            .users
+            .lookup(&call, &body.email)
+            .await?
+            .into(),
+    ))
+}
+
 #[utoipa::path(
     patch,
     path = "/v1/users/{id}",

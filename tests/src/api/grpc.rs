@@ -241,6 +241,14 @@ impl Api for GrpcApi {
         reply("Users.UpdateUser", via, answer)
     }
 
+    async fn lookup_user(&self, via: u64, auth: Auth<'_>, email: &str) -> Reply<User> {
+        let msg = proto::LookupUserRequest {
+            email: email.to_owned(),
+        };
+        let answer = self.users(via).lookup_user(req(msg, auth)).await;
+        reply("Users.LookupUser", via, answer)
+    }
+
     async fn delete_user(&self, via: u64, auth: Auth<'_>, id: &str) -> Reply<()> {
         let answer = self
             .users(via)

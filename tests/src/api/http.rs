@@ -778,6 +778,12 @@ impl Api for HttpApi {
         Ok(user(r.ok(200)?))
     }
 
+    async fn lookup_user(&self, via: u64, auth: Auth<'_>, email: &str) -> Reply<User> {
+        let body = json!({ "email": email });
+        let r = self.post(via, "/v1/users/lookup", auth, &body).await;
+        Ok(user(r.ok(200)?))
+    }
+
     async fn delete_user(&self, via: u64, auth: Auth<'_>, id: &str) -> Reply<()> {
         let path = format!("/v1/users/{}", encode_path(id, false));
         self.del(via, &path, auth).await.ok(204).map(|_| ())

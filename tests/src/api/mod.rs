@@ -283,6 +283,13 @@ pub trait Api: Clone + Send + Sync + 'static {
         auth: Auth<'_>,
         req: UpdateUserRequest,
     ) -> impl Future<Output = Reply<User>> + Send;
+    /// `POST /v1/users/lookup`.
+    fn lookup_user(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        email: &str,
+    ) -> impl Future<Output = Reply<User>> + Send;
     fn delete_user(
         &self,
         via: u64,

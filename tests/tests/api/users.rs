@@ -19,6 +19,7 @@ over_both_transports!(
     deleting_a_user_ends_all_its_sessions,
     a_user_deletion_holds_on_every_node_at_once,
     another_tenant_cannot_read_change_or_delete_a_user,
+    a_user_is_looked_up_by_email_only_in_its_tenant,
 );
 
 fn change(id: &str, email: Option<&str>, password: Option<&str>) -> UpdateUserRequest {
@@ -489,5 +490,47 @@ async fn grpc_an_empty_user_id_is_not_found() {
         cx.api.get_user(1, bearer(&t.api_key), "").await,
         404,
         "user_not_found",
+    );
+}
+
+/// `POST /v1/users/lookup` finds a user by email (normalised as at creation),
+/// on any node, with scope read; another tenant's user and an unknown email
+/// are both `user_not_found`, and a key without `read` is refused.
+async fn a_user_is_looked_up_by_email_only_in_its_tenant<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "lookup").await;
+    let other = new_tenant(api, 1, "lookup-other").await;
+    let k = bearer(&t.api_key);
+    let u = new_user(api, 2, &t.api_key, "Hana@Example.COM", None).await;
+    for via in [1, 2, 3] {
+        let found = api
+            .lookup_user(via, k, " Hana@example.com ")
+            .await
+            .expect("lookup");
+        assert_eq!(found.id, u.id);
+        assert!(found.failed_sign_ins.is_some());
+    }
+    fails(
+        api.lookup_user(1, k, "nobody@example.com").await,
+        404,
+        "user_not_found",
+    );
+    fails(
+        api.lookup_user(2, bearer(&other.api_key), "Hana@example.com")
+            .await,
+        404,
+        "user_not_found",
+    );
+    fails(
+        api.lookup_user(3, k, "not an email").await,
+        400,
+        "invalid_request",
+    );
+    let writer = crate::new_api_key(api, 1, &t.id, &["write"]).await;
+    fails(
+        api.lookup_user(1, bearer(&writer.api_key), "Hana@example.com")
+            .await,
+        403,
+        "insufficient_scope",
     );
 }

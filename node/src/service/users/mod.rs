@@ -314,6 +314,24 @@ impl UserService {
         })
     }
 
+    /// `POST /v1/users/lookup {"email"}`: the user holding `email` (a POST, so
+    /// the address never lands in a URL or an access log; `meta` holds only
+    /// its blind index).
+    ///
+    /// # Errors
+    /// Scope, `invalid_request` (not an email), `user_not_found`, unavailable.
+    pub async fn lookup(&self, call: &Call, email: &str) -> Result<UserView, ServiceError> {
+        let principal = call.api_key(Scope::Read)?;
+        let email = normalize_email(email)?;
+        let user = self
+            .core
+            .user_by_email(principal.keys(), &email)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        let failed = self.failed_sign_ins(principal.keys(), &user).await?;
+        Ok(view(&user, failed))
+    }
+
     /// `PATCH /v1/users/{id}`: a new email (unique per tenant) and/or password.
     ///
     /// # Errors
