@@ -65,6 +65,23 @@ impl Users for UsersRpc {
         answer(self.services.users.get(&call, &r.id).await, Into::into)
     }
 
+    async fn list_users(
+        &self,
+        req: Request<proto::ListUsersRequest>,
+    ) -> Rpc<proto::ListUsersResponse> {
+        let call = call(&self.services, &req, Access::ApiKey).await?;
+        let r = req.into_inner();
+        let page = self
+            .services
+            .users
+            .list(&call, r.cursor.as_deref(), r.limit)
+            .await;
+        answer(page, |(users, next_cursor)| proto::ListUsersResponse {
+            users: users.into_iter().map(Into::into).collect(),
+            next_cursor,
+        })
+    }
+
     async fn lookup_user(&self, req: Request<proto::LookupUserRequest>) -> Rpc<proto::User> {
         let call = call(&self.services, &req, Access::ApiKey).await?;
         let r = req.into_inner();

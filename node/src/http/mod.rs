@@ -176,6 +176,7 @@ pub fn routes() -> Vec<Route> {
         // users
         Route::new(M::POST, "/v1/users", ApiKey, users::create),
         Route::new(M::POST, "/v1/users/lookup", ApiKey, users::lookup),
+        Route::new(M::GET, "/v1/users", ApiKey, users::list),
         Route::new(M::GET, "/v1/users/{id}", ApiKey, users::get),
         Route::new(M::PATCH, "/v1/users/{id}", ApiKey, users::update),
         Route::new(M::DELETE, "/v1/users/{id}", ApiKey, users::delete),

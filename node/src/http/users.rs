@@ -1,11 +1,11 @@
 //! `/v1/users…` (a tenant API key): users of the calling tenant.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
 use super::extract::{path, ClientBody, StrictJson};
@@ -139,6 +139,61 @@ pub async fn get(
 ) -> Result<Json<User>, ServiceError> {
     let id = path(id)?;
     Ok(Json(state.services.users.get(&call, &id).await?.into()))
+}
+
+/// A page of users.
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<User>,
+    /// The next page's `cursor`; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/users` paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    cursor: Option<String>,
+    /// 1-100, default 50.
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "users",
+    security(("api_key" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of the tenant's users, ordered by id across regions (scope read)", body = UserList),
+        (status = 400, description = "invalid_request: a bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: no leader, or a region or the master key is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// `GET /v1/users?cursor&limit` → `{"users", "next_cursor"}`.
+pub async fn list(
+    State(state): State<AppState>,
+    call: Call,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<UserList>, ServiceError> {
+    let params = params
+        .map_err(|e| ServiceError::InvalidRequest(format!("invalid query: {e}")))?
+        .0;
+    let (users, next_cursor) = state
+        .services
+        .users
+        .list(&call, params.cursor.as_deref(), params.limit)
+        .await?;
+    Ok(Json(UserList {
+        users: users.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }
 
 /// `POST /v1/users/lookup`: the email to find the user of.

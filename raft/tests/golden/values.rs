@@ -501,6 +501,11 @@ pub fn queries() -> Vec<(String, Query)> {
             tenant: tenant(),
             user_id: USER_ID.to_owned(),
         }),
+        Query::Users(sm::users::ListUsers {
+            tenant: tenant(),
+            after: Some(USER_ID.to_owned()),
+            limit: 50,
+        }),
     ];
     all.into_iter().map(|q| (query_name(&q), q)).collect()
 }
@@ -520,6 +525,7 @@ fn query_name(q: &Query) -> String {
         Query::TenantSettings(_) => "tenant_settings",
         Query::Rates(_) => "rates",
         Query::FailedSignIns(_) => "failed_sign_ins",
+        Query::Users(_) => "users",
     };
     format!("query.{inner}")
 }
@@ -560,6 +566,7 @@ pub fn query_results() -> Vec<(String, QueryResult)> {
             last_at: T0 + 7,
             sealed_last_ip: Some(b"sealed-ip".to_vec()),
         })),
+        QueryResult::Users(vec![user_record()]),
     ];
     all.into_iter()
         .map(|r| (query_result_name(&r), r))
@@ -580,6 +587,7 @@ fn query_result_name(r: &QueryResult) -> String {
         QueryResult::TenantSettings(_) => "tenant_settings",
         QueryResult::Rates(_) => "rates",
         QueryResult::FailedSignIns(_) => "failed_sign_ins",
+        QueryResult::Users(_) => "users",
     };
     format!("query_result.{inner}")
 }

@@ -39,6 +39,23 @@ pub trait Rows {
         Ok(rows)
     }
 
+    /// The first `limit` rows under `prefix` whose key is at least `from`,
+    /// in key order (a page of a listing).
+    ///
+    /// # Errors
+    /// RocksDB read failure.
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut rows = self.scan(prefix)?;
+        rows.retain(|(k, _)| k.as_slice() >= from);
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
     /// One row, decoded.
     ///
     /// # Errors

@@ -168,6 +168,29 @@ impl Rows for GroupState {
         Ok(rows)
     }
 
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let db = self.engine.db();
+        let cf = self.engine.cf(CF_SM)?;
+        let mut opts = prefix_bounds(prefix);
+        if from > prefix {
+            opts.set_iterate_lower_bound(from.to_vec());
+        }
+        let mut rows = Vec::new();
+        for item in db
+            .iterator_cf_opt(cf, opts, IteratorMode::Start)
+            .take(limit)
+        {
+            let (k, v) = item?;
+            rows.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(rows)
+    }
+
     /// Decodes from the pinned value, without copying it first (point reads are
     /// the hot path of KV gets).
     fn decode<T: serde::de::DeserializeOwned>(

@@ -72,7 +72,7 @@ use tenants::{
 };
 use users::{
     ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, FailedSignIns,
-    GetFailedSignIns, GetUser, UpdateUser, UpdateUserOutcome, UserRecord,
+    GetFailedSignIns, GetUser, ListUsers, UpdateUser, UpdateUserOutcome, UserRecord,
 };
 
 // ---------------------------------------------------------------------------
@@ -281,6 +281,7 @@ pub enum Query {
     TenantSettings(GetTenantSettings),
     Rates(GetRates),
     FailedSignIns(GetFailedSignIns),
+    Users(ListUsers),
 }
 
 impl Query {
@@ -288,7 +289,7 @@ impl Query {
     /// rather than a few keys.
     #[must_use]
     pub fn is_scan(&self) -> bool {
-        matches!(self, Self::Tenants | Self::UserSessions(_))
+        matches!(self, Self::Tenants | Self::UserSessions(_) | Self::Users(_))
     }
 }
 
@@ -316,6 +317,7 @@ pub enum Answer {
     TenantSettings(TenantSettings),
     Rates(Vec<Option<u64>>),
     FailedSignIns(Option<FailedSignIns>),
+    Users(Vec<UserRecord>),
 }
 
 // ---------------------------------------------------------------------------
@@ -747,6 +749,7 @@ read_op!(GetTenantSettings => TenantSettings -> TenantSettings, Answer::TenantSe
 read_op!(GetRates => Rates -> Vec<Option<u64>>, Answer::Rates(r) => r);
 read_op!(GetFailedSignIns => FailedSignIns -> Option<FailedSignIns>,
     Answer::FailedSignIns(f) => f);
+read_op!(ListUsers => Users -> Vec<UserRecord>, Answer::Users(u) => u);
 
 impl From<ListTenants> for Query {
     fn from(_: ListTenants) -> Self {
@@ -1045,6 +1048,7 @@ pub fn read(state: &GroupState, query: &Query) -> Result<Answer> {
         }
         Query::Rates(q) => Answer::Rates(rate_limits::read::get(state, q)?),
         Query::FailedSignIns(q) => Answer::FailedSignIns(users::read::failed_sign_ins(state, q)?),
+        Query::Users(q) => Answer::Users(users::read::list(&state.view(), q)?),
     })
 }
 

@@ -241,6 +241,21 @@ impl Api for GrpcApi {
         reply("Users.UpdateUser", via, answer)
     }
 
+    async fn list_users(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Reply<(Vec<User>, Option<String>)> {
+        let msg = proto::ListUsersRequest {
+            cursor: cursor.map(str::to_owned),
+            limit,
+        };
+        let answer = self.users(via).list_users(req(msg, auth)).await;
+        reply("Users.ListUsers", via, answer).map(|r| (r.users, r.next_cursor))
+    }
+
     async fn lookup_user(&self, via: u64, auth: Auth<'_>, email: &str) -> Reply<User> {
         let msg = proto::LookupUserRequest {
             email: email.to_owned(),

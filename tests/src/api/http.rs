@@ -778,6 +778,37 @@ impl Api for HttpApi {
         Ok(user(r.ok(200)?))
     }
 
+    async fn list_users(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Reply<(Vec<User>, Option<String>)> {
+        let mut query = Vec::new();
+        if let Some(c) = cursor {
+            query.push(format!("cursor={}", encode_path(c, false)));
+        }
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        let path = if query.is_empty() {
+            "/v1/users".to_owned()
+        } else {
+            format!("/v1/users?{}", query.join("&"))
+        };
+        let r = self.get(via, &path, auth).await;
+        let b = r.ok(200)?;
+        assert_fields(b, &["users", "next_cursor"]);
+        let users = b["users"]
+            .as_array()
+            .unwrap_or_else(|| panic!("users in {b}"))
+            .iter()
+            .map(user)
+            .collect();
+        Ok((users, b["next_cursor"].as_str().map(str::to_owned)))
+    }
+
     async fn lookup_user(&self, via: u64, auth: Auth<'_>, email: &str) -> Reply<User> {
         let body = json!({ "email": email });
         let r = self.post(via, "/v1/users/lookup", auth, &body).await;

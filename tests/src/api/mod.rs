@@ -283,6 +283,14 @@ pub trait Api: Clone + Send + Sync + 'static {
         auth: Auth<'_>,
         req: UpdateUserRequest,
     ) -> impl Future<Output = Reply<User>> + Send;
+    /// `GET /v1/users?cursor&limit`: a page and the next cursor.
+    fn list_users(
+        &self,
+        via: u64,
+        auth: Auth<'_>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> impl Future<Output = Reply<(Vec<User>, Option<String>)>> + Send;
     /// `POST /v1/users/lookup`.
     fn lookup_user(
         &self,

@@ -20,6 +20,7 @@ over_both_transports!(
     a_user_deletion_holds_on_every_node_at_once,
     another_tenant_cannot_read_change_or_delete_a_user,
     a_user_is_looked_up_by_email_only_in_its_tenant,
+    users_are_listed_in_pages_by_id,
 );
 
 fn change(id: &str, email: Option<&str>, password: Option<&str>) -> UpdateUserRequest {
@@ -532,5 +533,55 @@ async fn a_user_is_looked_up_by_email_only_in_its_tenant<A: Api>(cx: &Cx<A>) {
             .await,
         403,
         "insufficient_scope",
+    );
+}
+
+/// `GET /v1/users` pages through a tenant's users in id order, without
+/// repeats or gaps, and shows no other tenant's; bad paging is refused.
+async fn users_are_listed_in_pages_by_id<A: Api>(cx: &Cx<A>) {
+    let api = &cx.api;
+    let t = new_tenant(api, 1, "listing").await;
+    let other = new_tenant(api, 1, "listing-other").await;
+    new_user(api, 1, &other.api_key, "stranger@example.com", None).await;
+    let k = bearer(&t.api_key);
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let email = format!("member{i}@example.com");
+        created.push(new_user(api, node(i), &t.api_key, &email, None).await.id);
+    }
+    created.sort();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0.. {
+        let (users, next) = api
+            .list_users(node(page), k, cursor.as_deref(), Some(3))
+            .await
+            .expect("list users");
+        assert!(users.len() <= 3);
+        seen.extend(users.into_iter().map(|u| u.id));
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+        assert!(page < 10, "the pages end");
+    }
+    assert_eq!(seen, created, "every user once, in id order");
+    let (all, next) = api
+        .list_users(2, k, None, None)
+        .await
+        .expect("default page");
+    assert_eq!(all.len(), 7);
+    assert_eq!(next, None);
+    for limit in [0, 101] {
+        fails(
+            api.list_users(1, k, None, Some(limit)).await,
+            400,
+            "invalid_request",
+        );
+    }
+    fails(
+        api.list_users(1, k, Some("not-a-cursor"), None).await,
+        400,
+        "invalid_request",
     );
 }

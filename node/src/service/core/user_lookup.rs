@@ -107,6 +107,20 @@ impl Core {
         let Some(record) = answer.map_err(|e| region_error(&region, e))? else {
             return Ok(None);
         };
+        Self::open_user(keys, group, region, record).map(Some)
+    }
+
+    /// Opens a user record read from `group` (of `region`).
+    ///
+    /// # Errors
+    /// `decryption_failed`.
+    pub fn open_user(
+        keys: &TenantKeys,
+        group: cairn_cluster_config::GroupId,
+        region: String,
+        record: UserRecord,
+    ) -> Result<LoadedUser, ServiceError> {
+        let user_id = record.id.as_str();
         let opened = keys
             .open(group.0, &user_path(user_id), &record.sealed)
             .map_err(|e| {
@@ -115,11 +129,11 @@ impl Core {
             })?;
         let plain: UserPlain =
             codec::decode("user", &opened).map_err(|_| ServiceError::DecryptionFailed)?;
-        Ok(Some(LoadedUser {
+        Ok(LoadedUser {
             record,
             plain,
             region,
-        }))
+        })
     }
 
     /// The user holding the normalised `email` in this tenant, opened (`None` if

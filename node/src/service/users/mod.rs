@@ -22,7 +22,7 @@ use cairn_raft::RaftNodeError;
 use cairn_storage::sm::email_index::{ReleaseEmail, ReserveEmail, ReserveEmailOutcome};
 use cairn_storage::sm::users::{
     ChangeUser, CreateUser, CreateUserOutcome, DeleteUser, DeleteUserOutcome, GetFailedSignIns,
-    UpdateUser, UpdateUserOutcome, UserField,
+    ListUsers, UpdateUser, UpdateUserOutcome, UserField,
 };
 use cairn_storage::sm::ChangePassword;
 use cairn_storage::{codec, EmailEntry, UserRecord};
@@ -312,6 +312,73 @@ impl UserService {
             last_at: Some(f.last_at),
             last_ip,
         })
+    }
+
+    /// `GET /v1/users?cursor&limit`: a page of the tenant's users, ordered
+    /// by id across its regions, and the cursor of the next page (`None`: the
+    /// last page). The cursor is the last id shown.
+    ///
+    /// # Errors
+    /// Scope, `invalid_request` (limit outside 1-100, a cursor that is not
+    /// one), a region unavailable.
+    pub async fn list(
+        &self,
+        call: &Call,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<UserView>, Option<String>), ServiceError> {
+        let principal = call.api_key(Scope::Read)?;
+        let keys = principal.keys();
+        let limit = limit.unwrap_or(50);
+        if !(1..=100).contains(&limit) {
+            return Err(ServiceError::InvalidRequest(
+                "limit must be 1-100".to_owned(),
+            ));
+        }
+        if let Some(c) = cursor {
+            if self.core.id_group(c, "usr").is_none() {
+                return Err(ServiceError::InvalidRequest(
+                    "cursor is not one this API returned".to_owned(),
+                ));
+            }
+        }
+        if !self.core.speaks(3) {
+            return Err(ServiceError::InvalidRequest(
+                "listing users needs the cluster at wire version 3".to_owned(),
+            ));
+        }
+        let mut page: Vec<(GroupId, String, UserRecord)> = Vec::new();
+        let mut more = false;
+        for g in self.core.config().groups() {
+            let (Some(region), true) = (g.region.clone(), g.id != META_GROUP) else {
+                continue;
+            };
+            let q = ListUsers {
+                tenant: keys.id().to_owned(),
+                after: cursor.map(str::to_owned),
+                limit,
+            };
+            let read = self.core.raft().read(g.id, q).await;
+            let records = read.map_err(|e| region_error(&region, e))?;
+            more |= records.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
+            page.extend(records.into_iter().map(|r| (g.id, region.clone(), r)));
+        }
+        page.sort_by(|a, b| a.2.id.cmp(&b.2.id));
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        more |= page.len() > limit;
+        page.truncate(limit);
+        let mut users = Vec::with_capacity(page.len());
+        for (group, region, record) in page {
+            let user = Core::open_user(keys, group, region, record)?;
+            let failed = self.failed_sign_ins(keys, &user).await?;
+            users.push(view(&user, failed));
+        }
+        let next = if more {
+            users.last().map(|u| u.id.clone())
+        } else {
+            None
+        };
+        Ok((users, next))
     }
 
     /// `POST /v1/users/lookup {"email"}`: the user holding `email` (a POST, so

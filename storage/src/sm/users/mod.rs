@@ -95,6 +95,15 @@ pub struct GetFailedSignIns {
     pub user_id: String,
 }
 
+/// A page of a tenant's users in this group, by id (a query; wire version
+/// 3): at most `limit`, each with an id after `after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListUsers {
+    pub tenant: String,
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
 /// Reads a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetUser {
