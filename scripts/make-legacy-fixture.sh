@@ -28,7 +28,9 @@
 #   manage / delete, one revoked; KV values with compare-and-set revision chains and
 #   a deleted key; a signing key rotation; a tenant data key rotation (values sealed
 #   under both versions); a master key rotation (tenant keys re-wrapped, v1 retired);
-#   users with and without passwords, one updated (email and password), one deleted;
+#   users with and without passwords, one updated (email and password), one deleted,
+#   two whose emails differ only in the case of the part before '@' (from wire
+#   version 3 on);
 #   sessions: live and refreshed, revoked through the API, compromised by refresh
 #   token reuse, and one deleted with its user. So today's three audit event kinds
 #   (user.deleted, session.revoked, session.compromised) exist in the data group.
@@ -173,6 +175,11 @@ write_config() {
       echo "grpc_addr = \"${grpc_addr[$id]}\""
       echo "data_dir = \"node-$id\""
     done
+    # Binaries from issue 17 on serve TLS unless told otherwise; every address
+    # here is loopback, and the test talks plaintext to every fixture.
+    echo
+    echo '[tls]'
+    echo 'insecure_plaintext = true'
   } >"$work/cluster.toml"
 }
 write_config master-v1.key
@@ -392,6 +399,14 @@ bob="$(add_user acme "$acme_key" A 'bob@example.com' 'bob-password-1')"
 carol="$(add_user acme "$acme_key" A 'carol@example.com' 'carol-password-1')"
 add_user acme "$acme_key" A 'dave@example.com' >/dev/null
 add_user globex "$globex_key" A 'alice@example.com' 'globex-alice-password' >/dev/null
+# Two users whose emails differed only in the case of the part before '@', which
+# the binaries before the email identity rules (trim, NFC, Unicode lowercase, UTS-46
+# domain) kept apart. Under those rules they collide: both keep working by id, and a
+# lookup or sign-in by that email is 409 email_ambiguous (marked in the manifest).
+for ann in 'ann@example.com:ann-password-1' 'Ann@Example.com:ann-password-2'; do
+  ann_id="$(add_user acme "$acme_key" A "${ann%%:*}" "${ann#*:}")"
+  m --arg u "$ann_id" "($(t acme)).users |= map(if .id == \$u then .email_ambiguous = true else . end)"
+done
 
 # alice: a live session (refreshed in every phase) and one revoked through the API.
 live="$(sign_in acme "$acme_key" 1 'Alice@Example.COM' 'alice-password-1' A)"
@@ -417,23 +432,26 @@ rotated="$(call 200 POST 2 /v1/admin/keys/rotate "$token" '{"tenant":"acme"}')"
 [ "$(jq .key_version <<<"$rotated")" -eq 2 ] || die "data key rotation: $rotated"
 put_rec acme A 2 "$acme_key" 2 sealed-v2 'written after the data key rotation'
 put_rec acme A 2 "$acme_key" 3 counter 4 "$(jq -r --arg k counter "$(t acme) | .kv[] | select(.key == \$k) | .revision" "$manifest")"
-# bob changes his email and password (his record is now sealed under version 2).
-bob_after="$(call 200 PATCH 2 "/v1/users/$bob" "$acme_key" '{"email":"robert@example.com","password":"bob-password-2"}')"
-m --argjson u "$bob_after" "($(t acme)).users |= map(if .id == \$u.id then . + \$u + {password: \"bob-password-2\", former_email: \"bob@example.com\", former_password: \"bob-password-1\"} else . end)"
 
 # The three audit event kinds of today.
 call 204 POST 1 "/v1/sessions/$revoked/revoke" "$acme_key" >/dev/null
 set_session acme "$revoked" revoked
 m --arg u "$alice" --arg s "$revoked" "($(t acme)).audit += [{action: \"session.revoked\", user_id: \$u, session_id: \$s, request_id: null}]"
 old="$(jq -r --arg s "$compromised" "$(t acme) | .sessions[] | select(.id == \$s) | .refresh_tokens[0]" "$manifest")"
-call 401 POST 2 /v1/sessions/refresh "$acme_key" "$(jq -cn --arg r "$old" '{refresh_token: $r}')" legacy-fixture-reuse | jq -e '.code == "refresh_token_reused"' >/dev/null \
-  || die "refresh token reuse was not detected"
+reuse="$(call 401 POST 2 /v1/sessions/refresh "$acme_key" "$(jq -cn --arg r "$old" '{refresh_token: $r}')" legacy-fixture-reuse)"
+jq -e '.code == "refresh_token_reused"' <<<"$reuse" >/dev/null || die "refresh token reuse was not detected: $reuse"
 set_session acme "$compromised" compromised
 m --arg u "$bob" --arg s "$compromised" "($(t acme)).audit += [{action: \"session.compromised\", user_id: \$u, session_id: \$s, request_id: \"legacy-fixture-reuse\"}]"
 call 204 DELETE 3 "/v1/users/$carol" "$acme_key" >/dev/null
 m --arg u "$carol" "($(t acme)).users |= map(if .id == \$u then .state = \"deleted\" else . end)"
 set_session acme "$doomed" deleted
 m --arg u "$carol" "($(t acme)).audit += [{action: \"user.deleted\", user_id: \$u, session_id: null, request_id: null}]"
+
+# bob changes his email and password (his record is now sealed under version 2).
+# After his session's reuse: from wire version 3 on, a new password ends a user's
+# sessions.
+bob_after="$(call 200 PATCH 2 "/v1/users/$bob" "$acme_key" '{"email":"robert@example.com","password":"bob-password-2"}')"
+m --argjson u "$bob_after" "($(t acme)).users |= map(if .id == \$u.id then . + \$u + {password: \"bob-password-2\", former_email: \"bob@example.com\", former_password: \"bob-password-1\"} else . end)"
 
 # Master key rotation: every node stages master.key, then the cluster re-wraps the
 # tenant keys under it; the config names it from now on.

@@ -34,6 +34,8 @@ pub enum ServiceError {
     InsufficientScope(&'static str),
     #[error("a user with this email already exists")]
     EmailTaken,
+    #[error("more than one user has this email; use the user's id")]
+    EmailAmbiguous,
     #[error("user not found")]
     UserNotFound,
     #[error("session not found")]
@@ -96,6 +98,7 @@ impl ServiceError {
             Self::Conflict(_) => (409, "conflict"),
             Self::InsufficientScope(_) => (403, "insufficient_scope"),
             Self::EmailTaken => (409, "email_taken"),
+            Self::EmailAmbiguous => (409, "email_ambiguous"),
             Self::UserNotFound => (404, "user_not_found"),
             Self::SessionNotFound => (404, "session_not_found"),
             Self::ApiKeyNotFound => (404, "api_key_not_found"),

@@ -6,6 +6,7 @@
 //!   method takes the caller ([`service::Call`]) and checks it itself.
 //! - `http`, `grpc`: thin adapters over it, each building the `Call` in one place.
 //! - `server`: [`run`] and [`Listeners`].
+//! - `workers`: background loops (the email index's re-indexing).
 //! - `cli`: `cairn init`, `status`, `keys`, `compact`, `bench`.
 
 pub mod cli;
@@ -15,6 +16,7 @@ mod http;
 mod relay;
 mod server;
 mod service;
+mod workers;
 
 pub use http::openapi::openapi_json;
 pub use server::{run, Listeners};

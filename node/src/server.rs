@@ -180,6 +180,8 @@ pub async fn run(
                 stopped(client_stop_rx.clone()),
             ),
     );
+    let (workers_stop_tx, workers_stop_rx) = watch::channel(false);
+    let workers = crate::workers::spawn(services.core(), &workers_stop_rx);
     let http_task = tokio::spawn(crate::http::serve::serve(
         accept(http_listener, Port::Http, limits.http_max_connections),
         crate::http::router(services),
@@ -196,7 +198,14 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!(node = id, "shutting down: draining client requests");
+    let _ = workers_stop_tx.send(true);
     let _ = client_stop_tx.send(true);
+    for worker in workers {
+        // Mid-write is a safe place to stop: every change is one command, and
+        // the log decides it whole or not at all.
+        worker.abort();
+        let _ = worker.await;
+    }
     let _ = http_task.await;
     if let Some(task) = reload_task {
         task.abort();

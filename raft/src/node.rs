@@ -1004,6 +1004,15 @@ impl RaftNode {
         self.pinned_away_from(group.0, self.id())
     }
 
+    /// Whether this node leads `group` now: a hint for background work that one
+    /// node should do (leadership may move at any moment after).
+    #[must_use]
+    pub fn leads(&self, group: GroupId) -> bool {
+        self.groups
+            .get(&group)
+            .is_some_and(|g| g.raft.metrics().borrow().current_leader == Some(self.id))
+    }
+
     /// Whether this node holds a replica of `group` (is one of its voters).
     #[must_use]
     pub fn holds_replica(&self, group: GroupId) -> bool {

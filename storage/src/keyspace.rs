@@ -18,6 +18,8 @@
 //!               [group u64][0x26][t]                        -> SigningKeys (meta)
 //!               [group u64][0x27]                           -> cluster wire version u32 (meta)
 //!               [group u64][0x28][tenant id]                -> TenantSettings (meta, wire v3)
+//!               [group u64][0x29][t][email index][user id]  -> EmailEntry: another holder (meta, wire v4)
+//!               [group u64][0x2a][t][group u64]             -> () emails re-indexed in that group (meta, wire v4)
 //!               [group u64][0x30][t][user id]               -> UserRecord (data)
 //!               [group u64][0x31][t][session id]            -> SessionRecord (data)
 //!               [group u64][0x32][t][user id][session id]   -> () user's sessions (data)
@@ -71,6 +73,13 @@ pub const SM_SIGNING: u8 = 0x26;
 pub const SM_WIRE_VERSION: u8 = 0x27;
 /// `meta` group: tenant id -> its settings (beyond session lifetimes).
 pub const SM_TENANT_SETTINGS: u8 = 0x28;
+/// `meta` group: (tenant, email blind index, user id) -> where that user lives:
+/// a further holder of an email that two users held apart under the earlier
+/// email rules (the email is ambiguous while there is one).
+pub const SM_EMAIL_OTHER: u8 = 0x29;
+/// `meta` group: (tenant, data group) -> () — that group's users of the tenant
+/// are indexed under the current email rules.
+pub const SM_EMAILS_REINDEXED: u8 = 0x2a;
 /// Data groups: (tenant, bucket kind, bucket id) -> the bucket's state, 8 bytes.
 pub const SM_RATE: u8 = 0x35;
 /// Data groups: (expiry, rate row) -> () — rate rows in the order they expire.
@@ -268,10 +277,50 @@ pub fn email_key(group: u64, tenant_id: &str, index: &[u8]) -> Vec<u8> {
     tenant_row(group, SM_EMAIL, tenant_id, &[index])
 }
 
-/// `meta`: the prefix of a tenant's email index.
+/// `meta`: a further holder of an email's blind index.
 #[must_use]
-pub fn emails_prefix(group: u64, tenant_id: &str) -> Vec<u8> {
-    tenant_row(group, SM_EMAIL, tenant_id, &[])
+pub fn email_other_key(group: u64, tenant_id: &str, index: &[u8], user_id: &str) -> Vec<u8> {
+    tenant_row(
+        group,
+        SM_EMAIL_OTHER,
+        tenant_id,
+        &[index, user_id.as_bytes()],
+    )
+}
+
+/// `meta`: the prefix of the further holders of an email's blind index.
+#[must_use]
+pub fn email_others_prefix(group: u64, tenant_id: &str, index: &[u8]) -> Vec<u8> {
+    tenant_row(group, SM_EMAIL_OTHER, tenant_id, &[index, b""])
+}
+
+/// `meta`: the prefixes of a tenant's email rows (the index, further holders,
+/// re-indexed groups), which its deletion removes.
+#[must_use]
+pub fn tenant_email_prefixes(group: u64, tenant_id: &str) -> [Vec<u8>; 3] {
+    [
+        tenant_row(group, SM_EMAIL, tenant_id, &[]),
+        tenant_row(group, SM_EMAIL_OTHER, tenant_id, &[]),
+        tenant_row(group, SM_EMAILS_REINDEXED, tenant_id, &[]),
+    ]
+}
+
+/// `meta`: marks a data group's users of a tenant as indexed under the current
+/// email rules.
+#[must_use]
+pub fn emails_reindexed_key(group: u64, tenant_id: &str, data_group: u64) -> Vec<u8> {
+    tenant_row(
+        group,
+        SM_EMAILS_REINDEXED,
+        tenant_id,
+        &[&data_group.to_be_bytes()],
+    )
+}
+
+/// `meta`: the prefix of a tenant's re-indexed markers.
+#[must_use]
+pub fn emails_reindexed_prefix(group: u64, tenant_id: &str) -> Vec<u8> {
+    tenant_row(group, SM_EMAILS_REINDEXED, tenant_id, &[])
 }
 
 /// `meta`: a tenant's signing keys.

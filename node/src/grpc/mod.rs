@@ -124,6 +124,7 @@ pub(crate) fn status(e: &ServiceError) -> Status {
         (403, _) => tonic::Code::PermissionDenied,
         (404, _) => tonic::Code::NotFound,
         (409, ServiceError::Conflict(_)) => tonic::Code::Aborted,
+        (409, ServiceError::EmailAmbiguous) => tonic::Code::FailedPrecondition,
         (409, _) => tonic::Code::AlreadyExists,
         (412, _) => tonic::Code::FailedPrecondition,
         (413 | 429, _) => tonic::Code::ResourceExhausted,

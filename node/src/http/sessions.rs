@@ -182,6 +182,7 @@ impl From<Introspection> for Introspected {
         (status = 201, description = "A session and its tokens (scope write)", body = SignedIn),
         (status = 400, description = "invalid_request: a malformed body or an invalid value", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "invalid_credentials (every failure alike), unauthorized", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "email_ambiguous", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "rate_limited: a bucket of the email, the address or the pair is empty; Retry-After says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "unavailable: no leader, or the region or master key is unavailable; overloaded (Retry-After: 1)", body = Problem, content_type = "application/problem+json"),

@@ -215,6 +215,7 @@ pub struct LookupUserBody {
         (status = 401, description = "unauthorized: missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "insufficient_scope: the API key lacks the scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "user_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "email_ambiguous", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "unavailable: no leader, or the region or master key is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]

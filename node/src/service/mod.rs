@@ -66,6 +66,12 @@ impl Services {
         })
     }
 
+    /// The shared core, for the background workers.
+    #[must_use]
+    pub(crate) fn core(&self) -> &self::core::Core {
+        &self.core
+    }
+
     /// This node's Raft groups.
     #[must_use]
     pub fn raft(&self) -> &std::sync::Arc<cairn_raft::RaftNode> {

@@ -255,6 +255,21 @@ pub fn commands() -> Vec<(String, Command)> {
             change: change_user(),
             keep_session: Some(SESSION_ID.to_owned()),
         })),
+        // Wire version 4.
+        Command::Directory(DirectoryCommand::ReindexEmail(
+            sm::email_index::ReindexEmail {
+                tenant_id: tenant(),
+                from: vec![0xe0; 32],
+                to: email_index(),
+                entry: email_entry(),
+            },
+        )),
+        Command::Directory(DirectoryCommand::MarkEmailsReindexed(
+            sm::email_index::MarkEmailsReindexed {
+                tenant_id: tenant(),
+                group: 1,
+            },
+        )),
     ];
     all.push(Command::Batch(vec![
         Command::Kv(kv_put()),
@@ -302,6 +317,8 @@ fn command_name(c: &Command) -> String {
             DirectoryCommand::ReserveEmail { .. } => "directory.reserve_email",
             DirectoryCommand::ReleaseEmail { .. } => "directory.release_email",
             DirectoryCommand::DeleteTenant { .. } => "directory.delete_tenant",
+            DirectoryCommand::ReindexEmail(_) => "directory.reindex_email",
+            DirectoryCommand::MarkEmailsReindexed(_) => "directory.mark_emails_reindexed",
         },
         Command::Auth(c) => match c {
             AuthCommand::CreateUser { .. } => "auth.create_user",
@@ -385,6 +402,11 @@ pub fn command_results() -> Vec<(String, CommandResult)> {
             retry_after_ms: 1_500,
         })),
         R::Auth(AuthOutcome::SignInFailureRecorded),
+        R::Directory(DirectoryOutcome::EmailReindexed {
+            moved: true,
+            ambiguous: true,
+        }),
+        R::Directory(DirectoryOutcome::EmailsReindexed { marked: true }),
     ];
     all.push(R::Batch(vec![
         R::Kv(KvOutcome::Written { revision: 1025 }),
@@ -427,6 +449,8 @@ fn result_name(r: &CommandResult) -> String {
             DirectoryOutcome::TenantDeleted(_) => "directory.tenant_deleted",
             DirectoryOutcome::TenantNotFound => "directory.tenant_not_found",
             DirectoryOutcome::IdCollision => "directory.id_collision",
+            DirectoryOutcome::EmailReindexed { .. } => "directory.email_reindexed",
+            DirectoryOutcome::EmailsReindexed { .. } => "directory.emails_reindexed",
         },
         R::Auth(o) => match o {
             AuthOutcome::UserCreated => "auth.user_created",
@@ -506,6 +530,14 @@ pub fn queries() -> Vec<(String, Query)> {
             after: Some(USER_ID.to_owned()),
             limit: 50,
         }),
+        Query::EmailHolders(sm::email_index::FindEmail {
+            tenant_id: tenant(),
+            index: email_index(),
+            fallback: Some(vec![0xe0; 32]),
+        }),
+        Query::EmailsReindexed(sm::email_index::GetEmailsReindexed {
+            tenant_id: tenant(),
+        }),
     ];
     all.into_iter().map(|q| (query_name(&q), q)).collect()
 }
@@ -526,6 +558,8 @@ fn query_name(q: &Query) -> String {
         Query::Rates(_) => "rates",
         Query::FailedSignIns(_) => "failed_sign_ins",
         Query::Users(_) => "users",
+        Query::EmailHolders(_) => "email_holders",
+        Query::EmailsReindexed(_) => "emails_reindexed",
     };
     format!("query.{inner}")
 }
@@ -567,6 +601,8 @@ pub fn query_results() -> Vec<(String, QueryResult)> {
             sealed_last_ip: Some(b"sealed-ip".to_vec()),
         })),
         QueryResult::Users(vec![user_record()]),
+        QueryResult::EmailHolders(vec![email_entry()]),
+        QueryResult::ReindexedGroups(vec![1, 2]),
     ];
     all.into_iter()
         .map(|r| (query_result_name(&r), r))
@@ -588,6 +624,8 @@ fn query_result_name(r: &QueryResult) -> String {
         QueryResult::Rates(_) => "rates",
         QueryResult::FailedSignIns(_) => "failed_sign_ins",
         QueryResult::Users(_) => "users",
+        QueryResult::EmailHolders(_) => "email_holders",
+        QueryResult::ReindexedGroups(_) => "reindexed_groups",
     };
     format!("query_result.{inner}")
 }

@@ -50,7 +50,9 @@ use api_keys::{
 };
 use cluster::{SetWireVersion, WireVersionSet};
 use email_index::{
-    EmailEntry, EmailReleased, GetEmail, ReleaseEmail, ReserveEmail, ReserveEmailOutcome,
+    EmailEntry, EmailReindexed, EmailReleased, EmailsReindexed, FindEmail, GetEmail,
+    GetEmailsReindexed, MarkEmailsReindexed, ReindexEmail, ReleaseEmail, ReserveEmail,
+    ReserveEmailOutcome,
 };
 use events::{Applied, Trace};
 use kv::{Delete, DeleteOutcome, Get, KvRecord, Put, PutOutcome};
@@ -133,6 +135,8 @@ pub enum DirectoryCommand {
     ReserveEmail(ReserveEmail),
     ReleaseEmail(ReleaseEmail),
     DeleteTenant(DeleteTenant),
+    ReindexEmail(ReindexEmail),
+    MarkEmailsReindexed(MarkEmailsReindexed),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +232,13 @@ pub enum DirectoryOutcome {
     TenantNotFound,
     /// A random id collided with an existing one; nothing changed.
     IdCollision,
+    EmailReindexed {
+        moved: bool,
+        ambiguous: bool,
+    },
+    EmailsReindexed {
+        marked: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,6 +293,10 @@ pub enum Query {
     Rates(GetRates),
     FailedSignIns(GetFailedSignIns),
     Users(ListUsers),
+    /// Every holder of an email, under its key and its earlier key (`meta`).
+    EmailHolders(FindEmail),
+    /// The data groups whose users of a tenant are re-indexed (`meta`).
+    EmailsReindexed(GetEmailsReindexed),
 }
 
 impl Query {
@@ -318,6 +333,8 @@ pub enum Answer {
     Rates(Vec<Option<u64>>),
     FailedSignIns(Option<FailedSignIns>),
     Users(Vec<UserRecord>),
+    EmailHolders(Vec<EmailEntry>),
+    ReindexedGroups(Vec<u64>),
 }
 
 // ---------------------------------------------------------------------------
@@ -677,6 +694,41 @@ impl FromWire<DirectoryOutcome> for EmailReleased {
     }
 }
 
+impl From<EmailReindexed> for DirectoryOutcome {
+    fn from(o: EmailReindexed) -> Self {
+        Self::EmailReindexed {
+            moved: o.moved,
+            ambiguous: o.ambiguous,
+        }
+    }
+}
+
+impl FromWire<DirectoryOutcome> for EmailReindexed {
+    fn from_wire(wire: DirectoryOutcome) -> Option<Self> {
+        match wire {
+            DirectoryOutcome::EmailReindexed { moved, ambiguous } => {
+                Some(Self { moved, ambiguous })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<EmailsReindexed> for DirectoryOutcome {
+    fn from(o: EmailsReindexed) -> Self {
+        Self::EmailsReindexed { marked: o.marked }
+    }
+}
+
+impl FromWire<DirectoryOutcome> for EmailsReindexed {
+    fn from_wire(wire: DirectoryOutcome) -> Option<Self> {
+        match wire {
+            DirectoryOutcome::EmailsReindexed { marked } => Some(Self { marked }),
+            _ => None,
+        }
+    }
+}
+
 impl From<RefreshOutcome> for AuthOutcome {
     fn from(o: RefreshOutcome) -> Self {
         Self::Refresh(o)
@@ -720,6 +772,8 @@ op!(RotateSigningKey => Directory(DirectoryCommand::RotateSigningKey) -> RotateS
 op!(ReserveEmail => Directory(DirectoryCommand::ReserveEmail) -> ReserveEmailOutcome);
 op!(ReleaseEmail => Directory(DirectoryCommand::ReleaseEmail) -> EmailReleased);
 op!(DeleteTenant => Directory(DirectoryCommand::DeleteTenant) -> DeleteTenantOutcome);
+op!(ReindexEmail => Directory(DirectoryCommand::ReindexEmail) -> EmailReindexed);
+op!(MarkEmailsReindexed => Directory(DirectoryCommand::MarkEmailsReindexed) -> EmailsReindexed);
 op!(CreateUser => Auth(AuthCommand::CreateUser) -> CreateUserOutcome);
 op!(UpdateUser => Auth(AuthCommand::UpdateUser) -> UpdateUserOutcome);
 op!(DeleteUser => Auth(AuthCommand::DeleteUser) -> DeleteUserOutcome);
@@ -750,6 +804,8 @@ read_op!(GetRates => Rates -> Vec<Option<u64>>, Answer::Rates(r) => r);
 read_op!(GetFailedSignIns => FailedSignIns -> Option<FailedSignIns>,
     Answer::FailedSignIns(f) => f);
 read_op!(ListUsers => Users -> Vec<UserRecord>, Answer::Users(u) => u);
+read_op!(FindEmail => EmailHolders -> Vec<EmailEntry>, Answer::EmailHolders(h) => h);
+read_op!(GetEmailsReindexed => EmailsReindexed -> Vec<u64>, Answer::ReindexedGroups(g) => g);
 
 impl From<ListTenants> for Query {
     fn from(_: ListTenants) -> Self {
@@ -840,6 +896,12 @@ fn apply_directory(
             email_index::apply::release_email(batch, c)?.map(Into::into)
         }
         DirectoryCommand::DeleteTenant(c) => tenants::apply::delete(batch, c)?.map(Into::into),
+        DirectoryCommand::ReindexEmail(c) => {
+            email_index::apply::reindex_email(batch, c)?.map(Into::into)
+        }
+        DirectoryCommand::MarkEmailsReindexed(c) => {
+            email_index::apply::mark_reindexed(batch, c)?.map(Into::into)
+        }
     })
 }
 
@@ -1049,6 +1111,10 @@ pub fn read(state: &GroupState, query: &Query) -> Result<Answer> {
         Query::Rates(q) => Answer::Rates(rate_limits::read::get(state, q)?),
         Query::FailedSignIns(q) => Answer::FailedSignIns(users::read::failed_sign_ins(state, q)?),
         Query::Users(q) => Answer::Users(users::read::list(&state.view(), q)?),
+        Query::EmailHolders(q) => Answer::EmailHolders(email_index::read::find(&state.view(), q)?),
+        Query::EmailsReindexed(q) => {
+            Answer::ReindexedGroups(email_index::read::reindexed(state, q)?)
+        }
     })
 }
 

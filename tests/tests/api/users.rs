@@ -46,10 +46,11 @@ async fn users_are_created_with_normalised_unique_emails_and_valid_passwords<A: 
     let key = t.api_key.as_str();
     let k = bearer(key);
 
-    // The email is normalised: trimmed, domain lowercased, local part kept.
+    // The email is kept as typed (trimmed); its identity is its key: NFC,
+    // Unicode lowercase of the whole address, the domain as an A-label.
     let alice = new_user(api, 1, key, "  Alice.Smith@Example.COM ", Some(PASSWORD)).await;
     assert!(alice.id.starts_with("usr_"), "{}", alice.id);
-    assert_eq!(alice.email, "Alice.Smith@example.com");
+    assert_eq!(alice.email, "Alice.Smith@Example.COM");
     assert_eq!(alice.region, REGION);
     assert!(alice.has_password);
     assert_eq!(alice.created_at, alice.updated_at);
@@ -60,14 +61,15 @@ async fn users_are_created_with_normalised_unique_emails_and_valid_passwords<A: 
         "a read returns what the create did"
     );
     let lower_domain = new_user(api, 1, key, "alice@Example.COM", Some(PASSWORD)).await;
-    assert_eq!(lower_domain.email, "alice@example.com");
+    assert_eq!(lower_domain.email, "alice@Example.COM");
 
-    // Unique per tenant (after normalisation); another local part or another
-    // tenant is a different address.
+    // Unique per tenant by key: any case of the whole address is the same
+    // account; another local part or another tenant is a different address.
     for (i, dup) in [
         "Alice.Smith@EXAMPLE.com",
         " Alice.Smith@example.com",
-        "Alice.Smith@example.com",
+        "alice.smith@example.com",
+        "ALICE.SMITH@EXAMPLE.COM",
         " alice@EXAMPLE.com",
     ]
     .into_iter()
@@ -80,9 +82,45 @@ async fn users_are_created_with_normalised_unique_emails_and_valid_passwords<A: 
             "email_taken",
         );
     }
-    let lower = new_user(api, 2, key, "alice.smith@example.com", Some(PASSWORD)).await;
-    assert_eq!(lower.email, "alice.smith@example.com");
-    let other = new_user(api, 3, &globex.api_key, "Alice.Smith@example.com", None).await;
+    // Signing in and looking up take any case of it, and of the domain.
+    let signed_in = api
+        .sign_in(2, k, "alice.smith@example.com", PASSWORD)
+        .await
+        .expect("sign in by the lowercase address");
+    assert_eq!(signed_in.user_id, alice.id);
+    let found = api
+        .lookup_user(3, k, "ALICE.SMITH@example.COM")
+        .await
+        .expect("lookup by the uppercase address");
+    assert_eq!(found.id, alice.id);
+    // Unicode: a decomposed "é" is the composed one, an uppercase "É" its
+    // lowercase, and a domain typed in Unicode is its A-label.
+    let elodie = new_user(api, 2, key, "Élodie@BÜCHER.example", Some(PASSWORD)).await;
+    assert_eq!(elodie.email, "Élodie@BÜCHER.example");
+    for (i, same) in [
+        "e\u{301}lodie@bücher.example",
+        "élodie@xn--bcher-kva.example",
+        "ÉLODIE@XN--BCHER-KVA.EXAMPLE",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let found = api.lookup_user(node(i), k, same).await.expect(same);
+        assert_eq!(found.id, elodie.id, "{same}");
+        fails(
+            api.create_user(node(i), k, user_request(same, None)).await,
+            409,
+            "email_taken",
+        );
+    }
+    let signed_in = api
+        .sign_in(3, k, "élodie@xn--bcher-kva.example", PASSWORD)
+        .await
+        .expect("sign in by the A-label");
+    assert_eq!(signed_in.user_id, elodie.id);
+    let lower = new_user(api, 2, key, "alice.smyth@example.com", Some(PASSWORD)).await;
+    assert_eq!(lower.email, "alice.smyth@example.com");
+    let other = new_user(api, 3, &globex.api_key, "alice.smith@example.com", None).await;
     assert!(!other.has_password);
     assert_ne!(other.id, alice.id);
 
@@ -203,7 +241,7 @@ async fn users_are_updated_and_an_email_moves_with_them<A: Api>(cx: &Cx<A>) {
     let k = bearer(key);
     let email = "Alice.Smith@example.com";
     let alice = new_user(api, 1, key, email, Some(PASSWORD)).await;
-    let lower = new_user(api, 2, key, "alice.smith@example.com", Some(PASSWORD)).await;
+    let lower = new_user(api, 2, key, "alice.smyth@example.com", Some(PASSWORD)).await;
 
     // A new password: only it signs in.
     let patched = api
@@ -234,12 +272,24 @@ async fn users_are_updated_and_an_email_moves_with_them<A: Api>(cx: &Cx<A>) {
         api.update_user(
             3,
             k,
-            change(&alice.id, Some("alice.smith@EXAMPLE.com"), None),
+            change(&alice.id, Some("alice.smyth@EXAMPLE.com"), None),
         )
         .await,
         409,
         "email_taken",
     );
+    // Another spelling of its own address is no move: the user keeps it, and
+    // shows the new spelling.
+    let respelled = api
+        .update_user(
+            2,
+            k,
+            change(&alice.id, Some("ALICE.smith@example.com"), None),
+        )
+        .await
+        .expect("respell");
+    assert_eq!(respelled.email, "ALICE.smith@example.com");
+    sign_in(api, 1, key, email, "a brand new password").await;
     let moved = api
         .update_user(
             1,
@@ -248,7 +298,7 @@ async fn users_are_updated_and_an_email_moves_with_them<A: Api>(cx: &Cx<A>) {
         )
         .await
         .expect("update email");
-    assert_eq!(moved.email, "Alice@new.example.com");
+    assert_eq!(moved.email, "Alice@NEW.example.com");
     assert_eq!(api.get_user(2, k, &alice.id).await.expect("get"), moved);
     fails(
         api.sign_in(2, k, email, "a brand new password").await,
@@ -279,7 +329,7 @@ async fn users_are_updated_and_an_email_moves_with_them<A: Api>(cx: &Cx<A>) {
         )
         .await
         .expect("update user");
-    assert_eq!(bob.email, "robert@example.com");
+    assert_eq!(bob.email, "robert@Example.com");
     assert!(bob.has_password && bob.updated_at >= bob.created_at);
     assert_eq!(api.get_user(2, k, &bob.id).await.expect("get"), bob);
     let carol = new_user(api, 3, key, "bob@example.com", None).await;

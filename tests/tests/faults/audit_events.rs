@@ -73,7 +73,7 @@ async fn each_state_change_leaves_one_event_with_its_actor_and_request_id() {
         let wire = &c.status(id).await["wire_version"];
         assert_eq!(
             (wire["node"].as_u64(), wire["cluster"].as_u64()),
-            (Some(3), Some(3)),
+            (Some(4), Some(4)),
             "node {id}"
         );
     }

@@ -25,6 +25,7 @@ mod breached;
 pub mod call;
 mod clock;
 mod credentials;
+mod email;
 mod epoch_cache;
 mod ids;
 pub mod keyring;
@@ -52,6 +53,7 @@ use keyring::{MasterKeys, TenantCache};
 pub use call::{Access, Call, Caller, ClientInfo, Principal, RequestContext, Scope};
 pub use clock::{unix_now, unix_now_ms};
 pub use credentials::new_api_key;
+pub use email::{email_index, stored_indexes, Email};
 pub use ids::new_id;
 pub use keyring::{KeyError, OpenError, TenantKeys};
 pub use min_time::{at_least, REFRESH_FAILURE_MIN_TIME, SIGN_IN_MIN_TIME};
@@ -60,9 +62,7 @@ pub use routing::region_error;
 pub use settings::{rate_limit, Settings};
 pub use signing::{new_signing_key, public_bytes, ACCESS_TOKEN_TTL_SECS};
 pub use tenant_keys::key_error;
-pub use user_lookup::{
-    email_index, failed_path, normalize_email, user_path, LoadedUser, UserPlain,
-};
+pub use user_lookup::{failed_path, user_path, LoadedUser, UserPlain};
 pub use writes::By;
 
 pub const MAX_KEY_BYTES: usize = 512;

@@ -3,18 +3,17 @@
 //! in `meta`, which holds a blind index of the normalised email, never the email).
 
 use cairn_cluster_config::META_GROUP;
-use cairn_storage::sm::email_index::GetEmail;
+use cairn_storage::sm::email_index::FindEmail;
 use cairn_storage::sm::users::GetUser;
 use cairn_storage::{codec, UserRecord};
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::email::{email_index, Email};
 use super::keyring::TenantKeys;
 use super::routing::region_error;
 use super::Core;
 use crate::error::ServiceError;
-
-const MAX_EMAIL_BYTES: usize = 254;
 
 /// The sealed part of a user record.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -40,49 +39,6 @@ pub fn user_path(user_id: &str) -> Vec<u8> {
 #[must_use]
 pub fn failed_path(user_id: &str) -> Vec<u8> {
     format!("failed/{user_id}").into_bytes()
-}
-
-/// Normalises an email: trimmed, domain lowercased (the local part is kept as
-/// given: it may be case-sensitive). Refuses what cannot be an address.
-///
-/// # Errors
-/// [`ServiceError::InvalidRequest`] naming the rule broken (never echoing it).
-pub fn normalize_email(raw: &str) -> Result<String, ServiceError> {
-    let bad = |why: &str| ServiceError::InvalidRequest(format!("invalid email: {why}"));
-    let e = raw.trim();
-    if e.is_empty() {
-        return Err(bad("empty"));
-    }
-    if e.len() > MAX_EMAIL_BYTES {
-        return Err(bad("longer than 254 bytes"));
-    }
-    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("contains whitespace or control characters"));
-    }
-    let Some((local, domain)) = e.rsplit_once('@') else {
-        return Err(bad("missing '@'"));
-    };
-    if local.is_empty() || local.len() > 64 || local.contains('@') {
-        return Err(bad(
-            "the part before '@' must be 1-64 characters without '@'",
-        ));
-    }
-    let labels_ok = domain
-        .split('.')
-        .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'));
-    if domain.is_empty() || !labels_ok || domain.starts_with('[') {
-        return Err(bad("the domain is not a host name"));
-    }
-    Ok(format!("{local}@{}", domain.to_lowercase()))
-}
-
-/// The blind index of a normalised email (domain-separated from KV key names).
-#[must_use]
-pub fn email_index(keys: &TenantKeys, email: &str) -> Vec<u8> {
-    let mut name = Zeroizing::new(Vec::with_capacity(6 + email.len()));
-    name.extend_from_slice(b"email\0");
-    name.extend_from_slice(email.as_bytes());
-    keys.blind_index(&name)
 }
 
 impl Core {
@@ -136,59 +92,41 @@ impl Core {
         })
     }
 
-    /// The user holding the normalised `email` in this tenant, opened (`None` if
-    /// there is none).
+    /// The user known by `email` in this tenant, opened (`None` if there is
+    /// none): a holder of its key or, until the email index is re-indexed, of its
+    /// earlier key, whose stored address has the same key.
     ///
     /// # Errors
-    /// `meta` or the user's region unavailable.
+    /// `email_ambiguous` if two users have that key (users the earlier rule kept
+    /// apart); `meta` or the user's region unavailable.
     pub async fn user_by_email(
         &self,
         keys: &TenantKeys,
-        email: &str,
+        email: &Email,
     ) -> Result<Option<LoadedUser>, ServiceError> {
-        let query = GetEmail {
+        let earlier = email.earlier_key();
+        let query = FindEmail {
             tenant_id: keys.id().to_owned(),
-            index: email_index(keys, email),
+            index: email_index(keys, email.key()),
+            fallback: (earlier != email.key()).then(|| email_index(keys, &earlier)),
         };
-        let Some(entry) = self.inner.raft.read(META_GROUP, query).await? else {
-            return Ok(None);
-        };
-        // A reservation whose user write has not landed (or a stale one) has no
-        // user yet; an email changed since the index was read does not match.
-        Ok(self
-            .load_user(keys, &entry.user_id)
-            .await?
-            .filter(|u| u.plain.email == email))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_normalised_and_checked() {
-        assert_eq!(
-            normalize_email("  Alice.B@Example.COM ").expect("ok"),
-            "Alice.B@example.com"
-        );
-        for bad in [
-            "",
-            "   ",
-            "no-at",
-            "@example.com",
-            "a@",
-            "a@b@c",
-            "a b@example.com",
-            "a@exa mple.com",
-            "a@.example.com",
-            "a@example..com",
-            "a@-x.com",
-            "a\u{0}@x.com",
-        ] {
-            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        let holders = self.inner.raft.read(META_GROUP, query).await?;
+        let mut found: Option<LoadedUser> = None;
+        for holder in holders {
+            // A reservation whose user write has not landed (or a stale one) has
+            // no user yet; an email changed since the index was read does not
+            // match.
+            let Some(user) = self.load_user(keys, &holder.user_id).await? else {
+                continue;
+            };
+            if !email.is(&user.plain.email) {
+                continue;
+            }
+            if found.is_some() {
+                return Err(ServiceError::EmailAmbiguous);
+            }
+            found = Some(user);
         }
-        let long = format!("{}@example.com", "a".repeat(65));
-        assert!(normalize_email(&long).is_err());
+        Ok(found)
     }
 }

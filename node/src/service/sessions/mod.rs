@@ -26,10 +26,9 @@ use cairn_storage::sm::rate_limits::Limited;
 use cairn_storage::sm::{SignInFailed, SignInFailedOutcome, StartSession, StartSessionOutcome};
 
 use super::core::{
-    at_least, email_index, failed_path, new_id, normalize_email, region_error, unix_now,
-    unix_now_ms, Buckets, Call, Core, LimitAction, LoadedUser, Principal, Scope, Settings,
-    TenantKeys, ACCESS_TOKEN_TTL_SECS, REFRESH_FAILURE_MIN_TIME, SIGN_IN_MIN_TIME,
-    TRUSTED_PAIR_SECS,
+    at_least, email_index, failed_path, new_id, region_error, unix_now, unix_now_ms, Buckets, Call,
+    Core, Email, LimitAction, LoadedUser, Principal, Scope, Settings, TenantKeys,
+    ACCESS_TOKEN_TTL_SECS, REFRESH_FAILURE_MIN_TIME, SIGN_IN_MIN_TIME, TRUSTED_PAIR_SECS,
 };
 use crate::error::ServiceError;
 /// Tolerated clock skew for `iat` in the future.
@@ -200,7 +199,9 @@ impl SessionService {
             |r| {
                 matches!(
                     r,
-                    Err(ServiceError::InvalidCredentials | ServiceError::RateLimited { .. })
+                    Err(ServiceError::InvalidCredentials
+                        | ServiceError::RateLimited { .. }
+                        | ServiceError::EmailAmbiguous)
                         | Ok(_)
                 )
             },
@@ -229,7 +230,7 @@ impl SessionService {
             self.core
                 .charge_ip(keys, &settings, LimitAction::SignIn, ip, now_ms)?;
         }
-        let email = normalize_email(email).ok();
+        let email = Email::parse(email).ok();
         let user = match &email {
             Some(email) => self.core.user_by_email(keys, email).await?,
             None => None,
@@ -352,7 +353,7 @@ impl SessionService {
         call: &Call,
         keys: &TenantKeys,
         settings: &Settings,
-        email: &str,
+        email: &Email,
         user: Option<&LoadedUser>,
     ) -> Result<Buckets, ServiceError> {
         let group = match user.and_then(|u| self.core.id_group(&u.record.id, "usr")) {
@@ -364,7 +365,7 @@ impl SessionService {
             settings,
             LimitAction::SignIn,
             group,
-            &email_index(keys, email),
+            &email_index(keys, email.key()),
             call.context().end_user_ip,
         ))
     }

@@ -29,8 +29,8 @@ use cairn_storage::{codec, EmailEntry, UserRecord};
 use zeroize::Zeroizing;
 
 use super::core::{
-    email_index, failed_path, new_id, normalize_email, region_error, unix_now, user_path, Call,
-    Core, LoadedUser, Scope, TenantKeys, UserPlain,
+    email_index, failed_path, new_id, region_error, stored_indexes, unix_now, user_path, Call,
+    Core, Email, LoadedUser, Scope, TenantKeys, UserPlain,
 };
 use crate::error::ServiceError;
 
@@ -191,7 +191,7 @@ impl UserService {
     ) -> Result<UserView, ServiceError> {
         let principal = call.api_key(Scope::Write)?;
         let keys = Arc::clone(principal.keys());
-        let email = normalize_email(email)?;
+        let email = Email::parse(email)?;
         if let Some(p) = &password {
             validate_password(p)?;
             self.core.check_breached(keys.id(), p).await?;
@@ -213,12 +213,12 @@ impl UserService {
             None => None,
         };
         let user_id = new_id("usr", group);
-        let index = email_index(&keys, &email);
+        let index = email_index(&keys, email.key());
         self.reserve_email(call, &keys, &index, &user_id, &region)
             .await?;
         let now = unix_now();
         let plain = UserPlain {
-            email,
+            email: email.display().to_owned(),
             password_hash,
         };
         let record = UserRecord {
@@ -389,7 +389,7 @@ impl UserService {
     /// Scope, `invalid_request` (not an email), `user_not_found`, unavailable.
     pub async fn lookup(&self, call: &Call, email: &str) -> Result<UserView, ServiceError> {
         let principal = call.api_key(Scope::Read)?;
-        let email = normalize_email(email)?;
+        let email = Email::parse(email)?;
         let user = self
             .core
             .user_by_email(principal.keys(), &email)
@@ -416,7 +416,7 @@ impl UserService {
             ));
         }
         let keys = Arc::clone(principal.keys());
-        let new_email = patch.email.as_deref().map(normalize_email).transpose()?;
+        let new_email = patch.email.as_deref().map(Email::parse).transpose()?;
         if let Some(p) = &patch.password {
             validate_password(p)?;
             self.core.check_breached(keys.id(), p).await?;
@@ -435,20 +435,19 @@ impl UserService {
                 .core
                 .id_group(user_id, "usr")
                 .ok_or(ServiceError::UserNotFound)?;
-            let old_index = email_index(&keys, &user.plain.email);
+            // A new address (a new spelling of the same one included) is
+            // reserved under its key; what the old one was held under goes.
             let changed_email = new_email
                 .as_ref()
-                .filter(|e| **e != user.plain.email)
-                .cloned();
-            let new_index = changed_email.as_ref().map(|e| email_index(&keys, e));
+                .filter(|e| e.display() != user.plain.email);
+            let new_index = changed_email.map(|e| email_index(&keys, e.key()));
             if let Some(index) = &new_index {
                 self.reserve_email(call, &keys, index, user_id, &user.region)
                     .await?;
             }
             let plain = UserPlain {
                 email: changed_email
-                    .clone()
-                    .unwrap_or_else(|| user.plain.email.clone()),
+                    .map_or_else(|| user.plain.email.clone(), |e| e.display().to_owned()),
                 password_hash: new_hash
                     .clone()
                     .or_else(|| user.plain.password_hash.clone()),
@@ -490,8 +489,12 @@ impl UserService {
             };
             match result.map_err(|e| region_error(&user.region, e))? {
                 UpdateUserOutcome::UserUpdated(record) => {
-                    if new_index.is_some() {
-                        self.release_email(call, &keys, &old_index, user_id).await;
+                    if let Some(new) = &new_index {
+                        for old in stored_indexes(&keys, &user.plain.email) {
+                            if old != *new {
+                                self.release_email(call, &keys, &old, user_id).await;
+                            }
+                        }
                     }
                     tracing::info!(tenant_id = keys.id(), user_id, "user updated");
                     let updated = LoadedUser {
@@ -541,8 +544,9 @@ impl UserService {
         let result = self.core.write(call, group, cmd).await;
         match result.map_err(|e| region_error(&user.region, e))? {
             DeleteUserOutcome::UserDeleted { sessions } => {
-                self.release_email(call, &keys, &email_index(&keys, &user.plain.email), user_id)
-                    .await;
+                for index in stored_indexes(&keys, &user.plain.email) {
+                    self.release_email(call, &keys, &index, user_id).await;
+                }
                 tracing::info!(tenant_id = keys.id(), user_id, sessions, "user deleted");
                 Ok(())
             }

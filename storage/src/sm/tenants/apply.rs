@@ -10,7 +10,7 @@ use super::{
 };
 use crate::engine::{ApplyBatch, Rows};
 use crate::keyspace::{
-    api_key_key, emails_prefix, signing_key, tenant_api_keys_prefix, tenant_data_prefixes,
+    api_key_key, signing_key, tenant_api_keys_prefix, tenant_data_prefixes, tenant_email_prefixes,
     tenant_key, tenant_name_key, tenant_settings_key,
 };
 use crate::sm::events::{Action, Applied, Event};
@@ -206,7 +206,9 @@ pub fn delete(
         batch.delete(api_key_key(group, &key_id))?;
     }
     batch.delete_prefix(&keys_prefix)?;
-    batch.delete_prefix(&emails_prefix(group, id))?;
+    for prefix in tenant_email_prefixes(group, id) {
+        batch.delete_prefix(&prefix)?;
+    }
     batch.delete(signing_key(group, id))?;
     batch.delete(tenant_settings_key(group, id))?;
     batch.delete(tenant_name_key(group, &tenant.name))?;
