@@ -81,27 +81,32 @@ async fn pass(
             tenant_id: tenant.id.clone(),
         };
         let marked = core.raft().read(META_GROUP, query).await?;
+        let (already, unmarked): (Vec<GroupId>, Vec<GroupId>) =
+            pending.into_iter().partition(|g| marked.contains(&g.0));
+        done.extend(already.into_iter().map(|g| (tenant.id.clone(), g.0)));
+        if unmarked.is_empty() {
+            continue;
+        }
+        // The tenant's keys only where there are users to open.
         let Some(keys) = core.tenant_keys_by_id(&tenant.id).await? else {
             continue;
         };
-        for group in pending {
+        for group in unmarked {
             if *stop.borrow() {
                 return Ok(());
             }
-            if !marked.contains(&group.0) {
-                let moved = reindex_group(core, &keys, group).await?;
-                let cmd = MarkEmailsReindexed {
-                    tenant_id: tenant.id.clone(),
-                    group: group.0,
-                };
-                core.write(By::System, META_GROUP, cmd).await?;
-                tracing::info!(
-                    tenant_id = %tenant.id,
-                    group = group.0,
-                    moved,
-                    "email index re-indexed"
-                );
-            }
+            let moved = reindex_group(core, &keys, group).await?;
+            let cmd = MarkEmailsReindexed {
+                tenant_id: tenant.id.clone(),
+                group: group.0,
+            };
+            core.write(By::System, META_GROUP, cmd).await?;
+            tracing::info!(
+                tenant_id = %tenant.id,
+                group = group.0,
+                moved,
+                "email index re-indexed"
+            );
             done.insert((tenant.id.clone(), group.0));
         }
     }
