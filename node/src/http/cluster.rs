@@ -37,6 +37,19 @@ pub struct NodeStatusBody {
     pub wire_version: WireVersionBody,
     /// Refresh proof walks since the node started.
     pub refresh_proof_walks: ProofWalksBody,
+    /// Reads of `meta` for credentials since the node started.
+    pub key_lookups: KeyLookupsBody,
+}
+
+/// What authenticating costs this node: API keys read from `meta` (cache
+/// misses), unknown key ids answered from the negative cache without a read,
+/// and tenants' signing keys read from `meta` (an unknown `kid` at
+/// introspection reads them at most once per `meta` change).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyLookupsBody {
+    pub api_key_reads: u64,
+    pub unknown_api_key_hits: u64,
+    pub signing_key_reads: u64,
 }
 
 /// What garbage refresh tokens cost this node: walks run (on the blocking
@@ -83,9 +96,14 @@ impl From<NodeStatus> for NodeStatusBody {
                 cluster: s.wire_version.cluster,
             },
             refresh_proof_walks: ProofWalksBody {
-                walks: s.proof_walks.0,
-                hmacs: s.proof_walks.1,
-                refused: s.proof_walks.2,
+                walks: s.work.proof_walks,
+                hmacs: s.work.proof_walk_hmacs,
+                refused: s.work.proof_walks_refused,
+            },
+            key_lookups: KeyLookupsBody {
+                api_key_reads: s.work.api_key_reads,
+                unknown_api_key_hits: s.work.unknown_api_key_hits,
+                signing_key_reads: s.work.signing_key_reads,
             },
         }
     }

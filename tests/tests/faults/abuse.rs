@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cairn_tests::api::{
     bearer, fails, user_request, Api, Auth, ClientInfo, CreateTenantRequest, HttpApi, RateLimit,
 };
-use cairn_tests::jwt::forged_refresh;
+use cairn_tests::jwt::{forged_refresh, sign_jwt};
 use cairn_tests::TestCluster;
 use serde_json::Value;
 
@@ -228,6 +228,124 @@ async fn garbage_refresh_tokens_cost_a_bounded_walk_and_no_write() {
     // A genuine token 40 behind is still reuse, and ends the family.
     fails(api.refresh(3, k, &at_20).await, 401, "refresh_token_reused");
     fails(api.refresh(1, k, &token).await, 401, "session_revoked");
+}
+
+/// A node's `key_lookups` counters: (API keys read from `meta`, unknown key
+/// ids answered from the negative cache, signing key reads).
+fn key_lookups(status: &Value) -> (u64, u64, u64) {
+    let l = &status["key_lookups"];
+    let n = |f: &str| l[f].as_u64().unwrap_or_else(|| panic!("{f} in {l}"));
+    (
+        n("api_key_reads"),
+        n("unknown_api_key_hits"),
+        n("signing_key_reads"),
+    )
+}
+
+/// Unknown credentials cost no `meta` read each (counts, not times): a key id
+/// `meta` does not hold, repeated, is read once and then answered from the
+/// negative cache; so is a revoked key; and access tokens under made-up `kid`s
+/// read the tenant's signing keys at most once, however many arrive. The
+/// genuine key and a fresh key made after the misses still work at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_api_keys_and_kids_cost_no_meta_read_each() {
+    let mut c = TestCluster::new(3, "");
+    c.boot().await;
+    let api = c.http_api();
+    let (tenant_id, key) = tenant_with_user(&api, Vec::new()).await;
+    let k = bearer(&key);
+    let s = api
+        .sign_in(2, k, "frank@example.com", PASSWORD)
+        .await
+        .expect("sign in");
+    // A well-formed key whose id no key has: the genuine key's secret under
+    // another id.
+    let prefix_and_id = "ck_".len() + 16;
+    let unknown = format!("ck_0123456789abcdef{}", &key[prefix_and_id..]);
+    assert_ne!(unknown[..prefix_and_id], key[..prefix_and_id]);
+
+    let before = key_lookups(&c.status(2).await);
+    for _ in 0..30 {
+        fails(
+            api.get_user(2, bearer(&unknown), &s.user_id).await,
+            401,
+            "unauthorized",
+        );
+    }
+    let after = key_lookups(&c.status(2).await);
+    let (reads, hits) = (after.0 - before.0, after.1 - before.1);
+    assert_eq!(reads + hits, 30, "{before:?} -> {after:?}");
+    assert!(
+        reads <= 2,
+        "30 requests with one unknown key read meta {reads} times"
+    );
+
+    // A revoked key is unknown from the revocation on, on every node, and
+    // then costs no read either.
+    let doomed = api
+        .create_api_key(1, Auth::OPERATOR, &tenant_id, &["read"])
+        .await
+        .expect("key");
+    api.get_user(2, bearer(&doomed.api_key), &s.user_id)
+        .await
+        .expect("the new key works");
+    api.revoke_api_key(1, Auth::OPERATOR, &tenant_id, &doomed.id)
+        .await
+        .expect("revoke");
+    let before = key_lookups(&c.status(2).await);
+    for _ in 0..10 {
+        fails(
+            api.get_user(2, bearer(&doomed.api_key), &s.user_id).await,
+            401,
+            "unauthorized",
+        );
+    }
+    let after = key_lookups(&c.status(2).await);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 9),
+        "one read, then the negative cache: {before:?} -> {after:?}"
+    );
+
+    // Made-up kids at introspection: at most one read of the signing keys.
+    let attacker = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let claims = serde_json::json!({ "sub": s.user_id, "sid": s.session_id, "tid": tenant_id,
+                                     "iat": 0, "exp": u64::MAX });
+    let before = key_lookups(&c.status(2).await);
+    for i in 0..30 {
+        let header =
+            serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": format!("made-up-{i}") });
+        let r = api
+            .introspect(2, k, &sign_jwt(&attacker, &header, &claims), None)
+            .await
+            .expect("introspect");
+        assert!(!r.active, "a made-up kid is inactive");
+    }
+    let after = key_lookups(&c.status(2).await);
+    assert!(
+        after.2 - before.2 <= 1,
+        "30 unknown kids read the signing keys {} times",
+        after.2 - before.2
+    );
+    // The genuine token still introspects as active, on every node.
+    for via in c.ids() {
+        let r = api
+            .introspect(via, k, &s.access_token, None)
+            .await
+            .expect("introspect");
+        assert!(r.active, "node {via}: the genuine token is active");
+    }
+
+    // A key created after all these misses is known at once, everywhere.
+    let fresh = api
+        .create_api_key(1, Auth::OPERATOR, &tenant_id, &["read"])
+        .await
+        .expect("key");
+    for via in c.ids() {
+        api.get_user(via, bearer(&fresh.api_key), &s.user_id)
+            .await
+            .unwrap_or_else(|e| panic!("node {via}: a new key works at once: {e:?}"));
+    }
 }
 
 /// What the stand-in range service was asked: (path, `Add-Padding` value).

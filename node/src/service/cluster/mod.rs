@@ -5,7 +5,7 @@ use cairn_cluster_config::META_GROUP;
 use cairn_raft::{GroupStatus, InitError};
 use cairn_storage::sm::cluster::{SetWireVersion, FIRST_WIRE_VERSION, WIRE_VERSION};
 
-use super::core::{Call, Core};
+use super::core::{Call, Core, WorkCounts};
 use crate::error::ServiceError;
 
 /// This node as `/v1/cluster/status` shows it.
@@ -20,8 +20,8 @@ pub struct NodeStatus {
     pub admitted: bool,
     pub groups: Vec<GroupStatus>,
     pub wire_version: WireVersions,
-    /// Refresh proof walks: (run, HMACs computed, refused over the bound).
-    pub proof_walks: (u64, u64, u64),
+    /// Expensive work done since the node started (counts).
+    pub work: WorkCounts,
 }
 
 /// The log entry formats: what this node's binary decodes, and what the
@@ -80,16 +80,7 @@ impl ClusterService {
                 node: WIRE_VERSION,
                 cluster: self.core.wire_version(),
             },
-            proof_walks: {
-                let w = self.core.work();
-                let load =
-                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-                (
-                    load(&w.proof_walks),
-                    load(&w.proof_walk_hmacs),
-                    load(&w.proof_walks_refused),
-                )
-            },
+            work: self.core.work().snapshot(),
         })
     }
 

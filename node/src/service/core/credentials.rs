@@ -8,8 +8,10 @@
 //! node's replica of `meta` has caught up with it, then takes the key from a cache
 //! if nothing in `meta` changed since the key was last read here (the `meta`
 //! epoch), and from `meta` otherwise; the presented secret is checked against the
-//! key's hash every time.
+//! key's hash every time. A key id `meta` does not hold is remembered the same
+//! way (a bounded negative cache), so repeating it costs no `meta` read.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use cairn_cluster_config::META_GROUP;
@@ -36,6 +38,13 @@ pub(super) struct KnownKey {
 /// at. Holds hashes, never secrets.
 pub(super) type ApiKeyCache = EpochCache<Arc<KnownKey>>;
 
+/// Key ids `meta` did not hold, each for the `meta` epoch it was read at (a
+/// key created since moved the epoch): a client repeating an unknown or revoked
+/// key costs no read of `meta` each time.
+pub(super) type UnknownKeyCache = EpochCache<()>;
+
+/// Entries of each of the two caches: a spray of random key ids clears the
+/// negative one, never grows it.
 pub(super) const API_KEY_CACHE_CAPACITY: usize = 16_384;
 
 /// The token of a `Bearer` authorization header value.
@@ -125,12 +134,23 @@ impl Core {
             }
             return Ok(known.principal.clone());
         }
+        let work = &self.inner.work;
+        if self.inner.unknown_api_keys.get(key.id(), epoch).is_some() {
+            work.unknown_api_key_hits.fetch_add(1, Ordering::Relaxed);
+            return Err(ServiceError::Unauthorized);
+        }
+        work.api_key_reads.fetch_add(1, Ordering::Relaxed);
         let query = GetApiKey {
             key_id: key.id().to_owned(),
         };
         let ApiKeyLookup { view, master } =
             self.inner.raft.read_since(META_GROUP, query, since).await?;
-        let view = view.ok_or(ServiceError::Unauthorized)?;
+        let Some(view) = view else {
+            // Read at `epoch` or later: if `meta` changed in between, the
+            // entry is stale on arrival and never serves.
+            self.inner.unknown_api_keys.insert(key.id(), epoch, ());
+            return Err(ServiceError::Unauthorized);
+        };
         if !key.verify_hash(&view.key.hash) {
             return Err(ServiceError::Unauthorized);
         }

@@ -39,7 +39,7 @@ mod tenant_keys;
 mod user_lookup;
 mod writes;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cairn_cluster_config::ClusterConfig;
@@ -88,6 +88,8 @@ struct Inner {
     public_signing: signing::PublicSigningCache,
     /// API keys this node authenticated, per `meta` epoch.
     api_keys: credentials::ApiKeyCache,
+    /// Key ids `meta` did not hold, per `meta` epoch.
+    unknown_api_keys: credentials::UnknownKeyCache,
     settings: settings::SettingsCache,
     ip_buckets: rate_limits::IpBuckets,
     passwords: passwords::PasswordPool,
@@ -106,6 +108,38 @@ pub struct WorkCounters {
     pub proof_walk_hmacs: AtomicU64,
     /// Walks refused unwalked: the token was further behind than the bound.
     pub proof_walks_refused: AtomicU64,
+    /// API keys read from `meta` (cache misses)…
+    pub api_key_reads: AtomicU64,
+    /// …and unknown key ids answered from the negative cache, unread.
+    pub unknown_api_key_hits: AtomicU64,
+    /// Tenants' signing keys read from `meta` (cache misses).
+    pub signing_key_reads: AtomicU64,
+}
+
+/// The [`WorkCounters`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkCounts {
+    pub proof_walks: u64,
+    pub proof_walk_hmacs: u64,
+    pub proof_walks_refused: u64,
+    pub api_key_reads: u64,
+    pub unknown_api_key_hits: u64,
+    pub signing_key_reads: u64,
+}
+
+impl WorkCounters {
+    #[must_use]
+    pub fn snapshot(&self) -> WorkCounts {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WorkCounts {
+            proof_walks: load(&self.proof_walks),
+            proof_walk_hmacs: load(&self.proof_walk_hmacs),
+            proof_walks_refused: load(&self.proof_walks_refused),
+            api_key_reads: load(&self.api_key_reads),
+            unknown_api_key_hits: load(&self.unknown_api_key_hits),
+            signing_key_reads: load(&self.signing_key_reads),
+        }
+    }
 }
 
 /// What a node's services are built from.
@@ -137,6 +171,9 @@ impl Core {
                 signing: signing::SigningCache::new(signing::SIGNING_CACHE_CAPACITY),
                 public_signing: signing::PublicSigningCache::new(signing::SIGNING_CACHE_CAPACITY),
                 api_keys: credentials::ApiKeyCache::new(credentials::API_KEY_CACHE_CAPACITY),
+                unknown_api_keys: credentials::UnknownKeyCache::new(
+                    credentials::API_KEY_CACHE_CAPACITY,
+                ),
                 settings: settings::SettingsCache::new(settings::SETTINGS_CACHE_CAPACITY),
                 ip_buckets: rate_limits::IpBuckets::default(),
                 passwords: passwords::PasswordPool::new(per_tenant),

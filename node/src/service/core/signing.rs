@@ -129,18 +129,25 @@ impl Core {
         self.load_signing(keys, epoch).await
     }
 
-    /// The tenant's signing keys read from `meta` now (linearizably), whatever the
-    /// cache holds: for a `kid` this replica has not applied yet (a rotation made
-    /// through another node a moment ago).
+    /// The tenant's signing keys as of a moment after `since`: once this replica
+    /// of `meta` has caught up (a read barrier, batched with every other), from
+    /// the cache if nothing in `meta` changed since they were read here. For a
+    /// `kid` the cached keys do not hold (a rotation made through another node a
+    /// moment ago, or a forged token): a flood of unknown `kid`s costs no
+    /// linearizable read each.
     ///
     /// # Errors
     /// As [`Self::signing`].
-    pub async fn signing_fresh(
+    pub async fn signing_since(
         &self,
         keys: &TenantKeys,
+        since: tokio::time::Instant,
     ) -> Result<Arc<TenantSigning>, ServiceError> {
-        let epoch = self.inner.raft.meta_epoch();
-        self.load_signing(keys, epoch).await
+        self.inner
+            .raft
+            .read_barrier_since(META_GROUP, since)
+            .await?;
+        self.signing(keys).await
     }
 
     async fn load_signing(
@@ -161,10 +168,6 @@ impl Core {
         Ok(signing)
     }
 
-    /// Tenant `tenant_id`'s signing key records, read linearizably from `meta`.
-    ///
-    /// # Errors
-    /// `meta` unavailable.
     /// The tenant's signing key records for its public JWKS, as of a moment
     /// after `since`: once this replica of `meta` has caught up (a read
     /// barrier, batched with every other), from the cache if nothing in `meta`
@@ -193,7 +196,16 @@ impl Core {
         Ok(k)
     }
 
+    /// Tenant `tenant_id`'s signing key records, read linearizably from `meta`
+    /// (counted in the node's work).
+    ///
+    /// # Errors
+    /// `meta` unavailable.
     pub async fn read_signing_keys(&self, tenant_id: &str) -> Result<SigningKeys, ServiceError> {
+        self.inner
+            .work
+            .signing_key_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let query = GetSigningKeys {
             tenant_id: tenant_id.to_owned(),
         };

@@ -148,8 +148,11 @@ impl SessionService {
     ) -> Result<(String, u64), ServiceError> {
         let mut signing = self.core.signing(keys).await?;
         if !signing.has_private(&s.kid) {
-            // Rotated through another node a moment ago: read the keys again.
-            signing = self.core.signing_fresh(keys).await?;
+            // Rotated through another node a moment ago: catch up with `meta`.
+            signing = self
+                .core
+                .signing_since(keys, tokio::time::Instant::now())
+                .await?;
         }
         // Never outlives its session: the session's idle and absolute ends, as
         // they stand at `iat` (its sign-in or latest refresh).
@@ -739,7 +742,12 @@ impl SessionService {
         };
         let mut signing = self.core.signing(keys).await?;
         if signing.public(&kid).is_none() {
-            signing = self.core.signing_fresh(keys).await?;
+            // A rotation this replica has not applied yet, or a forged `kid`:
+            // the keys as of the request's arrival decide.
+            signing = self
+                .core
+                .signing_since(keys, call.context().arrival)
+                .await?;
         }
         let Some(public) = signing.public(&kid) else {
             return Ok(Introspection::default());
