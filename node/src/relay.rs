@@ -12,8 +12,16 @@
 //! with no relay layer, so a relay ends at its first hop; its answer goes back
 //! to the client unchanged. The relaying node never opens the region's data:
 //! it sees only what the client sent and what the client is answered.
+//!
+//! Minimum response times count from the client's arrival at the relaying
+//! node: it marks the request ([`PADS_HEADER`]), the member records the
+//! minimum its answer owes instead of waiting it out (a
+//! [`DeferredPad`], answered as [`PAD_HEADER`]), and the relaying node waits
+//! until its own arrival plus that minimum. A client's copies of either header
+//! are dropped on the way in and on the way out.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -27,7 +35,23 @@ use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
 use crate::error::ServiceError;
-use crate::service::core::region_error;
+use crate::service::core::{region_error, DeferredPad};
+
+/// On a relayed request: the relaying node pads the answer to its minimum
+/// response time. Only a relay sets it (a client's copy is dropped).
+pub const PADS_HEADER: &str = "cairn-relay-pads";
+
+/// On a relayed answer: the minimum response time it owes, in milliseconds,
+/// for the relaying node to wait out. Never reaches a client.
+pub const PAD_HEADER: &str = "cairn-relay-pad-ms";
+
+/// The longest minimum a relaying node waits out, whatever an answer says.
+const MAX_PAD: Duration = Duration::from_secs(5);
+
+/// Whether a header is one of the relay's own, never taken from a client.
+fn relay_own(name: &str) -> bool {
+    name.eq_ignore_ascii_case(PADS_HEADER) || name.eq_ignore_ascii_case(PAD_HEADER)
+}
 
 /// Which client port a relayed request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +157,11 @@ impl Relayed {
             uri: uri
                 .path_and_query()
                 .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned()),
-            headers: carried(headers),
+            headers: carried(headers)
+                .into_iter()
+                .filter(|(name, _)| !relay_own(name))
+                .chain([(PADS_HEADER.to_owned(), b"1".to_vec())])
+                .collect(),
             body: body.to_vec(),
             client,
         }
@@ -152,8 +180,10 @@ pub fn head_of(parts: &axum::http::request::Parts) -> (Method, Uri, HeaderMap) {
     )
 }
 
-/// `request`, served by a member of `to.group`: its answer, or the error the
-/// client gets when no member could serve it.
+/// `request`, which arrived from the client at `arrival`, served by a member
+/// of `to.group`: its answer, no sooner than the minimum response time it
+/// owes from `arrival`; or the error the client gets when no member could
+/// serve it.
 ///
 /// # Errors
 /// The region unreachable ([`ServiceError::RegionUnavailable`]), or an answer
@@ -162,6 +192,7 @@ pub async fn send(
     raft: &RaftNode,
     to: &RelayTo,
     request: Relayed,
+    arrival: tokio::time::Instant,
 ) -> Result<Response<Full<Bytes>>, ServiceError> {
     let payload = codec::encode("relayed request", &request).map_err(|e| {
         tracing::error!(error = %e, "encoding a relayed request");
@@ -171,14 +202,34 @@ pub async fn send(
         .relay(to.group, payload)
         .await
         .map_err(|e| region_error(&to.region, e))?;
-    let answer: Answered = codec::decode("relayed answer", &answer).map_err(|e| {
+    let mut answer: Answered = codec::decode("relayed answer", &answer).map_err(|e| {
         tracing::error!(error = %e, group = to.group.0, "undecodable answer to a relayed request");
         ServiceError::Internal
     })?;
+    if let Some(min) = take_pad(&mut answer.headers) {
+        tokio::time::sleep_until(arrival + min).await;
+    }
     response(answer).map_err(|e| {
         tracing::error!(error = %e, group = to.group.0, "malformed answer to a relayed request");
         ServiceError::Internal
     })
+}
+
+/// Removes the relay's own headers from an answer's: the minimum response
+/// time the answer owes, if it names one (at most [`MAX_PAD`]).
+fn take_pad(headers: &mut Vec<(String, Vec<u8>)>) -> Option<Duration> {
+    let mut pad = None;
+    headers.retain(|(name, value)| {
+        if !relay_own(name) {
+            return true;
+        }
+        if name.eq_ignore_ascii_case(PAD_HEADER) {
+            let ms = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            pad = pad.max(ms.map(Duration::from_millis));
+        }
+        false
+    });
+    pad.map(|p| p.min(MAX_PAD))
 }
 
 fn response(a: Answered) -> Result<Response<Full<Bytes>>, String> {
@@ -221,6 +272,14 @@ impl RelayServer {
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.headers_mut() = header_map(r.headers)?;
+        // The relaying node pads the answer: the minimum is left to it.
+        let deferred = req
+            .headers_mut()
+            .remove(PADS_HEADER)
+            .map(|_| DeferredPad::default());
+        if let Some(d) = &deferred {
+            req.extensions_mut().insert(d.clone());
+        }
         let resp = match r.port {
             Port::Http => {
                 if let Some(client) = r.client {
@@ -245,9 +304,17 @@ impl RelayServer {
         let (status, headers) = (parts.status, parts.headers);
         let body = body.collect().await.map_err(|e| e.to_string())?;
         let trailers = body.trailers().map(carried).unwrap_or_default();
+        let mut headers = carried(&headers);
+        headers.retain(|(name, _)| !relay_own(name));
+        if let Some(min) = deferred.and_then(|d| d.get()) {
+            headers.push((
+                PAD_HEADER.to_owned(),
+                min.as_millis().to_string().into_bytes(),
+            ));
+        }
         let answer = Answered {
             status: status.as_u16(),
-            headers: carried(&headers),
+            headers,
             body: body.to_bytes().to_vec(),
             trailers,
         };
@@ -269,5 +336,46 @@ impl RelayHandler for RelayServer {
             group,
             payload,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relayed_request_carries_the_relays_mark_and_never_a_clients() {
+        let mut headers = HeaderMap::new();
+        headers.insert("cairn-relay-pads", HeaderValue::from_static("0"));
+        headers.insert("Cairn-Relay-Pad-Ms", HeaderValue::from_static("1"));
+        headers.insert("user-agent", HeaderValue::from_static("ua"));
+        let head = (Method::POST, Uri::from_static("/v1/sessions"), headers);
+        let r = Relayed::of(Port::Http, &head, &Bytes::new(), None);
+        let names: Vec<(&str, &[u8])> = r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        assert_eq!(
+            names,
+            [("user-agent", &b"ua"[..]), (PADS_HEADER, &b"1"[..])]
+        );
+    }
+
+    #[test]
+    fn an_answers_pad_is_taken_out_bounded_and_garbage_is_no_pad() {
+        let h = |v: &[(&str, &str)]| -> Vec<(String, Vec<u8>)> {
+            v.iter()
+                .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let mut headers = h(&[("content-type", "x"), (PAD_HEADER, "150")]);
+        assert_eq!(take_pad(&mut headers), Some(Duration::from_millis(150)));
+        assert_eq!(headers, h(&[("content-type", "x")]));
+        let mut headers = h(&[(PAD_HEADER, "99999999")]);
+        assert_eq!(take_pad(&mut headers), Some(MAX_PAD));
+        let mut headers = h(&[(PAD_HEADER, "soon"), (PADS_HEADER, "1")]);
+        assert_eq!(take_pad(&mut headers), None);
+        assert!(headers.is_empty(), "{headers:?}");
     }
 }

@@ -36,6 +36,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::error::ServiceError;
+use crate::service::core::DeferredPad;
 use crate::service::{Access, Call, RequestContext, Services};
 
 pub use kv::KvRpc;
@@ -81,6 +82,7 @@ async fn call<T>(services: &Services, req: &Request<T>, access: Access) -> Resul
             .and_then(|v| v.to_str().ok())
             .map(RequestContext::user_agent_of),
         arrival,
+        deferred_pad: req.extensions().get::<DeferredPad>().cloned(),
     };
     let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
     let caller = services

@@ -94,6 +94,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let max_body = self.max_body;
         Box::pin(async move {
+            let arrival = tokio::time::Instant::now();
             let (parts, body) = req.into_parts();
             let body: Bytes = match Limited::new(body, max_body).collect().await {
                 Ok(collected) => collected.to_bytes(),
@@ -116,8 +117,8 @@ where
             let Some(to) = to else {
                 return resp;
             };
-            let answer =
-                relay::send(&raft, &to, Relayed::of(Port::Grpc, &head, &body, client)).await;
+            let relayed = Relayed::of(Port::Grpc, &head, &body, client);
+            let answer = relay::send(&raft, &to, relayed, arrival).await;
             Ok(match answer {
                 Ok(mut answer) => {
                     let trailers = answer.extensions_mut().remove::<Trailers>();

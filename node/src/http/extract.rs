@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use super::{AppState, REQUEST_ID};
 use crate::error::ServiceError;
-use crate::service::core::ClientInfo;
+use crate::service::core::{ClientInfo, DeferredPad};
 use crate::service::{Access, Call, RequestContext, MAX_BODY_BYTES};
 
 /// Builds the [`Call`] of a request to a route that needs `access` (the one
@@ -74,6 +74,7 @@ async fn call(state: &AppState, access: Access, req: &mut Request) -> Result<Cal
         ),
         user_agent: text(&header::USER_AGENT).map(RequestContext::user_agent_of),
         arrival,
+        deferred_pad: req.extensions().get::<DeferredPad>().cloned(),
     };
     let call = Call::new(caller, context);
     match access {

@@ -20,6 +20,7 @@ use crate::service::MAX_BODY_BYTES;
 /// Serves `req`, and relays it if the service says it needs a group this node
 /// is outside of.
 pub async fn relay_pinned(State(raft): State<Arc<RaftNode>>, req: Request, next: Next) -> Response {
+    let arrival = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     let body: Bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -45,7 +46,14 @@ pub async fn relay_pinned(State(raft): State<Arc<RaftNode>>, req: Request, next:
     let Some(to) = resp.extensions().get::<RelayTo>().cloned() else {
         return resp;
     };
-    match relay::send(&raft, &to, Relayed::of(Port::Http, &head, &body, client)).await {
+    match relay::send(
+        &raft,
+        &to,
+        Relayed::of(Port::Http, &head, &body, client),
+        arrival,
+    )
+    .await
+    {
         Ok(answer) => answer.map(Body::new).into_response(),
         Err(e) => e.into_response(),
     }

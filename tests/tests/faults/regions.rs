@@ -331,12 +331,69 @@ async fn serve_the_hard_region_through_outside_nodes<A: Api>(api: &A, tag: &str)
     fails(api.get_user(5, uk, &bob.id).await, 404, "user_not_found");
 }
 
+/// A sign-in of an unknown email (the path that fails fastest), through node
+/// `via` with `extra` headers: its answer's status, headers and time.
+async fn unknown_sign_in(
+    c: &TestCluster,
+    via: u64,
+    key: &str,
+    extra: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Duration) {
+    let mut req = c
+        .client()
+        .post(c.url(via, "/v1/sessions"))
+        .bearer_auth(key)
+        .json(&json!({ "email": "nobody@example.com", "password": PASSWORD }));
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
+    let started = std::time::Instant::now();
+    let r = req.send().await.expect("sign in");
+    let took = started.elapsed();
+    (r.status().as_u16(), r.headers().clone(), took)
+}
+
+/// Minimum response times count from the client's arrival at the node it
+/// called, also when the region serves the request: the relayed sign-in takes
+/// its 150 ms (lower bounds only), no relay header reaches the client, and a
+/// client cannot claim to be a relay to skip the wait.
+async fn relayed_answers_keep_their_minimum_time(c: &TestCluster) {
+    let api = c.http_api();
+    let (_, key) = tenant_with_key(&api, 4, 5, "eu-min-time", "eu").await;
+    let min = Duration::from_millis(150);
+    let mut relayed = Vec::new();
+    for attempt in 0..5 {
+        let via = 4 + attempt % 2;
+        let (status, headers, took) =
+            unknown_sign_in(c, via, &key, &[("cairn-relay-pad-ms", "0")]).await;
+        assert_eq!(status, 401);
+        assert!(took >= min, "relayed through node {via}: {took:?}");
+        for name in ["cairn-relay-pad-ms", "cairn-relay-pads"] {
+            assert!(!headers.contains_key(name), "{name} reached the client");
+        }
+        relayed.push(took);
+    }
+    for via in 1..=3 {
+        let (status, headers, took) =
+            unknown_sign_in(c, via, &key, &[("cairn-relay-pads", "1")]).await;
+        assert_eq!(status, 401);
+        assert!(
+            took >= min,
+            "node {via} took a client's relay mark: answered in {took:?}"
+        );
+        assert!(!headers.contains_key("cairn-relay-pad-ms"));
+    }
+    relayed.sort();
+    println!("relayed failed sign-ins took {relayed:?} (minimum {min:?})");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn region_hard_pinned_requests_through_outside_nodes_are_served_by_the_region() {
     let mut c = two_regions("");
     c.boot().await;
     serve_the_hard_region_through_outside_nodes(&c.http_api(), "http").await;
     serve_the_hard_region_through_outside_nodes(&c.grpc_api(), "grpc").await;
+    relayed_answers_keep_their_minimum_time(&c).await;
     // The region's nodes never answered a query of an outside node: they
     // would have refused it, and logged the refusal.
     for id in 1..=3 {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::keyring::TenantKeys;
+use super::min_time::DeferredPad;
 use crate::error::ServiceError;
 
 /// One request to the service layer: who makes it, and its context. Built only
@@ -51,6 +52,10 @@ pub struct RequestContext {
     /// When the request arrived (before anything was read or written for it):
     /// reads may take a read index from any moment after it.
     pub arrival: Instant,
+    /// Set only on a request relayed here by the node the client called, which
+    /// pads the answer itself (`crate::relay`): minimum response times are
+    /// recorded here rather than waited out.
+    pub deferred_pad: Option<DeferredPad>,
 }
 
 /// The end user an app makes a call for (the request body's `client`).

@@ -56,7 +56,7 @@ pub use credentials::new_api_key;
 pub use email::{email_index, stored_indexes, Email};
 pub use ids::new_id;
 pub use keyring::{KeyError, OpenError, TenantKeys};
-pub use min_time::{at_least, REFRESH_FAILURE_MIN_TIME, SIGN_IN_MIN_TIME};
+pub use min_time::{at_least, DeferredPad, REFRESH_FAILURE_MIN_TIME, SIGN_IN_MIN_TIME};
 pub use rate_limits::{limited, Buckets, LimitAction, TRUSTED_PAIR_SECS};
 pub use routing::region_error;
 pub use settings::{rate_limit, Settings};

@@ -198,6 +198,7 @@ impl SessionService {
     ) -> Result<IssuedSession, ServiceError> {
         let principal = call.api_key(Scope::Write)?;
         at_least(
+            call.context().deferred_pad.as_ref(),
             SIGN_IN_MIN_TIME,
             |r| {
                 matches!(
@@ -421,6 +422,7 @@ impl SessionService {
     ) -> Result<RefreshedSession, ServiceError> {
         let principal = call.api_key(Scope::Write)?;
         at_least(
+            call.context().deferred_pad.as_ref(),
             REFRESH_FAILURE_MIN_TIME,
             |r| {
                 matches!(
