@@ -15,6 +15,7 @@
 //! - [`password`]: Argon2id password hashing (OWASP parameters, PHC strings).
 //! - [`token`]: opaque bearer secrets: refresh tokens as a keyed forward hash chain,
 //!   tenant API keys; only their hashes are stored.
+//! - [`webhook`]: Standard Webhooks secrets (`whsec_`) and `v1` signatures.
 //!
 //! Pure: no network, no storage. Errors never contain key bytes or secrets.
 
@@ -26,6 +27,7 @@ mod master_key;
 pub mod password;
 pub mod secret_file;
 pub mod token;
+pub mod webhook;
 
 pub use admin_token::AdminToken;
 pub use master_key::{MasterKey, MASTER_KEY_LEN};
