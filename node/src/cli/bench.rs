@@ -11,6 +11,12 @@
 //! users with passwords; `refresh` gives every worker its own session and each
 //! worker then rotates its own refresh token chain (a failed rotation is retried
 //! with the same token, which the server answers idempotently).
+//!
+//! `argon2` needs no cluster: the raw Argon2id verification rate of this machine
+//! on every core, with the parameters sign-in uses, which the `signin`
+//! throughput is measured against. `signin-rejected` is the abuse case: wrong
+//! passwords for one email, refused by its rate limit once its burst is spent;
+//! there a 429 is the success counted.
 
 mod conn;
 
@@ -36,12 +42,19 @@ pub enum Workload {
     Signin,
     /// Refresh token rotations: each worker rotates its own session's chain.
     Refresh,
+    /// Wrong-password sign-ins for one email: 429s once its bucket is spent
+    /// (counted as the successes; warm-up spends the burst).
+    SigninRejected,
+    /// Raw Argon2id verifications on every core of this machine (no cluster;
+    /// `--concurrency` is ignored): the ceiling for `signin`.
+    Argon2,
 }
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The cluster's config (every workload but `argon2`).
     #[arg(long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "kv-put")]
     workload: Workload,
     #[arg(long, default_value_t = 64)]
@@ -121,7 +134,14 @@ impl WorkerResult {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let (cfg, token) = super::load(&args.config)?;
+    if args.workload == Workload::Argon2 {
+        return argon2_rate(&args).await;
+    }
+    let config = args
+        .config
+        .as_deref()
+        .context("--config is needed for every workload but argon2")?;
+    let (cfg, token) = super::load(config)?;
     let client = super::client_builder(&cfg)?
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(10))
@@ -178,7 +198,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         }
-        Workload::KvPut => {}
+        Workload::KvPut | Workload::SigninRejected | Workload::Argon2 => {}
     }
 
     let start = Instant::now();
@@ -257,6 +277,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                             &serde_json::json!({ "refresh_token": refresh_token }),
                         )),
                     ),
+                    Workload::SigninRejected => (
+                        "POST",
+                        "/v1/sessions".to_owned(),
+                        Some(json_body(&serde_json::json!({
+                            "email": "bench-victim@bench.example",
+                            "password": "not the password",
+                        }))),
+                    ),
+                    Workload::Argon2 => unreachable!("argon2 runs without a cluster"),
                 };
                 let t0 = Instant::now();
                 let answer = conns[conn]
@@ -264,6 +293,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     .await;
                 let ok = match answer {
                     // The whole answer counts: a body cut short is an error.
+                    Ok(a) if workload == Workload::SigninRejected => a.status == 429,
                     Ok(a) if (200..300).contains(&a.status) => match workload {
                         // Adopt the successor; an unreadable answer is retried
                         // with the same token (answered idempotently).
@@ -290,6 +320,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         all.extend(r.latencies_us);
         errors += r.errors;
     }
+    report(&args, urls.len(), all, errors)
+}
+
+/// Prints the figures of a run over `nodes` nodes (and writes them as JSON
+/// with `--json`).
+fn report(args: &Args, nodes: usize, latencies_us: Vec<u64>, errors: usize) -> anyhow::Result<()> {
     let secs = args.duration_secs.max(1) as f64;
     println!(
         "workload {:?}, {} connections, {}s measured ({}s warm-up), {}-byte values, {} nodes",
@@ -298,9 +334,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.duration_secs,
         args.warmup_secs,
         args.value_size,
-        urls.len()
+        nodes
     );
-    let summary = summarize(all);
+    let summary = summarize(latencies_us);
     if let Some(path) = &args.json {
         let figures = serde_json::json!({
             "workload": format!("{:?}", args.workload),
@@ -308,7 +344,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "duration_secs": args.duration_secs,
             "warmup_secs": args.warmup_secs,
             "value_size": args.value_size,
-            "nodes": urls.len(),
+            "nodes": nodes,
             "ok": summary.as_ref().map_or(0, |s| s.count),
             "errors": errors,
             "throughput_per_sec": summary.as_ref().map_or(0.0, |s| s.count as f64 / secs),
@@ -339,6 +375,47 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => println!("ok 0  errors {errors}: no successful requests"),
     }
     Ok(())
+}
+
+/// The `argon2` workload: one thread per core, each verifying a password
+/// against its Argon2id hash (the parameters sign-in uses, its own 19 MiB
+/// workspace) for the run; the latency is one verification's.
+async fn argon2_rate(args: &Args) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    println!(
+        "{} on {cores} cores",
+        cairn_crypto::password::params_description()
+    );
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup_secs);
+    let end = measure_from + Duration::from_secs(args.duration_secs);
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            tokio::task::spawn_blocking(move || {
+                let mut out = WorkerResult::default();
+                let mut ws = cairn_crypto::password::Workspace::new();
+                let password = b"bench-password-1";
+                let Ok(phc) = ws.hash(password) else {
+                    out.errors += 1;
+                    return out;
+                };
+                while Instant::now() < end {
+                    let t0 = Instant::now();
+                    let ok = ws.verify(password, &phc);
+                    out.record((measure_from, end), t0, Instant::now(), ok);
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        let r = t.await.context("argon2 thread")?;
+        all.extend(r.latencies_us);
+        errors += r.errors;
+    }
+    report(args, 0, all, errors)
 }
 
 #[derive(serde::Deserialize)]
