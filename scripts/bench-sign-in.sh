@@ -9,9 +9,10 @@
 #      429 once its bucket is spent) and the node CPU each 429 costs, beside a
 #      linearizable KV read's as the floor of an authenticated request;
 #   4. both at once: the sign-ins the cluster still serves during the spray.
-# CPU is the nodes' own (utime + stime of the three processes), per successful
-# request; 429s are padded to sign-in's 150 ms minimum, so their rate is set by
-# the spray's connections, and their cost by the CPU each one takes.
+# CPU is the nodes' own (utime + stime of the three processes) over the
+# measured window, per successful request; 429s are padded to sign-in's 150 ms
+# minimum, so their rate is set by the spray's connections, and their cost by
+# the CPU each one takes (a refilled token's Argon2 verify and 401 included).
 # Usage: scripts/bench-sign-in.sh [--duration 10] [--warmup 3]
 #                                 [--concurrency 32] [--spray 128]
 #                                 [--transport tls|plaintext]
@@ -49,33 +50,17 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$work"' EXIT
 
-# The nodes' CPU so far, in clock ticks.
-node_ticks() {
-  local p t=0
-  for p in "${cairn_pids[@]}"; do
-    t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
-  done
-  echo "$t"
-}
-hz="$(getconf CLK_TCK)"
-
-# run WORKLOAD CONCURRENCY: the bench's summary line, then the nodes' CPU per
-# successful request.
+# run WORKLOAD CONCURRENCY [ARGS…]: the bench's summary and the nodes' CPU per
+# successful request over the measured window.
 run() {
-  local w="$1" c="$2" before after line ok
-  before="$(node_ticks)"
-  line="$("$bin" bench --config "$work/cluster.toml" --workload "$w" --concurrency "$c" \
-    --duration-secs "$duration" --warmup-secs "$warmup" | tail -1)"
-  after="$(node_ticks)"
-  ok="$(awk '{ print $2 }' <<<"$line")"
-  echo "$line"
-  # Warm-up and setup are in the CPU too: an upper bound per request.
-  awk -v t=$((after - before)) -v hz="$hz" -v ok="$ok" \
-    'BEGIN { if (ok > 0) printf "node CPU per ok request (at most): %.3f ms\n", t * 1000 / hz / ok }'
+  local w="$1" c="$2"
+  shift 2
+  "$bin" bench --config "$work/cluster.toml" --workload "$w" --concurrency "$c" \
+    --duration-secs "$duration" --warmup-secs "$warmup" --cpu-pids "$(IFS=,; echo "${cairn_pids[*]}")" "$@" | tail -2
 }
 
 echo "== argon2 (raw verification rate, no cluster)"
-"$bin" bench --workload argon2 --duration-secs "$duration" --warmup-secs "$warmup" | sed -n '1p;$p'
+"$bin" bench --workload argon2 --duration-secs "$duration" --warmup-secs "$warmup" | sed -n '1p;/^ok/p'
 
 bench_cluster_start "$work" 7800 "$transport"
 echo "== signin ($concurrency clients)"
@@ -84,14 +69,15 @@ echo "== signin-rejected ($spray clients)"
 run signin-rejected "$spray"
 echo "== kv-get ($concurrency clients; the cheapest authenticated request)"
 run kv-get "$concurrency"
-echo "== signin during a signin-rejected spray"
+echo "== signin during a signin-rejected spray (the users exist: no setup)"
+# The spray's window covers the sign-ins': it starts a second earlier and
+# lasts two seconds longer.
 "$bin" bench --config "$work/cluster.toml" --workload signin-rejected --concurrency "$spray" \
-  --duration-secs $((duration + 2)) --warmup-secs "$warmup" >"$work/spray.out" &
+  --duration-secs $((duration + 2)) --warmup-secs "$warmup" --no-setup >"$work/spray.out" &
 spray_pid=$!
 sleep 1
-"$bin" bench --config "$work/cluster.toml" --workload signin --concurrency "$concurrency" \
-  --duration-secs "$duration" --warmup-secs "$warmup" | tail -1
+run signin "$concurrency" --no-setup
 wait "$spray_pid"
-echo "the spray, meanwhile: $(tail -1 "$work/spray.out")"
+echo "the spray, meanwhile: $(grep '^ok' "$work/spray.out")"
 echo "peak RSS of each node (VmHWM):$(bench_peak_rss)"
 echo "(release build; $transport; every sign-in is an Argon2id verify and a durable Raft write on a majority)"

@@ -77,6 +77,31 @@ pub struct Args {
     /// Also write the figures as JSON to this file (`-`: standard output).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Skip the setup (users, preloaded keys): an earlier run made them.
+    #[arg(long)]
+    no_setup: bool,
+    /// The nodes' process ids (on this machine): their CPU time over the
+    /// measured window is reported per successful request.
+    #[arg(long, value_delimiter = ',')]
+    cpu_pids: Vec<u32>,
+}
+
+/// The kernel's unit for process times in `/proc` (`USER_HZ`, fixed at 100).
+const USER_HZ: u64 = 100;
+
+/// The CPU time (user and system, in `USER_HZ` ticks) the processes `pids`
+/// have used; `None` if one of them cannot be read.
+fn cpu_ticks(pids: &[u32]) -> Option<u64> {
+    pids.iter().try_fold(0u64, |sum, pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command name, which may hold spaces, in parentheses:
+        // state is field 3, utime and stime fields 14 and 15.
+        let rest = stat.rsplit_once(')')?.1;
+        let mut fields = rest.split_whitespace().skip(11);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some(sum + utime + stime)
+    })
 }
 
 /// Latency summary of successful requests, in microseconds.
@@ -172,6 +197,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let password = "bench-password-1";
 
     match args.workload {
+        _ if args.no_setup => {}
         Workload::KvGet | Workload::KvMixed => {
             for k in 0..keyspace {
                 let url = format!("{}/v1/kv/bench-{k}", urls[k % urls.len()]);
@@ -313,6 +339,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             out
         }));
     }
+    // The nodes' CPU over the measured window only (not setup, not warm-up).
+    let pids = args.cpu_pids.clone();
+    let cpu = tokio::spawn(async move {
+        if pids.is_empty() {
+            return None;
+        }
+        tokio::time::sleep_until(measure_from).await;
+        let from = cpu_ticks(&pids)?;
+        tokio::time::sleep_until(end).await;
+        Some(cpu_ticks(&pids)?.saturating_sub(from))
+    });
     let mut all = Vec::new();
     let mut errors = 0;
     for t in tasks {
@@ -320,13 +357,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         all.extend(r.latencies_us);
         errors += r.errors;
     }
-    report(&args, urls.len(), all, errors)
+    let cpu = cpu.await.context("cpu sampler")?;
+    if !args.cpu_pids.is_empty() && cpu.is_none() {
+        anyhow::bail!("--cpu-pids: cannot read /proc/<pid>/stat of every node");
+    }
+    report(&args, urls.len(), all, errors, cpu)
 }
 
 /// Prints the figures of a run over `nodes` nodes (and writes them as JSON
 /// with `--json`).
-fn report(args: &Args, nodes: usize, latencies_us: Vec<u64>, errors: usize) -> anyhow::Result<()> {
+fn report(
+    args: &Args,
+    nodes: usize,
+    latencies_us: Vec<u64>,
+    errors: usize,
+    cpu_ticks: Option<u64>,
+) -> anyhow::Result<()> {
     let secs = args.duration_secs.max(1) as f64;
+    let ok = latencies_us.len();
+    // Milliseconds of the nodes' CPU per successful request.
+    let cpu_ms = cpu_ticks
+        .filter(|_| ok > 0)
+        .map(|t| t as f64 * 1000.0 / USER_HZ as f64 / ok as f64);
     println!(
         "workload {:?}, {} connections, {}s measured ({}s warm-up), {}-byte values, {} nodes",
         args.workload,
@@ -352,6 +404,7 @@ fn report(args: &Args, nodes: usize, latencies_us: Vec<u64>, errors: usize) -> a
             "p90_ms": summary.as_ref().map(|s| s.p90 as f64 / 1000.0),
             "p99_ms": summary.as_ref().map(|s| s.p99 as f64 / 1000.0),
             "max_ms": summary.as_ref().map(|s| s.max as f64 / 1000.0),
+            "node_cpu_ms_per_ok": cpu_ms,
         });
         let text = serde_json::to_string_pretty(&figures)?;
         if path.as_os_str() == "-" {
@@ -373,6 +426,9 @@ fn report(args: &Args, nodes: usize, latencies_us: Vec<u64>, errors: usize) -> a
             s.max as f64 / 1000.0
         ),
         None => println!("ok 0  errors {errors}: no successful requests"),
+    }
+    if let Some(ms) = cpu_ms {
+        println!("node CPU per ok request: {ms:.3} ms (over the measured window)");
     }
     Ok(())
 }
@@ -415,7 +471,7 @@ async fn argon2_rate(args: &Args) -> anyhow::Result<()> {
         all.extend(r.latencies_us);
         errors += r.errors;
     }
-    report(args, 0, all, errors)
+    report(args, 0, all, errors, None)
 }
 
 #[derive(serde::Deserialize)]

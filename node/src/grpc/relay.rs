@@ -94,7 +94,6 @@ where
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let max_body = self.max_body;
         Box::pin(async move {
-            let arrival = tokio::time::Instant::now();
             let (parts, body) = req.into_parts();
             let body: Bytes = match Limited::new(body, max_body).collect().await {
                 Ok(collected) => collected.to_bytes(),
@@ -105,6 +104,9 @@ where
                     .into_http())
                 }
             };
+            // The minimum response time counts from here, as the service's
+            // own padding does: a body sent slowly must not use it up.
+            let arrival = tokio::time::Instant::now();
             let client = parts.extensions.get::<ConnInfo>().map(|i| i.remote);
             let head = relay::head_of(&parts);
             let req = http::Request::from_parts(parts, Body::new(Full::new(body.clone())));

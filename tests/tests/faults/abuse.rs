@@ -307,6 +307,43 @@ async fn unknown_api_keys_and_kids_cost_no_meta_read_each() {
         "one read, then the negative cache: {before:?} -> {after:?}"
     );
 
+    // A known key id with a wrong secret, repeated: one read, then the cache
+    // (of the stored hash) answers.
+    let known = api
+        .create_api_key(1, Auth::OPERATOR, &tenant_id, &["read"])
+        .await
+        .expect("key");
+    // One character of the secret changed, away from its last (whose low bits
+    // base64 does not carry).
+    let at = known.api_key.len() - 5;
+    let flipped = if &known.api_key[at..=at] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let wrong_secret = format!(
+        "{}{flipped}{}",
+        &known.api_key[..at],
+        &known.api_key[at + 1..]
+    );
+    let before = key_lookups(&c.status(2).await);
+    for _ in 0..10 {
+        fails(
+            api.get_user(2, bearer(&wrong_secret), &s.user_id).await,
+            401,
+            "unauthorized",
+        );
+    }
+    let after = key_lookups(&c.status(2).await);
+    assert!(
+        after.0 - before.0 <= 1,
+        "10 wrong secrets of one key read meta {} times",
+        after.0 - before.0
+    );
+    api.get_user(2, bearer(&known.api_key), &s.user_id)
+        .await
+        .expect("the right secret still works");
+
     // Made-up kids at introspection: at most one read of the signing keys.
     let attacker = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let claims = serde_json::json!({ "sub": s.user_id, "sid": s.session_id, "tid": tenant_id,

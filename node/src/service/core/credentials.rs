@@ -151,9 +151,6 @@ impl Core {
             self.inner.unknown_api_keys.insert(key.id(), epoch, ());
             return Err(ServiceError::Unauthorized);
         };
-        if !key.verify_hash(&view.key.hash) {
-            return Err(ServiceError::Unauthorized);
-        }
         let scopes = view
             .key
             .scopes
@@ -178,15 +175,20 @@ impl Core {
             sessions,
             relay,
         };
-        self.inner.api_keys.insert(
-            key.id(),
-            epoch,
-            Arc::new(KnownKey {
-                hash: view.key.hash,
-                principal: principal.clone(),
-            }),
-        );
-        Ok(principal)
+        // Cached whether or not the presented secret matches: a known id with
+        // a wrong secret, repeated, costs no `meta` read either (the cache holds
+        // the stored hash, never what was presented).
+        let known = Arc::new(KnownKey {
+            hash: view.key.hash,
+            principal,
+        });
+        self.inner
+            .api_keys
+            .insert(key.id(), epoch, Arc::clone(&known));
+        if !key.verify_hash(&known.hash) {
+            return Err(ServiceError::Unauthorized);
+        }
+        Ok(known.principal.clone())
     }
 }
 
