@@ -40,15 +40,7 @@ while (($#)); do
 done
 
 bench_build
-work="$(mktemp -d)"
-pids=()
-cairn_pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
+bench_scratch
 
 # run WORKLOAD CONCURRENCY [ARGS…]: the bench's summary and the nodes' CPU per
 # successful request over the measured window.

@@ -59,14 +59,7 @@ if ((${#missing[@]})); then
 fi
 bench_build
 
-work="$(mktemp -d)"
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
+bench_scratch
 
 value="$(head -c 96 /dev/zero | tr '\0' 'v')"
 # One row per wrk run: transport system conns puts/s p50_ms p99_ms errors.

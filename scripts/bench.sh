@@ -31,15 +31,7 @@ while (($#)); do
 done
 
 bench_build
-work="$(mktemp -d)"
-pids=()
-cairn_pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
+bench_scratch
 bench_cluster_start "$work" 7700 "$transport"
 
 IFS=',' read -r -a list <<<"$workloads"

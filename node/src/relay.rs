@@ -97,10 +97,12 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// The headers that cross a relay, either way: not the connection's, and not
+/// the relay's own (only the relay itself adds those, after this).
 fn carried(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
     headers
         .iter()
-        .filter(|(name, _)| !hop_by_hop(name))
+        .filter(|(name, _)| !hop_by_hop(name) && !relay_own(name.as_str()))
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect()
 }
@@ -159,7 +161,6 @@ impl Relayed {
                 .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned()),
             headers: carried(headers)
                 .into_iter()
-                .filter(|(name, _)| !relay_own(name))
                 .chain([(PADS_HEADER.to_owned(), b"1".to_vec())])
                 .collect(),
             body: body.to_vec(),
@@ -305,7 +306,6 @@ impl RelayServer {
         let body = body.collect().await.map_err(|e| e.to_string())?;
         let trailers = body.trailers().map(carried).unwrap_or_default();
         let mut headers = carried(&headers);
-        headers.retain(|(name, _)| !relay_own(name));
         if let Some(min) = deferred.and_then(|d| d.get()) {
             headers.push((
                 PAD_HEADER.to_owned(),

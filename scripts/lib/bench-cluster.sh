@@ -2,6 +2,22 @@
 # directory, from the release build (benchmarks measure what would be deployed;
 # the first release build compiles RocksDB again, ~15 minutes on 2 cores).
 
+# stop_all: stops every process in the caller's `pids` and waits for them.
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+}
+
+# bench_scratch: sets `work` (a fresh scratch directory) and empties `pids` and
+# `cairn_pids`; on exit, every process in `pids` is stopped and `work` removed.
+bench_scratch() {
+  work="$(mktemp -d)"
+  pids=()
+  cairn_pids=()
+  trap 'stop_all; rm -rf "$work"' EXIT
+}
+
 # bench_build: builds the release binaries; sets `bin`. With CAIRN_BENCH_BIN set,
 # uses that binary instead and builds nothing (A/B runs of two builds).
 bench_build() {

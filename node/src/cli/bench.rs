@@ -350,18 +350,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep_until(end).await;
         Some(cpu_ticks(&pids)?.saturating_sub(from))
     });
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let r = t.await.context("bench worker")?;
-        all.extend(r.latencies_us);
-        errors += r.errors;
-    }
+    let (all, errors) = gather(tasks).await?;
     let cpu = cpu.await.context("cpu sampler")?;
     if !args.cpu_pids.is_empty() && cpu.is_none() {
         anyhow::bail!("--cpu-pids: cannot read /proc/<pid>/stat of every node");
     }
     report(&args, urls.len(), all, errors, cpu)
+}
+
+/// Every worker's successful latencies and its error count, together.
+async fn gather(
+    workers: Vec<tokio::task::JoinHandle<WorkerResult>>,
+) -> anyhow::Result<(Vec<u64>, usize)> {
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let r = w.await.context("bench worker")?;
+        all.extend(r.latencies_us);
+        errors += r.errors;
+    }
+    Ok((all, errors))
 }
 
 /// Prints the figures of a run over `nodes` nodes (and writes them as JSON
@@ -464,13 +472,7 @@ async fn argon2_rate(args: &Args) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in threads {
-        let r = t.await.context("argon2 thread")?;
-        all.extend(r.latencies_us);
-        errors += r.errors;
-    }
+    let (all, errors) = gather(threads).await?;
     report(args, 0, all, errors, None)
 }
 
